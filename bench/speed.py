@@ -1,0 +1,102 @@
+"""Speed and rate-accuracy figures of the image codec (issue targets; never asserted in tests).
+
+* encode / decode wall time of 768x512 images with the bundled model (CPU; CUDA too when present);
+* range-coder throughput in symbols per second each way, on Gaussian-like symbols with outliers;
+* real file size against the model's own rate estimate (-log2 of the likelihoods) per quality.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from codec import ImageCodec
+from codec.image_io import read_image
+from codec.transforms import HYPER_STRIDE, pad_to_multiple
+from entropy_models.range_coder import RangeDecoder, RangeEncoder
+
+QUALITIES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
+
+
+def _images(folder: Path, limit: int | None = None) -> list[Path]:
+    from codec.training.data import list_images
+
+    return list_images(folder)[:limit] if limit else list_images(folder)
+
+
+def codec_times(folder: Path, device: str = "cpu", quality: float = 4.0, images: int = 3, repeat: int = 3) -> dict:
+    """Median encode/decode seconds per image (after one warm-up run)."""
+    codec = ImageCodec.default(device)
+    enc, dec = [], []
+    sizes = []
+    for path in _images(folder, images):
+        img = read_image(path)
+        blob = codec.encode(img, quality)  # warm-up
+        codec.decode(blob)
+        for _ in range(repeat):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            blob = codec.encode(img, quality)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t1 = time.perf_counter()
+            codec.decode(blob)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t2 = time.perf_counter()
+            enc.append(t1 - t0)
+            dec.append(t2 - t1)
+        sizes.append(f"{img.rgb.shape[1]}x{img.rgb.shape[0]}")
+    return {"device": device, "threads": torch.get_num_threads(), "quality": quality, "sizes": sorted(set(sizes)),
+            "encode_s": round(statistics.median(enc), 4), "decode_s": round(statistics.median(dec), 4)}
+
+
+def coder_throughput(n: int = 2_000_000, seed: int = 0) -> dict:
+    """Symbols per second through the range coder each way, with the Gaussian table set."""
+    from entropy_models.gaussian import GaussianConditional
+
+    g = GaussianConditional()
+    g.build_tables()
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, g.tables.count, n)
+    scales = g.scale_table.numpy()[idx]
+    sym = np.round(rng.standard_normal(n) * scales).astype(np.int64)
+    sym[rng.integers(0, n, n // 10000)] = 10_000  # a few escapes
+    t0 = time.perf_counter()
+    enc = RangeEncoder()
+    enc.encode(sym, idx, g.tables)
+    data = enc.finish()
+    t1 = time.perf_counter()
+    out = RangeDecoder(data).decode(idx, g.tables)
+    t2 = time.perf_counter()
+    if not np.array_equal(out, sym):
+        raise AssertionError("range coder round trip failed")
+    return {"symbols": n, "encode_msym_s": round(n / (t1 - t0) / 1e6, 2), "decode_msym_s": round(n / (t2 - t1) / 1e6, 2),
+            "bits_per_symbol": round(8 * len(data) / n, 3)}
+
+
+def rate_gap(folder: Path, qualities=QUALITIES, images: int | None = None) -> list[dict]:
+    """Per quality: total real bytes vs the model's estimate over the folder (and the gap in %)."""
+    codec = ImageCodec.default()
+    model = codec.model
+    rows = []
+    paths = _images(folder, images)
+    for q in qualities:
+        real = est = pix = 0.0
+        for path in paths:
+            img = read_image(path)
+            blob = codec.encode(img, q)
+            h, w = img.rgb.shape[:2]
+            x = torch.from_numpy(img.rgb).permute(2, 0, 1).float().div(255).unsqueeze(0)
+            est += model.estimate_bits(pad_to_multiple(x, HYPER_STRIDE), q)
+            real += 8 * len(blob)
+            pix += h * w
+        rows.append({"quality": q, "real_bpp": round(real / pix, 5), "estimated_bpp": round(est / pix, 5),
+                     "gap_percent": round(100 * (real - est) / est, 3)})
+    return rows

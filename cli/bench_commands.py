@@ -1,0 +1,137 @@
+"""`lcodec bench images|video` and `lcodec bd-rate`: thin click wrappers over the `bench` package.
+
+Bench user errors (BenchError: missing folder, unknown codec, bad JSON) become one-line
+click.ClickException messages; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+
+IMAGE_DEFAULT = "ours,jpeg,jpeg444,webp,avif,jp2k,heif,jxl,vvc"
+VIDEO_DEFAULT = "ours,x264,x265,svtav1,vp9,vvc"
+
+
+def bench_errors(fn):
+    """Turn bench.errors.BenchError into click.ClickException (one line, exit code 1)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from bench.errors import BenchError
+
+        try:
+            return fn(*args, **kwargs)
+        except BenchError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def _notice(message: str) -> None:
+    click.echo(f"lcodec bench: {message}", err=True)
+
+
+@click.group()
+def bench() -> None:
+    """Rate-distortion benchmarks against reference codecs (real files, BD-rate, plots)."""
+
+
+@bench.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--codecs", default=IMAGE_DEFAULT, show_default=True, help="Comma-separated codec names.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results/images"), show_default=True,
+              help="Output folder: one JSON per codec, summary.md, RD plots.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Images/settings run in parallel processes.")
+@click.option("--anchor", default=None, help="BD-rate anchor (default: vvc if present, else heif).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@bench_errors
+def images(folder: Path, codecs: str, out: Path, jobs: int, anchor: str | None, no_progress: bool) -> None:
+    """Image RD bench on every image in FOLDER."""
+    from bench.run_images import run_images
+
+    summary = run_images(folder, codecs, out, jobs=jobs, progress=not no_progress, anchor=anchor, notice=_notice)
+    click.echo(summary.read_text().split("\n| codec | description")[0].rstrip())
+    click.echo(f"\nwrote {summary}")
+
+
+@bench.command()
+@click.argument("clip", type=click.Path(path_type=Path))
+@click.option("--frames", type=click.IntRange(1, 100000), default=32, show_default=True, help="Frames coded.")
+@click.option("--codecs", default=VIDEO_DEFAULT, show_default=True, help="Comma-separated codec names.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results/video"), show_default=True,
+              help="Output folder: one JSON per codec, summary.md, RD plots.")
+@click.option("--intra-period", type=click.IntRange(0, None), default=0, show_default=True,
+              help="Frames between I-frames (0: one I-frame, then P-frames only).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Settings run in parallel processes.")
+@click.option("--anchor", default=None, help="BD-rate anchor (default: vvc if present, else x265).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@bench_errors
+def video(clip: Path, frames: int, codecs: str, out: Path, intra_period: int, jobs: int, anchor: str | None,
+          no_progress: bool) -> None:
+    """Low-delay video RD bench on the first FRAMES frames of CLIP."""
+    from bench.run_video import run_video
+
+    summary = run_video(clip, codecs, out, frames=frames, intra_period=intra_period, jobs=jobs,
+                        progress=not no_progress, anchor=anchor, notice=_notice)
+    click.echo(summary.read_text().split("\n| codec | description")[0].rstrip())
+    click.echo(f"\nwrote {summary}")
+
+
+@bench.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--anchor", default=None, help="BD-rate anchor codec (default: vvc, else heif / x265).")
+@click.option("--method", type=click.Choice(["pchip", "akima", "cubic"]), default="pchip", show_default=True)
+@bench_errors
+def summary(folder: Path, anchor: str | None, method: str) -> None:
+    """Rebuild summary.md and the RD plots of FOLDER from every codec JSON in it."""
+    from bench.errors import BenchError
+    from bench.report import load_results
+    from bench.run_images import image_summary
+    from bench.run_video import video_summary
+
+    if not folder.is_dir():
+        raise BenchError(f"not a folder: {folder}")
+    results = load_results(folder)
+    if not results:
+        raise BenchError(f"no codec results in {folder}")
+    video = any("per_clip" in d for d in results.values())
+    path = (video_summary if video else image_summary)(folder, anchor=anchor, method=method)
+    click.echo(path.read_text().split("\n| codec | description")[0].rstrip())
+    click.echo(f"\nwrote {path}")
+
+
+@click.command()
+@click.argument("anchor", type=click.Path(path_type=Path))
+@click.argument("test", type=click.Path(path_type=Path))
+@click.option("--method", type=click.Choice(["pchip", "akima", "cubic"]), default="pchip", show_default=True)
+@click.option("--metric", default="psnr-rgb", show_default=True,
+              help="Quality in the JSONs: psnr-rgb, ms-ssim (dB scale), psnr-yuv (video).")
+@bench_errors
+def bd_rate(anchor: Path, test: Path, method: str, metric: str) -> None:
+    """BD-rate (%) and BD-PSNR (dB) of TEST against ANCHOR (two codec JSONs)."""
+    from bench.bd_rate import InsufficientOverlap, bd_psnr
+    from bench.bd_rate import bd_rate as bd_rate_fn
+    from bench.errors import BenchError
+    from bench.report import curve, load_result
+
+    a, t = load_result(anchor), load_result(test)
+    ca, ct = curve(a, metric), curve(t, metric)
+    for c, data, path in ((ca, a, anchor), (ct, t, test)):
+        if c is None:
+            raise BenchError(f"{path}: no complete {metric!r} curve")
+    try:
+        rate = bd_rate_fn(ca[0], ca[1], ct[0], ct[1], method=method)
+        quality = bd_psnr(ca[0], ca[1], ct[0], ct[1], method=method)
+    except InsufficientOverlap as exc:
+        raise BenchError(f"cannot compute BD-rate: {exc}") from None
+    except ValueError as exc:
+        raise BenchError(f"cannot compute BD-rate: {exc}") from None
+    label = "BD-PSNR" if metric.startswith("psnr") else "BD-MS-SSIM"
+    click.echo(f"{t['name']} vs {a['name']} ({metric}, {method}):")
+    click.echo(f"BD-rate: {rate:+.2f} %")
+    click.echo(f"{label}: {quality:+.3f} dB")

@@ -1,0 +1,236 @@
+"""The `lcodec` command: encode, decode, info, train, export, bench, bd-rate.
+
+User errors (bad files, bad options, corrupt streams) print one line on stderr and exit non-zero;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from .bench_commands import bd_rate, bench
+from .speed_command import speed
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"lcodec: error: {message}", err=True)
+    sys.exit(code)
+
+
+def user_errors(fn):
+    """Turn LcodecError (and friends) into a one-line message and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from codec.errors import LcodecError
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            try:
+                result = fn(*args, **kwargs)
+            except LcodecError as exc:
+                _report_warnings(caught)
+                _fail(str(exc), exc.exit_code)
+            except KeyboardInterrupt:
+                _fail("interrupted (no output written)", 130)
+        _report_warnings(caught)
+        return result
+
+    return wrapper
+
+
+def _report_warnings(caught) -> None:
+    from codec.image_io import LossyReductionWarning
+
+    for w in caught:
+        if issubclass(w.category, LossyReductionWarning):
+            click.echo(f"lcodec: warning: {w.message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lcodec")
+def main() -> None:
+    """lcodec: a learned image codec with real range-coded bitstreams."""
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (default: INPUT with .lcd).")
+@click.option("-q", "--quality", type=float, default=None, help="Quality 1..8, fractions allowed (default 4).")
+@click.option("--bpp", type=float, default=None, help="Target bits per pixel: highest quality that fits.")
+@click.option("--psnr", type=float, default=None, help="Target PSNR in dB: lowest quality that reaches it.")
+@click.option("--model", "model", default=None, help="Bundled model name or weights file (.lcw).")
+@click.option("--max-pixels", type=int, default=None, help="Refuse larger inputs (default 64 Mpx).")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
+@user_errors
+def encode(input: Path, output: Path | None, quality: float | None, bpp: float | None, psnr: float | None,
+           model: str | None, max_pixels: int | None, force: bool) -> None:
+    """Encode an image (PNG, JPEG, BMP, TIFF, WebP, ...) into an lcodec file."""
+    from codec import ImageCodec
+    from codec.errors import OutputError
+    from codec.image_io import DEFAULT_MAX_PIXELS, atomic_write, read_image
+    from codec.quality import check_quality
+
+    targets = [v is not None for v in (quality, bpp, psnr)]
+    if sum(targets) > 1:
+        raise click.UsageError("give only one of --quality, --bpp, --psnr")
+    if bpp is not None and not bpp > 0:
+        raise click.BadParameter("must be positive", param_hint="--bpp")
+    if quality is not None:
+        try:
+            check_quality(quality)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--quality") from None
+    output = output or input.with_suffix(".lcd")
+    if output.exists() and not force:
+        raise OutputError(f"output exists: {output} (use --force to overwrite)")
+    image = read_image(input, max_pixels or DEFAULT_MAX_PIXELS)
+    codec = ImageCodec.from_model(model) if model else ImageCodec.default()
+    if bpp is not None or psnr is not None:
+        blob, q = codec.encode_to_target(image, bpp=bpp, psnr=psnr)
+    else:
+        q = 4.0 if quality is None else quality
+        blob = codec.encode(image, q)
+    atomic_write(output, data=blob, force=force)
+    h, w = image.rgb.shape[:2]
+    click.echo(f"{input} -> {output}: {w}x{h} {image.mode}, quality {q:.3f}, "
+               f"{len(blob)} bytes, {8 * len(blob) / (w * h):.4f} bpp")
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output image; format from the extension (default: INPUT.png).")
+@click.option("--model", "models", multiple=True, help="Weights file(s) to look for the stream's model in.")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
+@user_errors
+def decode(input: Path, output: Path | None, models: tuple[str, ...], force: bool) -> None:
+    """Decode an lcodec file into an image (any format Pillow writes)."""
+    from codec import ImageCodec
+    from codec.errors import OutputError
+    from codec.image_io import atomic_write
+
+    data = _read_stream(input)
+    output = output or input.with_suffix(".png")
+    if output.exists() and not force:
+        raise OutputError(f"output exists: {output} (use --force to overwrite)")
+    image = ImageCodec.for_stream(data, list(models)).decode(data, list(models))
+    atomic_write(output, image=image, force=force)
+    click.echo(f"{input} -> {output}: {image.width}x{image.height} {image.mode}")
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@user_errors
+def info(input: Path, as_json: bool) -> None:
+    """Show an lcodec file's header: kind, model, weights hash, quality, size, bytes, bpp."""
+    from codec import ImageCodec
+
+    d = ImageCodec.info(_read_stream(input))
+    if as_json:
+        click.echo(json.dumps(d))
+        return
+    for k, v in d.items():
+        click.echo(f"{k:15s} {v}")
+
+
+def _read_stream(path: Path) -> bytes:
+    from codec.errors import InputError
+
+    if not path.exists():
+        raise InputError(f"input file not found: {path}")
+    if path.is_dir():
+        raise InputError(f"input is a folder: {path}")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+
+
+@main.command()
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder of training photos.")
+@click.option("--val", type=click.Path(path_type=Path), default=None, help="Folder of validation images (real bpp/PSNR).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (checkpoints, log.jsonl).")
+@click.option("--steps", type=int, default=200_000, show_default=True)
+@click.option("--batch", type=int, default=8, show_default=True)
+@click.option("--patch", type=int, default=256, show_default=True, help="Patch side (multiple of 64).")
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--min-lr", type=float, default=1e-6, show_default=True, help="Cosine schedule floor.")
+@click.option("--warmup", type=int, default=500, show_default=True)
+@click.option("--metric", type=click.Choice(["mse", "ms-ssim"]), default="mse", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--init", default=None, help="Start from weights (.lcw) or a checkpoint (.pt).")
+@click.option("--val-every", type=int, default=2000, show_default=True)
+@click.option("--val-images", type=int, default=4, show_default=True)
+@click.option("--ckpt-minutes", type=float, default=5.0, show_default=True)
+@click.option("--time-limit", type=float, default=0.0, help="Stop (with a checkpoint) after this many minutes.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-resume", is_flag=True, help="Start afresh even if OUT/last.pt exists.")
+@user_errors
+def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, device, init, val_every,
+          val_images, ckpt_minutes, time_limit, seed, no_resume) -> None:
+    """Rate-distortion training (CPU or CUDA; run under torchrun for several processes/GPUs)."""
+    from codec.errors import InputError
+    from codec.training.loop import TrainConfig
+    from codec.training.loop import train as run
+
+    if patch % 64 or patch < 64:
+        raise click.BadParameter("must be a positive multiple of 64", param_hint="--patch")
+    if metric == "ms-ssim" and patch < 192:
+        raise click.BadParameter("MS-SSIM needs patches of at least 192", param_hint="--patch")
+    for folder in [data] + ([val] if val else []):
+        if not folder.is_dir():
+            raise InputError(f"folder not found: {folder}")
+    cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, steps=steps, batch=batch,
+                      patch=patch, lr=lr, min_lr=min_lr, warmup=warmup, metric=metric, device=device,
+                      init=init, val_every=val_every, val_images=val_images, ckpt_minutes=ckpt_minutes,
+                      time_limit=time_limit, seed=seed)
+    try:
+        path = run(cfg, resume=not no_resume)
+    except (FileNotFoundError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+    click.echo(f"checkpoint: {path}")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Weights file to write (.lcw).")
+@click.option("--name", default=None, help="Model name written into streams (default: output file stem).")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
+@user_errors
+def export(checkpoint: Path, output: Path, name: str | None, force: bool) -> None:
+    """Turn a training checkpoint into release weights usable with --model."""
+    from codec.errors import OutputError
+    from codec.training.export import export_checkpoint
+
+    if output.exists() and not force:
+        raise OutputError(f"output exists: {output} (use --force to overwrite)")
+    h = export_checkpoint(checkpoint, output, name or output.stem)
+    click.echo(f"{checkpoint} -> {output}: weights hash {h.hex()}")
+
+
+bench.add_command(speed)
+main.add_command(bench)
+main.add_command(bd_rate, name="bd-rate")
+
+
+def run() -> None:
+    """Console entry point: click's usage errors become one line on stderr, like every other error."""
+    try:
+        main.main(prog_name="lcodec", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except click.ClickException as exc:
+        _fail(exc.format_message().strip().replace("\n", " "), exc.exit_code)
+
+
+if __name__ == "__main__":
+    run()

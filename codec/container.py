@@ -1,0 +1,183 @@
+"""The lcodec file format (version 1): one self-describing, checksummed file per image.
+
+Byte layout (integers little-endian, ``varint`` = unsigned LEB128)::
+
+    magic        4 bytes   b"LCDC"
+    version      u8        1
+    kind         u8        0 = image (1 = video, reserved)
+    mode         u8        0 = RGB, 1 = L (grey), 2 = RGBA, 3 = LA
+    model name   u8 length + UTF-8 bytes
+    weights hash 8 bytes   first 8 bytes of the SHA-256 of the weights file
+    quality      u16       round(quality * 4096), quality in [1, 8]
+    height       varint    original height in pixels
+    width        varint    original width in pixels
+    streams      u8        number of payload streams (2: z, y; 3 with an alpha stream)
+    lengths      varint    one per stream
+    payloads     the streams, concatenated
+    crc32        u32       CRC-32 of every byte before it
+
+The decoder checks everything before it allocates anything: magic, version, kind, mode, sizes
+against sane maxima, stream lengths against the bytes actually present, then the CRC.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+from .errors import FormatError
+
+MAGIC = b"LCDC"
+VERSION = 1
+KIND_IMAGE = 0
+MODES = ("RGB", "L", "RGBA", "LA")
+MAX_SIDE = 1 << 16  # 65536 pixels per side
+MAX_STREAMS = 8
+QUALITY_SCALE = 4096
+_MIN_SIZE = 4 + 3 + 1 + 8 + 2 + 1 + 1 + 1 + 4
+
+
+@dataclass
+class ImageHeader:
+    """Everything the header of an image file says."""
+
+    model: str
+    weights_hash: bytes
+    quality: float
+    height: int
+    width: int
+    mode: str = "RGB"
+    stream_lengths: list[int] = field(default_factory=list)
+    version: int = VERSION
+
+    def to_dict(self, total_bytes: int | None = None) -> dict:
+        d = {
+            "kind": "image",
+            "format_version": self.version,
+            "model": self.model,
+            "weights_hash": self.weights_hash.hex(),
+            "quality": round(self.quality, 4),
+            "width": self.width,
+            "height": self.height,
+            "mode": self.mode,
+            "streams": list(self.stream_lengths),
+        }
+        if total_bytes is not None:
+            d["bytes"] = total_bytes
+            d["bpp"] = round(8 * total_bytes / (self.width * self.height), 5)
+        return d
+
+
+def _varint(n: int) -> bytes:
+    if n < 0:
+        raise ValueError("varint must be non-negative")
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise FormatError("file is truncated (header ends early)")
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def varint(self, max_bytes: int = 5) -> int:
+        n = 0
+        for i in range(max_bytes):
+            b = self.u8()
+            n |= (b & 0x7F) << (7 * i)
+            if not b & 0x80:
+                return n
+        raise FormatError("corrupt header (length field too long)")
+
+
+def pack_image(header: ImageHeader, streams: list[bytes]) -> bytes:
+    """Serialise a header and its payload streams into a complete file."""
+    if header.mode not in MODES:
+        raise ValueError(f"unknown mode {header.mode}")
+    name = header.model.encode("utf-8")
+    if len(name) > 255 or len(header.weights_hash) != 8:
+        raise ValueError("model name too long or weights hash not 8 bytes")
+    out = bytearray(MAGIC)
+    out += bytes([VERSION, KIND_IMAGE, MODES.index(header.mode), len(name)]) + name
+    out += header.weights_hash
+    out += struct.pack("<H", int(round(header.quality * QUALITY_SCALE)))
+    out += _varint(header.height) + _varint(header.width)
+    out.append(len(streams))
+    for s in streams:
+        out += _varint(len(s))
+    for s in streams:
+        out += s
+    out += struct.pack("<I", zlib.crc32(out) & 0xFFFFFFFF)
+    header.stream_lengths = [len(s) for s in streams]
+    return bytes(out)
+
+
+def read_header(data: bytes) -> tuple[ImageHeader, int]:
+    """Parse and validate the header; returns it and the offset of the first payload byte."""
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise FormatError("not an lcodec file (bad magic)")
+    if len(data) < _MIN_SIZE:
+        raise FormatError("file is truncated")
+    r = _Reader(data)
+    r.take(4)
+    version = r.u8()
+    if version != VERSION:
+        raise FormatError(f"unsupported format version {version} (this lcodec reads version {VERSION})")
+    kind = r.u8()
+    if kind != KIND_IMAGE:
+        raise FormatError(f"unsupported stream kind {kind} (this lcodec decodes images)")
+    mode_i = r.u8()
+    if mode_i >= len(MODES):
+        raise FormatError(f"corrupt header (unknown colour mode {mode_i})")
+    name_len = r.u8()
+    try:
+        name = r.take(name_len).decode("utf-8")
+    except UnicodeDecodeError:
+        raise FormatError("corrupt header (model name is not UTF-8)") from None
+    whash = r.take(8)
+    quality = struct.unpack("<H", r.take(2))[0] / QUALITY_SCALE
+    height = r.varint()
+    width = r.varint()
+    if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+        raise FormatError(f"corrupt header (implausible size {width}x{height})")
+    if not (1.0 <= quality <= 8.0):
+        raise FormatError(f"corrupt header (quality {quality:g} out of range)")
+    n = r.u8()
+    if not (1 <= n <= MAX_STREAMS):
+        raise FormatError(f"corrupt header ({n} streams)")
+    lengths = [r.varint() for _ in range(n)]
+    if r.pos + sum(lengths) + 4 != len(data):
+        if r.pos + sum(lengths) + 4 > len(data):
+            raise FormatError("file is truncated (payload shorter than its header says)")
+        raise FormatError("file has trailing or missing bytes (lengths do not add up)")
+    header = ImageHeader(name, whash, quality, height, width, MODES[mode_i], lengths, version)
+    return header, r.pos
+
+
+def unpack_image(data: bytes) -> tuple[ImageHeader, list[bytes]]:
+    """Validate a whole file (header, lengths, CRC-32) and split it into header and streams."""
+    header, pos = read_header(data)
+    crc = struct.unpack("<I", data[-4:])[0]
+    if zlib.crc32(data[:-4]) & 0xFFFFFFFF != crc:
+        raise FormatError("file is corrupt (CRC-32 mismatch)")
+    streams = []
+    for n in header.stream_lengths:
+        streams.append(data[pos : pos + n])
+        pos += n
+    return header, streams

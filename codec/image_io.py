@@ -1,0 +1,175 @@
+"""Reading and writing image files, colour modes, and the lossless alpha stream.
+
+Inputs are anything Pillow opens. The codec itself works on 8-bit RGB: grey images are coded as
+RGB and turned back into grey; alpha is split off and coded losslessly (delta filter + zlib);
+16-bit inputs are reduced to 8 bits with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import FormatError, InputError, OutputError
+
+#: Refuse inputs above this many pixels (guards against decompression bombs); 8K is 33 Mpx.
+DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
+
+
+@dataclass
+class PreparedImage:
+    """An input split into the 8-bit RGB the model codes and what is needed to rebuild its mode."""
+
+    rgb: np.ndarray  # uint8 [H, W, 3]
+    mode: str  # "RGB", "L", "RGBA" or "LA"
+    alpha: np.ndarray | None = None  # uint8 [H, W]
+
+
+class LossyReductionWarning(UserWarning):
+    """The input had more precision than lcodec keeps (16-bit reduced to 8-bit)."""
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """Reduce 16-bit / 32-bit integer and float grey images to 8-bit 'L'."""
+    arr = np.asarray(im)
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N") or (im.mode == "I" and arr.max(initial=0) > 255):
+        warnings.warn("16-bit input reduced to 8 bits per sample", LossyReductionWarning, stacklevel=3)
+        arr8 = np.clip(np.round(arr.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, "L")
+    if im.mode == "I":
+        return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+    if im.mode == "F":
+        warnings.warn("floating-point input reduced to 8 bits per sample", LossyReductionWarning, stacklevel=3)
+        scale = 255.0 if arr.max(initial=0) <= 1.0 else 1.0
+        return Image.fromarray(np.clip(np.round(arr * scale), 0, 255).astype(np.uint8), "L")
+    return im
+
+
+def prepare(im: Image.Image) -> PreparedImage:
+    """Normalise any Pillow image to (RGB, mode, alpha)."""
+    im = _to_8bit(im)
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode == "1":
+        im = im.convert("L")
+    if im.mode == "PA":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBa", "La"):
+        im = im.convert("RGBA" if im.mode == "RGBa" else "LA")
+    if im.mode == "L":
+        g = np.asarray(im, dtype=np.uint8)
+        return PreparedImage(np.repeat(g[:, :, None], 3, axis=2), "L")
+    if im.mode == "LA":
+        a = np.asarray(im, dtype=np.uint8)
+        return PreparedImage(np.repeat(a[:, :, :1], 3, axis=2), "LA", np.ascontiguousarray(a[:, :, 1]))
+    if im.mode == "RGBA":
+        a = np.asarray(im, dtype=np.uint8)
+        return PreparedImage(np.ascontiguousarray(a[:, :, :3]), "RGBA", np.ascontiguousarray(a[:, :, 3]))
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return PreparedImage(np.asarray(im, dtype=np.uint8).copy(), "RGB")
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> PreparedImage:
+    """Open an image file; raise InputError with a clear reason if that is not possible."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"input file not found: {p}")
+    if p.is_dir():
+        raise InputError(f"input is a folder, not an image: {p}")
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise InputError(f"image is {w}x{h} = {w * h} pixels, above the limit of {max_pixels} (raise --max-pixels)")
+            if im.mode in ("RGB", "RGBA") and any(";16" in str(getattr(t, "args", t)) for t in im.tile):
+                # Pillow reduces 16-bit colour PNGs to 8 bits while loading: say so
+                warnings.warn("16-bit input reduced to 8 bits per sample", LossyReductionWarning, stacklevel=2)
+            im.load()
+            return prepare(im)
+    except InputError:
+        raise
+    except PermissionError:
+        raise InputError(f"cannot read {p}: permission denied") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise InputError(f"not a readable image: {p} ({exc.__class__.__name__})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"cannot decode image {p}: {exc}") from None
+
+
+def finish(rgb: np.ndarray, mode: str, alpha: np.ndarray | None) -> Image.Image:
+    """Rebuild the output image in the input's mode from decoded RGB (+ alpha)."""
+    if mode in ("L", "LA"):
+        grey = np.clip(np.round(rgb.astype(np.float32).mean(axis=2)), 0, 255).astype(np.uint8)
+        if mode == "L":
+            return Image.fromarray(grey, "L")
+        return Image.fromarray(np.dstack([grey, alpha]), "LA")
+    if mode == "RGBA":
+        return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+    return Image.fromarray(rgb, "RGB")
+
+
+def encode_alpha(alpha: np.ndarray) -> bytes:
+    """Lossless alpha: horizontal byte deltas then zlib (alpha planes are mostly flat)."""
+    a = alpha.astype(np.uint8)
+    delta = np.empty_like(a)
+    delta[:, 0] = a[:, 0]
+    delta[:, 1:] = a[:, 1:] - a[:, :-1]  # wraps modulo 256, undone exactly by cumsum
+    return zlib.compress(delta.tobytes(), 9)
+
+
+def decode_alpha(data: bytes, height: int, width: int) -> np.ndarray:
+    """Inverse of encode_alpha; never inflates more than height * width bytes."""
+    d = zlib.decompressobj()
+    try:
+        raw = d.decompress(data, height * width)
+    except zlib.error:
+        raise FormatError("alpha stream is corrupt") from None
+    if len(raw) != height * width or d.unconsumed_tail or not d.eof:
+        raise FormatError("alpha stream has the wrong size")
+    delta = np.frombuffer(raw, dtype=np.uint8).reshape(height, width)
+    return np.cumsum(delta, axis=1, dtype=np.uint64).astype(np.uint8)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | None = None, image: Image.Image | None = None,
+                 force: bool = False) -> None:
+    """Write bytes or an image to `path` through a temporary file, so no partial output is ever left."""
+    p = Path(path)
+    if p.exists() and not force:
+        raise OutputError(f"output exists: {p} (use --force to overwrite)")
+    if p.is_dir():
+        raise OutputError(f"output is a folder: {p}")
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"output folder does not exist: {folder}")
+    if image is not None:
+        fmt = Image.registered_extensions().get(p.suffix.lower())
+        if fmt is None or fmt not in Image.SAVE:
+            raise OutputError(f"cannot write images with extension '{p.suffix}' (try .png)")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {folder}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if image is not None:
+                try:
+                    image.save(f, format=fmt)
+                except (OSError, KeyError, ValueError) as exc:
+                    raise OutputError(f"cannot write a {image.mode} image as {p.suffix}: {exc}") from None
+            else:
+                f.write(data or b"")
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,138 @@
+"""The image model: transforms + hyperprior + multi-reference entropy model + quality gains.
+
+``forward`` gives reconstructions and likelihoods for rate-distortion training; ``compress`` and
+``decompress`` turn a padded image tensor into two range-coded streams (z, then y) and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from entropy_models.factorized import FactorizedPrior
+from entropy_models.multi_reference import MultiReferenceEntropyModel
+from entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
+
+from .quality import GainUnit
+from .transforms import (
+    HYPER_STRIDE,
+    AnalysisTransform,
+    HyperAnalysis,
+    HyperSynthesis,
+    SynthesisTransform,
+)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture hyper-parameters; stored in every weights file."""
+
+    n: int = 96  # transform width
+    m: int = 160  # latent channels
+    nz: int = 96  # hyper-latent channels
+    hyper: int = 128  # hyper feature channels fed to the context model
+    slices: int = 5
+    hidden: int = 128  # width of the entropy-parameter networks
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f: int(d[f]) for f in cls.__dataclass_fields__ if f in d}
+        return cls(**known)
+
+
+class ImageModel(nn.Module):
+    """Variable-rate learned image codec network."""
+
+    def __init__(self, config: ModelConfig = ModelConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.g_a = AnalysisTransform(config.n, config.m)
+        self.g_s = SynthesisTransform(config.n, config.m)
+        self.h_a = HyperAnalysis(config.m, config.nz)
+        self.h_s = HyperSynthesis(config.nz, config.hyper)
+        self.z_prior = FactorizedPrior(config.nz)
+        self.context = MultiReferenceEntropyModel(config.m, config.hyper, config.slices, config.hidden)
+        self.gain = GainUnit(config.m)
+
+    # ---- training ------------------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor, q: torch.Tensor) -> dict[str, torch.Tensor]:
+        """x: [B, 3, H, W] in [0, 1] with H, W multiples of 64; q: [B] qualities."""
+        y = self.g_a(x) * self.gain.gain(q)
+        z = self.h_a(y)
+        z_hat, z_lik = self.z_prior(z)
+        hyper = self.h_s(z_hat)
+        y_hat, y_lik = self.context(y, hyper)
+        x_hat = self.g_s(y_hat * self.gain.inverse_gain(q))
+        return {"x_hat": x_hat, "y_likelihoods": y_lik, "z_likelihoods": z_lik}
+
+    # ---- coding --------------------------------------------------------------------------------
+
+    def build_tables(self) -> None:
+        """Build the integer CDF tables (done once at export; stored with the weights)."""
+        self.z_prior.build_tables()
+        self.context.gaussian.build_tables()
+
+    def load_tables(self) -> None:
+        """Take the tables from the loaded buffers (never rebuilt from floats at coding time)."""
+        self.z_prior.load_tables_from_buffer()
+        self.context.gaussian.load_tables_from_buffer()
+
+    @torch.no_grad()
+    def compress_latent(self, y: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
+        """Code a gained latent [1, M, h, w] (h, w multiples of 4); return ([z, y streams], y_hat)."""
+        z = self.h_a(y)
+        enc_z = RangeEncoder()
+        z_hat = self.z_prior.compress(z, enc_z)
+        hyper = self.h_s(z_hat.to(y.device))
+        enc_y = RangeEncoder()
+        y_hat = self.context.compress(y, hyper, enc_y)
+        return [enc_z.finish(), enc_y.finish()], y_hat
+
+    @torch.no_grad()
+    def decompress_latent(self, streams: list[bytes], padded_hw: tuple[int, int],
+                          device: torch.device | str = "cpu") -> torch.Tensor:
+        """Decode the gained latent y_hat of a padded image of size padded_hw."""
+        h, w = padded_hw
+        if len(streams) != 2:
+            raise StreamError("expected a z stream and a y stream")
+        dec_z = RangeDecoder(streams[0])
+        z_hat = self.z_prior.decompress(dec_z, (1, self.config.nz, h // HYPER_STRIDE, w // HYPER_STRIDE))
+        if not dec_z.exhausted():
+            raise StreamError("z stream has trailing data")
+        hyper = self.h_s(z_hat.to(device))
+        dec_y = RangeDecoder(streams[1])
+        y_hat = self.context.decompress(hyper, dec_y)
+        if not dec_y.exhausted():
+            raise StreamError("y stream has trailing data")
+        return y_hat
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, q: float) -> tuple[list[bytes], torch.Tensor]:
+        """Code a padded image [1, 3, H, W]; return ([z stream, y stream], y_hat)."""
+        if x.shape[0] != 1 or x.shape[-1] % HYPER_STRIDE or x.shape[-2] % HYPER_STRIDE:
+            raise ValueError("compress expects one image padded to a multiple of 64")
+        qt = torch.tensor([q], dtype=torch.float32, device=x.device)
+        return self.compress_latent(self.g_a(x) * self.gain.gain(qt))
+
+    @torch.no_grad()
+    def decompress(self, streams: list[bytes], q: float, padded_hw: tuple[int, int],
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+        """Decode the streams of a padded image; returns [1, 3, H, W] (unclamped)."""
+        qt = torch.tensor([q], dtype=torch.float32, device=device)
+        y_hat = self.decompress_latent(streams, padded_hw, device)
+        return self.g_s(y_hat * self.gain.inverse_gain(qt))
+
+    @torch.no_grad()
+    def estimate_bits(self, x: torch.Tensor, q: float) -> float:
+        """Model's own rate estimate (-log2 likelihoods of the rounded latents), in bits."""
+        was = self.training
+        self.eval()
+        out = self.forward(x, torch.tensor([q], dtype=torch.float32, device=x.device))
+        self.train(was)
+        return float(-(torch.log2(out["y_likelihoods"]).sum() + torch.log2(out["z_likelihoods"]).sum()))

@@ -1,0 +1,143 @@
+"""Model weights: the bundled models, weight files, and their hashes.
+
+A weights file (``.lcw``) is a safetensors file: plain tensors plus a JSON metadata header (model
+name, architecture, training summary), so loading it never executes code. Its hash is the first
+8 bytes of the SHA-256 of the file; every stream names it, and a decoder refuses weights whose
+hash differs from the one the stream was made with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .errors import InputError, UnknownModelError
+from .image_model import ImageModel, ModelConfig
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL = "default"
+WEIGHTS_FORMAT = "lcodec-weights-1"
+
+
+@dataclass
+class LoadedModel:
+    """An image model ready to code, with its identity."""
+
+    name: str
+    weights_hash: bytes
+    model: ImageModel
+    metadata: dict
+    path: Path
+
+
+def weights_hash(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()[:8]
+
+
+def save_weights(path: str | Path, model: ImageModel, name: str, extra: dict | None = None) -> bytes:
+    """Write release weights (tables must be built); returns their hash."""
+    state = {k: _release_dtype(k, v.detach().cpu()).contiguous() for k, v in model.state_dict().items()}
+    meta = {
+        "format": WEIGHTS_FORMAT,
+        "name": name,
+        "config": json.dumps(model.config.to_dict()),
+        "info": json.dumps(extra or {}),
+    }
+    data = st_save(state, metadata=meta)
+    Path(path).write_bytes(data)
+    return weights_hash(data)
+
+
+def _release_dtype(name: str, t: torch.Tensor) -> torch.Tensor:
+    """Float weights ship as float16 (half the size, no measurable loss); tables stay exact."""
+    if t.dtype == torch.float32 and not name.endswith("scale_table"):
+        return t.to(torch.float16)
+    return t
+
+
+def _parse(data: bytes, origin: str) -> tuple[dict[str, torch.Tensor], dict]:
+    try:
+        state = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not an lcodec weights file: {origin} ({exc})") from None
+    if meta.get("format") != WEIGHTS_FORMAT:
+        raise InputError(f"not an lcodec weights file: {origin} (format {meta.get('format')!r})")
+    return state, meta
+
+
+def load_weights_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a weights file's tensors and metadata without building a model."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"weights file not found: {p}")
+    return _parse(p.read_bytes(), str(p))
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Load release weights from a file into an ImageModel ready for coding (CPU, eval mode)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"weights file not found: {p}")
+    data = p.read_bytes()
+    state, meta = _parse(data, str(p))
+    config = ModelConfig.from_dict(json.loads(meta.get("config", "{}")))
+    model = ImageModel(config)
+    # table buffers have data-dependent shapes: size them from the file before loading
+    model.z_prior.cdf_table = torch.zeros_like(state.get("z_prior.cdf_table", torch.zeros(0, 0, dtype=torch.int32)))
+    model.context.gaussian.cdf_table = torch.zeros_like(
+        state.get("context.gaussian.cdf_table", torch.zeros(0, 0, dtype=torch.int32)))
+    try:
+        model.load_state_dict(state, strict=True)
+        model.load_tables()
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(f"weights file {p} does not fit the model: {str(exc).splitlines()[0]}") from None
+    model.eval()
+    return LoadedModel(meta.get("name", p.stem), weights_hash(data), model, meta, p)
+
+
+def bundled_paths() -> dict[str, Path]:
+    """Name -> path of every model shipped inside the package."""
+    return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.lcw"))}
+
+
+_CACHE: dict[Path, LoadedModel] = {}
+
+
+def get_model(spec: str | Path | None = None) -> LoadedModel:
+    """A bundled model by name (default: 'default') or a weights file by path; cached per process."""
+    if spec is None:
+        spec = DEFAULT_MODEL
+    bundled = bundled_paths()
+    if isinstance(spec, str) and spec in bundled:
+        path = bundled[spec]
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            names = ", ".join(sorted(bundled)) or "none"
+            raise InputError(f"no model named or at '{spec}' (bundled models: {names})")
+    path = path.resolve()
+    if path not in _CACHE:
+        _CACHE[path] = load_model(path)
+    return _CACHE[path]
+
+
+def find_model_for(name: str, whash: bytes, extra: list[str | Path] | None = None) -> LoadedModel:
+    """The model a stream was made with, matched by weights hash among `extra` and bundled models."""
+    candidates: list[Path] = [Path(p) for p in (extra or [])]
+    candidates += list(bundled_paths().values())
+    for path in candidates:
+        lm = get_model(path)
+        if lm.weights_hash == whash:
+            return lm
+    raise UnknownModelError(
+        f"stream needs weights '{name}' with hash {whash.hex()}, which are not available here "
+        f"(pass the weights file with --model)")

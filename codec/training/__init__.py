@@ -1,0 +1,1 @@
+"""Rate-distortion training, validation and export of the image model."""

@@ -1,0 +1,236 @@
+"""Rate-distortion training of the image model on CPU or CUDA, one process or many (torchrun).
+
+loss = lambda(q) * 255^2 * MSE + bpp per sample (or lambda_ms(q) * (1 - MS-SSIM) + bpp), with a random
+quality q per sample so one checkpoint learns every rate. Checkpoints (``last.pt``) hold the model,
+optimizer, step and RNG states, so a run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from ..image_model import ImageModel, ModelConfig
+from ..quality import LAMBDAS, QUALITY_MAX, QUALITY_MIN, lambda_for
+from .data import PatchSampler
+from .validate import validate
+
+#: lambda for MS-SSIM training relative to the MSE lambda at the same quality (about the ratio
+#: between the MSE and MS-SSIM lambdas commonly used for the same rates).
+MSSSIM_LAMBDA_RATIO = 1300.0
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; stored in its checkpoints."""
+
+    data: str
+    out: str
+    val: str | None = None
+    steps: int = 200_000
+    batch: int = 8
+    patch: int = 256
+    lr: float = 1e-4
+    min_lr: float = 1e-6
+    warmup: int = 500
+    weight_decay: float = 0.0
+    clip: float = 1.0
+    metric: str = "mse"
+    device: str = "auto"
+    seed: int = 0
+    val_every: int = 2000
+    val_images: int = 4
+    ckpt_minutes: float = 5.0
+    time_limit: float = 0.0  # minutes; 0 = no limit
+    init: str | None = None  # weights (.lcw) or checkpoint to start from
+    model: dict = field(default_factory=lambda: ModelConfig().to_dict())
+
+
+def _lr_at(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
+
+
+def _sample_qualities(n: int, gen: torch.Generator) -> torch.Tensor:
+    """Half the samples at integer levels, half anywhere in between (trains interpolation too)."""
+    levels = torch.randint(0, len(LAMBDAS), (n,), generator=gen).float() + QUALITY_MIN
+    cont = torch.rand(n, generator=gen) * (QUALITY_MAX - QUALITY_MIN) + QUALITY_MIN
+    pick = torch.rand(n, generator=gen) < 0.5
+    return torch.where(pick, levels, cont)
+
+
+def rd_loss(out: dict, x: torch.Tensor, q: torch.Tensor, metric: str = "mse") -> dict[str, torch.Tensor]:
+    """Per-batch rate-distortion loss and its parts (bpp and PSNR are batch means)."""
+    b, _, h, w = x.shape
+    bits = -(torch.log2(out["y_likelihoods"].float()).flatten(1).sum(1)
+             + torch.log2(out["z_likelihoods"].float()).flatten(1).sum(1))
+    bpp = bits / (h * w)
+    x_hat = out["x_hat"].float()
+    mse = ((x_hat - x) ** 2).flatten(1).mean(1)
+    lam = lambda_for(q).to(x.device)
+    if metric == "mse":
+        dist_term = lam * 255.0**2 * mse
+    elif metric == "ms-ssim":
+        from pytorch_msssim import ms_ssim
+
+        msssim = ms_ssim(x_hat.clamp(0, 1), x, data_range=1.0, size_average=False)
+        dist_term = lam * MSSSIM_LAMBDA_RATIO * (1 - msssim)
+    else:
+        raise ValueError(f"unknown metric {metric!r} (mse or ms-ssim)")
+    psnr = 10 * torch.log10(1.0 / mse.detach().clamp_min(1e-10))
+    return {"loss": (dist_term + bpp).mean(), "bpp": bpp.mean().detach(), "psnr": psnr.mean(), "mse": mse.mean().detach()}
+
+
+def _distributed() -> tuple[int, int, int]:
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) <= 1:
+        return 0, 1, 0
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _pick_device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(cfg.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but no CUDA device is available")
+    return dev
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a training checkpoint (plain tensors and containers only: no pickled code runs)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"not a readable lcodec checkpoint: {path} ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(state, dict) or "model" not in state or "step" not in state:
+        raise ValueError(f"not an lcodec training checkpoint: {path}")
+    return state
+
+
+def _save_checkpoint(path: Path, model, opt, step: int, cfg: TrainConfig, gen: torch.Generator, sampler) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "step": step,
+        "config": asdict(cfg),
+        "torch_rng": torch.get_rng_state(),
+        "gen_rng": gen.get_state(),
+        "sampler_seed": step,  # patch sampling resumes from a step-derived seed
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _init_weights(model: ImageModel, path: str) -> None:
+    from ..registry import load_weights_file
+
+    if path.endswith(".pt"):
+        state = load_checkpoint(path)["model"]
+    else:
+        state, _meta = load_weights_file(path)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    bad = [k for k in missing if not k.endswith("cdf_table")]
+    if bad or unexpected:
+        raise ValueError(f"--init weights do not match the model: missing {bad[:3]}, unexpected {unexpected[:3]}")
+
+
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
+    """Run (or continue) training; returns the path of the last checkpoint."""
+    rank, world, local_rank = _distributed()
+    device = _pick_device(cfg, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "last.pt"
+
+    torch.manual_seed(cfg.seed + rank)
+    model = ImageModel(ModelConfig.from_dict(cfg.model)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
+    step = 0
+    if resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        gen.set_state(state["gen_rng"])
+    elif cfg.init:
+        _init_weights(model, cfg.init)
+    sampler = PatchSampler(cfg.data, cfg.patch, seed=cfg.seed + 7919 * rank + step)
+
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    log = open(out / "log.jsonl", "a") if rank == 0 else None
+    start = time.time()
+    last_ckpt = time.time()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, dynamic_ncols=True, desc="train")
+    model.train()
+    try:
+        while step < cfg.steps:
+            lr = _lr_at(cfg, step)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x = sampler.batch(cfg.batch).to(device, non_blocking=True)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            q = _sample_qualities(cfg.batch, gen).to(device)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                outd = net(x, q)
+            parts = rd_loss(outd, x, q, cfg.metric)
+            opt.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            opt.step()
+            step += 1
+            if rank == 0 and (step % 10 == 0 or step == cfg.steps):
+                row = {k: round(float(v), 5) for k, v in parts.items()}
+                row.update(step=step, lr=lr, grad_norm=round(float(grad_norm), 4),
+                           elapsed_s=round(time.time() - start, 1), kind="train")
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{row['loss']:.3f}", bpp=f"{row['bpp']:.3f}", psnr=f"{row['psnr']:.2f}")
+            bar.update(1)
+            if rank == 0 and cfg.val and cfg.val_every and step % cfg.val_every == 0:
+                res = validate(model, cfg.val, cfg.val_images, device)
+                res.update(step=step, kind="val")
+                log.write(json.dumps(res) + "\n")
+                log.flush()
+                model.train()
+            over_time = cfg.time_limit and (time.time() - start) > cfg.time_limit * 60
+            if rank == 0 and (time.time() - last_ckpt > cfg.ckpt_minutes * 60 or step == cfg.steps or over_time):
+                _save_checkpoint(ckpt_path, model, opt, step, cfg, gen, sampler)
+                last_ckpt = time.time()
+            if over_time:
+                break
+    finally:
+        bar.close()
+        if log:
+            log.close()
+        if world > 1:
+            dist.barrier()
+            dist.destroy_process_group()
+    if rank == 0 and not ckpt_path.exists():
+        _save_checkpoint(ckpt_path, model, opt, step, cfg, gen, sampler)
+    return ckpt_path

@@ -1,0 +1,127 @@
+"""Learned factorized prior for the hyper-latent z (Ballé et al. 2018, appendix 6.1).
+
+Each channel has its own univariate density, given as the derivative of a monotone cumulative built
+from small positive-weight matrices; the probability of an integer is c(x + 1/2) - c(x - 1/2).
+For coding, that pmf is tabulated once per channel into integer frequencies (``build_tables``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cdf_tables import CdfTables, quantize_pmf, stack_tables
+from .quantize import noisy_or_rounded, ste_round
+from .range_coder import RangeDecoder, RangeEncoder
+
+_LIKELIHOOD_BOUND = 1e-9
+_TABLE_TAIL = 1e-9
+_MAX_RANGE = 512
+
+
+class FactorizedPrior(nn.Module):
+    """Per-channel non-parametric density with forward (likelihoods), compress and decompress."""
+
+    def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3), init_scale: float = 10.0) -> None:
+        super().__init__()
+        self.channels = channels
+        dims = (1, *filters, 1)
+        scale = init_scale ** (1 / (len(filters) + 1))
+        self.matrices = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.factors = nn.ParameterList()
+        for i in range(len(filters) + 1):
+            init = math.log(math.expm1(1 / scale / dims[i + 1]))
+            self.matrices.append(nn.Parameter(torch.full((channels, dims[i + 1], dims[i]), init)))
+            self.biases.append(nn.Parameter(torch.rand(channels, dims[i + 1], 1) - 0.5))
+            if i < len(filters):
+                self.factors.append(nn.Parameter(torch.zeros(channels, dims[i + 1], 1)))
+        self.register_buffer("cdf_table", torch.zeros(0, 0, dtype=torch.int32), persistent=True)
+        self._tables: CdfTables | None = None
+
+    def _logits_cumulative(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [C, 1, N] -> logits of the cumulative at x, [C, 1, N]."""
+        for i, matrix in enumerate(self.matrices):
+            x = torch.matmul(F.softplus(matrix), x) + self.biases[i]
+            if i < len(self.factors):
+                x = x + torch.tanh(self.factors[i]) * torch.tanh(x)
+        return x
+
+    def _likelihood_cn(self, v: torch.Tensor) -> torch.Tensor:
+        """Probability of the unit bin around each value; v is [C, 1, N]."""
+        lower = self._logits_cumulative(v - 0.5)
+        upper = self._logits_cumulative(v + 0.5)
+        sign = -torch.sign(lower + upper).detach()
+        return torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
+
+    def forward(self, z: torch.Tensor, training: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (z_hat for the hyper-synthesis, likelihoods of the coded values)."""
+        training = self.training if training is None else training
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            return self._forward_fp32(z.float(), training)
+
+    def _forward_fp32(self, z: torch.Tensor, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        z_lik_in = noisy_or_rounded(z, training)
+        c = z.shape[1]
+        v = z_lik_in.transpose(0, 1).reshape(c, 1, -1)
+        lik = self._likelihood_cn(v).reshape(c, z.shape[0], *z.shape[2:]).transpose(0, 1)
+        lik = torch.clamp(lik, min=_LIKELIHOOD_BOUND)
+        z_hat = ste_round(z) if training else torch.round(z)
+        return z_hat, lik
+
+    # ---- tables and coding -------------------------------------------------------------------
+
+    @torch.no_grad()
+    def build_tables(self) -> None:
+        """Tabulate every channel's pmf over the integers that carry all but ~1e-9 of its mass."""
+        grid = torch.arange(-_MAX_RANGE, _MAX_RANGE + 1, dtype=torch.float32)
+        v = grid.view(1, 1, -1).expand(self.channels, 1, -1).to(self.matrices[0].device)
+        pmf = self._likelihood_cn(v).squeeze(1).double().cpu().numpy()  # [C, 2R+1]
+        rows, offsets = [], []
+        for c in range(self.channels):
+            p = pmf[c]
+            cum = np.cumsum(p)
+            total = cum[-1]
+            lo = int(np.searchsorted(cum, _TABLE_TAIL / 2))
+            hi = int(np.searchsorted(cum, total - _TABLE_TAIL / 2))
+            hi = max(hi, lo)
+            inside = p[lo : hi + 1]
+            tail = max(1.0 - float(inside.sum()), 0.0)
+            rows.append(quantize_pmf(inside, tail))
+            offsets.append(lo - _MAX_RANGE)
+        self.set_tables(stack_tables(rows, offsets))
+
+    def set_tables(self, tables: CdfTables) -> None:
+        if tables.count != self.channels:
+            raise ValueError("factorized prior table count does not match its channels")
+        self._tables = tables
+        self.cdf_table = tables.to_tensor()
+
+    def load_tables_from_buffer(self) -> None:
+        self._tables = CdfTables.from_tensor(self.cdf_table)
+        if self._tables.count != self.channels:
+            raise ValueError("factorized prior table count does not match its channels")
+
+    @property
+    def tables(self) -> CdfTables:
+        if self._tables is None:
+            raise RuntimeError("entropy tables not built: export the model or call build_tables()")
+        return self._tables
+
+    def _indexes(self, shape: torch.Size) -> np.ndarray:
+        n, c, h, w = shape
+        return np.broadcast_to(np.arange(c).reshape(1, c, 1, 1), (n, c, h, w)).ravel()
+
+    def compress(self, z: torch.Tensor, encoder: RangeEncoder) -> torch.Tensor:
+        """Code round(z) and return it as z_hat (float)."""
+        z_hat = torch.round(z)
+        encoder.encode(z_hat.cpu().numpy().astype(np.int64).ravel(), self._indexes(z.shape), self.tables)
+        return z_hat
+
+    def decompress(self, decoder: RangeDecoder, shape: tuple[int, int, int, int]) -> torch.Tensor:
+        vals = decoder.decode(self._indexes(torch.Size(shape)), self.tables)
+        return torch.from_numpy(vals.reshape(shape).astype(np.float32))

@@ -1,0 +1,107 @@
+"""Conditional Gaussian entropy model with a fixed scale table (Ballé et al. 2018; Minnen et al. 2018).
+
+A latent value y is coded as the integer round(y - mu); its probability is a Gaussian of scale sigma
+integrated over the unit bin. For coding, sigma is replaced by the index of the nearest table scale at
+or above it, and each table scale owns one integer pmf built once: encoder and decoder therefore only
+have to agree on an index, never on a float probability.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from .cdf_tables import CdfTables, quantize_pmf, stack_tables
+
+SCALE_MIN = 0.11
+SCALE_MAX = 80.0
+SCALE_LEVELS = 64
+_LIKELIHOOD_BOUND = 1e-9
+_TABLE_TAIL = 1e-9
+
+
+def default_scale_table() -> torch.Tensor:
+    """Log-spaced scales from SCALE_MIN to SCALE_MAX."""
+    return torch.exp(torch.linspace(math.log(SCALE_MIN), math.log(SCALE_MAX), SCALE_LEVELS))
+
+
+def _std_normal_cdf(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * torch.erfc(-x * (2**-0.5))
+
+
+def gaussian_likelihood(y: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Probability mass of the unit bin around y under N(mean, scale^2) (y may be noisy or rounded)."""
+    y, mean, scale = y.float(), mean.float(), torch.clamp(scale.float(), min=SCALE_MIN)
+    v = torch.abs(y - mean)
+    upper = _std_normal_cdf((0.5 - v) / scale)
+    lower = _std_normal_cdf((-0.5 - v) / scale)
+    return torch.clamp(upper - lower, min=_LIKELIHOOD_BOUND)
+
+
+class GaussianConditional(nn.Module):
+    """Holds the scale table and its integer pmfs; maps predicted scales to table indexes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("scale_table", default_scale_table(), persistent=True)
+        self.register_buffer("cdf_table", torch.zeros(0, 0, dtype=torch.int32), persistent=True)
+        self._tables: CdfTables | None = None
+
+    def build_tables(self) -> None:
+        """One pmf per table scale over [-R, R] with R covering all but ~1e-9 of the mass."""
+        rows, offsets = [], []
+        tail_mult = -_normal_ppf(_TABLE_TAIL / 2)
+        for s in self.scale_table.double().cpu().numpy():
+            r = int(math.ceil(s * tail_mult))
+            x = np.arange(-r, r + 1, dtype=np.float64)
+            upper = _np_normal_cdf((x + 0.5) / s)
+            lower = _np_normal_cdf((x - 0.5) / s)
+            pmf = upper - lower
+            tail = max(1.0 - float(pmf.sum()), 0.0)
+            rows.append(quantize_pmf(pmf, tail))
+            offsets.append(-r)
+        self.set_tables(stack_tables(rows, offsets))
+
+    def set_tables(self, tables: CdfTables) -> None:
+        if tables.count != len(self.scale_table):
+            raise ValueError("Gaussian table count does not match the scale table")
+        self._tables = tables
+        self.cdf_table = tables.to_tensor()
+
+    def load_tables_from_buffer(self) -> None:
+        tables = CdfTables.from_tensor(self.cdf_table)
+        if tables.count != len(self.scale_table):
+            raise ValueError("Gaussian table count does not match the scale table")
+        self._tables = tables
+
+    @property
+    def tables(self) -> CdfTables:
+        if self._tables is None:
+            raise RuntimeError("entropy tables not built: export the model or call build_tables()")
+        return self._tables
+
+    def scale_indexes(self, scale: torch.Tensor) -> torch.Tensor:
+        """Index of the smallest table scale >= scale (the last one for anything larger)."""
+        idx = torch.bucketize(scale.float().contiguous(), self.scale_table[:-1].contiguous(), right=False)
+        return idx
+
+
+def _np_normal_cdf(x: np.ndarray) -> np.ndarray:
+    from math import erfc
+
+    return np.array([0.5 * erfc(-v / math.sqrt(2)) for v in np.ravel(x)]).reshape(np.shape(x))
+
+
+def _normal_ppf(p: float) -> float:
+    """Inverse standard-normal CDF by bisection (only used to size tables)."""
+    lo, hi = -40.0, 40.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if 0.5 * math.erfc(-mid / math.sqrt(2)) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2

@@ -1,0 +1,95 @@
+"""Result JSON schema, point cache, summary rebuilt from every codec JSON present."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bench import report
+from bench.errors import BenchError
+from bench.image_codecs import make_image_codec
+from bench.run_images import list_images, run_codec
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> Path:
+    src = DATA / "eval"
+    if not src.is_dir():
+        pytest.skip("../shared/data is not present")
+    folder = tmp_path_factory.mktemp("imgs")
+    for i, name in enumerate(["e02.png", "e05.png"]):
+        with Image.open(src / name) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        Image.fromarray(rgb[100:100 + 176, 150 + 40 * i:150 + 40 * i + 200]).save(folder / f"c{i}.png")
+    return folder
+
+
+def test_codec_json_schema_and_cache(tiny_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    codec = make_image_codec("jpeg")
+    images = list_images(tiny_folder)
+    path = run_codec(codec, images, tmp_path, progress=False)
+    data = json.loads(path.read_text())
+    assert data["name"] == "jpeg" and data["description"]
+    assert data["settings"]["values"] == list(codec.values) and data["settings"]["subsampling"] == 2
+    res = data["results"]
+    for key in ("quality", "bpp", "psnr-rgb", "ms-ssim", "enc_s", "dec_s"):
+        assert len(res[key]) == len(codec.values)
+    assert res["bpp"] == sorted(res["bpp"])  # JPEG quality up -> size up
+    assert set(data["per_image"]) == {"c0.png", "c1.png"}
+    item = data["per_image"]["c0.png"]
+    assert item["width"] == 200 and item["height"] == 176 and len(item["bytes"]) == len(codec.values)
+    # The curve is the mean over images at each setting.
+    both = [data["per_image"][n]["psnr-rgb"][2] for n in ("c0.png", "c1.png")]
+    assert res["psnr-rgb"][2] == pytest.approx(sum(both) / 2)
+    report.validate_result(data)
+
+    # A rerun does no new work: every point comes from the cache.
+    calls = []
+    monkeypatch.setattr(type(codec), "encode", lambda self, *a: calls.append(a))
+    run_codec(codec, images, tmp_path, progress=False)
+    assert calls == []
+    assert not (tmp_path / ".jpeg.points.jsonl").exists()
+
+
+def test_summary_uses_every_codec_json(tiny_folder: Path, tmp_path: Path) -> None:
+    images = list_images(tiny_folder)
+    for name in ("jpeg", "jpeg444"):
+        run_codec(make_image_codec(name), images, tmp_path, progress=False)
+    kw = dict(title="t", metrics=("psnr-rgb", "ms-ssim"), preferred_anchors=("vvc", "heif"))
+    text = report.write_summary(tmp_path, **kw).read_text()
+    assert "| jpeg444 |" in text and "| jpeg |" in text
+    assert (tmp_path / "rd-psnr.png").stat().st_size > 0 and (tmp_path / "rd-msssim.png").exists()
+    # A new JSON dropped into the folder (as `ours.json` will be) appears after a rerun; another
+    # codec's curve with 20 % less rate is a hand-checkable BD-rate of -20 %.
+    anchor = json.loads((tmp_path / "jpeg.json").read_text())
+    other = dict(anchor, name="ours", results=dict(anchor["results"], bpp=[b * 0.8 for b in anchor["results"]["bpp"]]))
+    (tmp_path / "ours.json").write_text(json.dumps(other))
+    (tmp_path / "speed.json").write_text(json.dumps({"times": []}))  # not a codec result: ignored
+    text = report.write_summary(tmp_path, anchor="jpeg", **kw).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| ours |"))
+    assert "-20.0 %" in row
+
+
+def test_bad_json_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "x.json"
+    bad.write_text("{not json")
+    with pytest.raises(BenchError, match="not valid JSON"):
+        report.load_result(bad)
+    bad.write_text(json.dumps({"name": "x", "results": {"bpp": [1.0]}}))
+    with pytest.raises(BenchError, match="lack"):
+        report.load_result(bad)
+    with pytest.raises(BenchError, match="cannot read"):
+        report.load_result(tmp_path / "missing.json")
+
+
+def test_empty_or_unreadable_folder(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="no images"):
+        list_images(tmp_path)
+    with pytest.raises(BenchError, match="not a folder"):
+        list_images(tmp_path / "nope")

@@ -1,0 +1,174 @@
+"""ImageCodec with the bundled model: real encode/decode round trips, modes, sizes, determinism."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from codec import FormatError, ImageCodec, UnknownModelError
+from codec.container import ImageHeader, pack_image, unpack_image
+from codec.image_io import LossyReductionWarning, read_image
+
+
+@pytest.fixture(scope="module")
+def codec() -> ImageCodec:
+    return ImageCodec.default()
+
+
+@pytest.fixture(scope="module")
+def photo(eval_images) -> Image.Image:
+    with Image.open(eval_images[0]) as im:
+        return im.convert("RGB").crop((100, 80, 100 + 200, 80 + 136))  # not a multiple of 64
+
+
+def _psnr(a: Image.Image, b: Image.Image) -> float:
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    mse = np.mean((x - y) ** 2)
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def test_roundtrip_full_eval_image(codec, eval_images):
+    with Image.open(eval_images[1]) as im:
+        img = im.convert("RGB")
+    blob = codec.encode(img, quality=4)
+    out = codec.decode(blob)
+    assert out.size == img.size and out.mode == "RGB"
+    bpp = 8 * len(blob) / (img.width * img.height)
+    assert 0.05 < bpp < 3.0
+    assert _psnr(out, img) > 26.0
+
+
+def test_rate_and_quality_grow_with_quality(codec, photo):
+    sizes, psnrs = [], []
+    for q in (1, 3, 5.5, 8):
+        blob = codec.encode(photo, q)
+        sizes.append(len(blob))
+        psnrs.append(_psnr(codec.decode(blob), photo))
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1] / 2
+    assert psnrs == sorted(psnrs) and psnrs[-1] > psnrs[0] + 3
+
+
+def test_same_stream_decodes_identically_and_encoding_is_deterministic(codec, photo):
+    a = codec.encode(photo, 3.7)
+    b = codec.encode(photo, 3.7)
+    assert a == b
+    assert np.array_equal(np.asarray(codec.decode(a)), np.asarray(codec.decode(a)))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 7), (13, 1), (37, 53), (65, 64), (130, 67)])
+def test_odd_sizes(codec, size):
+    rng = np.random.default_rng(sum(size))
+    w, h = size
+    base = np.linspace(0, 255, w * h * 3).reshape(h, w, 3)
+    img = Image.fromarray(np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8))
+    out = codec.decode(codec.encode(img, 6))
+    assert out.size == (w, h) and out.mode == "RGB"
+
+
+def test_grayscale_comes_back_grayscale(codec, photo):
+    grey = photo.convert("L")
+    out = codec.decode(codec.encode(grey, 6))
+    assert out.mode == "L" and out.size == grey.size
+    assert _psnr(out, grey) > 24
+
+
+def test_rgba_keeps_alpha_exactly(codec, photo):
+    rgba = photo.convert("RGBA")
+    alpha = np.zeros((photo.height, photo.width), dtype=np.uint8)
+    alpha[:, : photo.width // 2] = 255
+    alpha[10:40, 10:90] = np.arange(80, dtype=np.uint8)[None, :] * 3
+    rgba.putalpha(Image.fromarray(alpha))
+    out = codec.decode(codec.encode(rgba, 5))
+    assert out.mode == "RGBA"
+    assert np.array_equal(np.asarray(out)[:, :, 3], alpha)
+
+
+def test_la_and_palette_inputs(codec, photo):
+    la = photo.convert("LA")
+    assert codec.decode(codec.encode(la, 4)).mode == "LA"
+    pal = photo.convert("P", palette=Image.Palette.ADAPTIVE)
+    assert codec.decode(codec.encode(pal, 4)).mode == "RGB"
+
+
+def test_16bit_grey_png_is_reduced_with_a_warning(tmp_path):
+    arr = (np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20).astype(np.uint16)
+    Image.fromarray(arr).save(tmp_path / "g16.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = read_image(tmp_path / "g16.png")
+    assert any(issubclass(w.category, LossyReductionWarning) for w in caught)
+    assert p.mode == "L" and p.rgb.dtype == np.uint8
+    assert p.rgb[-1, -1, 0] == round(int(arr[-1, -1]) / 257)
+
+
+def test_16bit_rgb_png_is_reduced_with_a_warning(tmp_path):
+    # a 48-bit RGB PNG written by hand (Pillow cannot write one)
+    import struct
+    import zlib
+
+    h, w = 4, 5
+    rows = b"".join(b"\x00" + np.full((w, 3), 40000, ">u2").tobytes() for _ in range(h))
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    (tmp_path / "c48.png").write_bytes(png)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = read_image(tmp_path / "c48.png")
+    assert any(issubclass(w.category, LossyReductionWarning) for w in caught)
+    assert p.mode == "RGB" and p.rgb.shape == (4, 5, 3)
+
+
+def test_info(codec, photo):
+    blob = codec.encode(photo, 2.5)
+    info = ImageCodec.info(blob)
+    assert info["kind"] == "image" and info["model"] == "default"
+    assert (info["width"], info["height"], info["quality"]) == (200, 136, 2.5)
+    assert info["weights_hash"] == codec.loaded.weights_hash.hex()
+    assert info["bytes"] == len(blob)
+
+
+def test_corrupt_payload_never_decodes_silently(codec, photo):
+    blob = bytearray(codec.encode(photo, 4))
+    blob[len(blob) // 2] ^= 0x01
+    with pytest.raises(FormatError):
+        codec.decode(bytes(blob))
+
+
+def test_payload_garbage_with_valid_crc_gives_format_error(codec, photo):
+    header, streams = unpack_image(codec.encode(photo, 4))
+    rng = np.random.default_rng(0)
+    junk = [rng.integers(0, 256, len(s), dtype=np.uint8).tobytes() for s in streams]
+    junk[1] = junk[1][:-4]  # also cut the y stream short
+    bad = pack_image(ImageHeader(header.model, header.weights_hash, header.quality, header.height, header.width), junk)
+    try:
+        out = codec.decode(bad)
+    except FormatError:
+        return
+    pytest.fail(f"garbage payload decoded to an image of size {out.size}")
+
+
+def test_unknown_weights_named(codec, photo):
+    header, streams = unpack_image(codec.encode(photo, 4))
+    forged = pack_image(ImageHeader("mystery", b"\x01" * 8, 4.0, header.height, header.width), streams)
+    with pytest.raises(UnknownModelError, match="mystery"):
+        codec.decode(forged)
+
+
+def test_encode_to_target_bpp(codec, photo):
+    blob, q = codec.encode_to_target(photo, bpp=0.5)
+    bpp = 8 * len(blob) / (photo.width * photo.height)
+    assert bpp <= 0.5
+    higher = codec.encode(photo, min(8.0, q + 0.05))
+    assert 8 * len(higher) / (photo.width * photo.height) > 0.5 or q >= 7.95
+
+
+def test_encode_to_target_psnr(codec, photo):
+    blob, q = codec.encode_to_target(photo, psnr=30.0)
+    assert _psnr(codec.decode(blob), photo) >= 30.0
