@@ -335,6 +335,11 @@ class OursImageCodec(ImageCodecAdapter):
             self._codec = ImageCodec.default()
         return self._codec
 
+    def settings(self) -> dict:
+        """Settings include the weights hash, so cached points never outlive the model that made them."""
+        loaded = self._get().loaded
+        return {**super().settings(), "model": loaded.name, "weights_hash": loaded.weights_hash.hex()}
+
     def encode(self, image: Image.Image, value: float) -> bytes:
         return self._get().encode(image, quality=float(value))
 

@@ -2,7 +2,9 @@
 
 * encode / decode wall time of 768x512 images with the bundled model (CPU; CUDA too when present);
 * range-coder throughput in symbols per second each way, on Gaussian-like symbols with outliers;
-* real file size against the model's own rate estimate (-log2 of the likelihoods) per quality.
+* real file size against the model's own rate estimate (-log2 of the likelihoods) per quality, with
+  the coder's table scales (what the range coder should achieve) and with the continuous predicted
+  scales (the training-time rate term).
 """
 
 from __future__ import annotations
@@ -88,15 +90,19 @@ def rate_gap(folder: Path, qualities=QUALITIES, images: int | None = None) -> li
     rows = []
     paths = _images(folder, images)
     for q in qualities:
-        real = est = pix = 0.0
+        real = est = est_cont = pix = 0.0
         for path in paths:
             img = read_image(path)
             blob = codec.encode(img, q)
             h, w = img.rgb.shape[:2]
             x = torch.from_numpy(img.rgb).permute(2, 0, 1).float().div(255).unsqueeze(0)
-            est += model.estimate_bits(pad_to_multiple(x, HYPER_STRIDE), q)
+            xp = pad_to_multiple(x, HYPER_STRIDE)
+            est += model.estimate_bits(xp, q)
+            est_cont += model.estimate_bits(xp, q, table_scales=False)
             real += 8 * len(blob)
             pix += h * w
         rows.append({"quality": q, "real_bpp": round(real / pix, 5), "estimated_bpp": round(est / pix, 5),
-                     "gap_percent": round(100 * (real - est) / est, 3)})
+                     "gap_percent": round(100 * (real - est) / est, 3),
+                     "continuous_estimate_bpp": round(est_cont / pix, 5),
+                     "gap_vs_continuous_percent": round(100 * (real - est_cont) / est_cont, 3)})
     return rows

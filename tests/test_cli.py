@@ -47,10 +47,15 @@ def test_encode_info_decode(tmp_path, small_png):
 
 
 def test_bpp_target(tmp_path, small_png):
+    from codec import ImageCodec
+
+    with Image.open(small_png) as im:
+        target = 8 * len(ImageCodec.default().encode(im, 3.3)) / (160 * 120)
     out = tmp_path / "t.lcd"
-    res = CliRunner().invoke(main, ["encode", str(small_png), "-o", str(out), "--bpp", "0.4"])
+    res = CliRunner().invoke(main, ["encode", str(small_png), "-o", str(out), "--bpp", f"{target:.4f}"])
     assert res.exit_code == 0, res.output
-    assert 8 * out.stat().st_size / (160 * 120) <= 0.4
+    assert 8 * out.stat().st_size / (160 * 120) <= target
+    assert json.loads(CliRunner().invoke(main, ["info", str(out), "--json"]).output)["quality"] >= 3.2
 
 
 def test_existing_output_is_not_overwritten(tmp_path, small_png):

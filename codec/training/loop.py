@@ -44,6 +44,7 @@ class TrainConfig:
     warmup: int = 500
     weight_decay: float = 0.0
     clip: float = 1.0
+    gain_lr_scale: float = 20.0  # gain vectors learn faster: they set each quality's step size
     metric: str = "mse"
     device: str = "auto"
     seed: int = 0
@@ -60,6 +61,27 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
+
+
+def _param_groups(model: ImageModel, cfg: TrainConfig) -> list[dict]:
+    """Everything at the base rate except the quality gain vectors (registered last), which get
+    `gain_lr_scale` times it: stored as logs, they would otherwise move ~lr per step and leave each
+    quality's quantization step near its initial value for thousands of steps."""
+    gain_ids = {id(p) for p in model.gain.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in gain_ids]
+    return [{"params": rest, "lr_scale": 1.0}, {"params": list(model.gain.parameters()), "lr_scale": cfg.gain_lr_scale}]
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, saved: dict) -> None:
+    """Load optimizer state, also from checkpoints written with a single parameter group."""
+    groups = saved["param_groups"]
+    if len(groups) == 1 and len(opt.param_groups) == 2:
+        ids = groups[0]["params"]
+        n_rest = len(opt.param_groups[0]["params"])
+        first = {**groups[0], "params": ids[:n_rest], "lr_scale": 1.0}
+        second = {**groups[0], "params": ids[n_rest:], "lr_scale": opt.param_groups[1]["lr_scale"]}
+        saved = {"state": saved["state"], "param_groups": [first, second]}
+    opt.load_state_dict(saved)
 
 
 def _sample_qualities(n: int, gen: torch.Generator) -> torch.Tensor:
@@ -161,13 +183,15 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
 
     torch.manual_seed(cfg.seed + rank)
     model = ImageModel(ModelConfig.from_dict(cfg.model)).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
     step = 0
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        _load_optimizer(opt, state["optimizer"])
+        for g, scale in zip(opt.param_groups, (1.0, cfg.gain_lr_scale)):
+            g["lr_scale"] = scale
         step = int(state["step"])
         torch.set_rng_state(state["torch_rng"])
         gen.set_state(state["gen_rng"])
@@ -191,7 +215,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
         while step < cfg.steps:
             lr = _lr_at(cfg, step)
             for g in opt.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g["lr_scale"]
             x = sampler.batch(cfg.batch).to(device, non_blocking=True)
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -205,7 +229,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
             opt.step()
             step += 1
             if rank == 0 and (step % 10 == 0 or step == cfg.steps):
-                row = {k: round(float(v), 5) for k, v in parts.items()}
+                row = {k: round(float(v.detach()), 5) for k, v in parts.items()}
                 row.update(step=step, lr=lr, grad_norm=round(float(grad_norm), 4),
                            elapsed_s=round(time.time() - start, 1), kind="train")
                 log.write(json.dumps(row) + "\n")

@@ -1,0 +1,40 @@
+"""torchrun with two CPU processes (gloo backend): DistributedDataParallel training runs and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_processes(tmp_path, data_dir):
+    data = tmp_path / "data"
+    data.mkdir()
+    for p in sorted((data_dir / "train").glob("*.jpg"))[:2]:
+        with Image.open(p) as im:
+            im.convert("RGB").resize((256, 192)).save(data / (p.stem + ".png"))
+    out = tmp_path / "run"
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "cli.main", "train", "--data", str(data), "--out", str(out),
+           "--steps", "3", "--batch", "1", "--patch", "64", "--warmup", "1", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from codec.training.loop import load_checkpoint
+
+    assert load_checkpoint(out / "last.pt")["step"] == 3
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert rows and rows[-1]["step"] == 3  # only rank 0 logs, once per logged step
+    assert len([r for r in rows if r["step"] == 3]) == 1
