@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import BenchError, CodecUnavailable
+from .errors import CodecUnavailable
+from .selection import build_codec
 from .yuv import pad_even, rgb_to_yuv420, yuv420_to_rgb
 
 
@@ -362,7 +363,4 @@ IMAGE_CODECS: dict[str, Callable[[], ImageCodecAdapter]] = {
 
 def make_image_codec(name: str) -> ImageCodecAdapter:
     """Build the adapter called `name` (BenchError for an unknown name)."""
-    try:
-        return IMAGE_CODECS[name]()
-    except KeyError:
-        raise BenchError(f"unknown image codec {name!r}; choose from {', '.join(IMAGE_CODECS)}") from None
+    return build_codec(IMAGE_CODECS, name, "image")

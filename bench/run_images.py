@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import BenchError, CodecUnavailable
+from .errors import BenchError
 from .image_codecs import IMAGE_CODECS, ImageCodecAdapter, make_image_codec
+from .selection import usable_codecs
 from .metrics import bpp, ms_ssim_rgb, psnr_rgb
 from .report import build_result, load_result, write_json, write_summary
 
@@ -207,15 +208,7 @@ def run_images(folder: Path, codecs: str | Iterable[str], out: Path, jobs: int =
     for p in images:
         read_rgb(p)
     out = Path(out)
-    codecs_ok = []
-    for name in names:
-        codec = make_image_codec(name)
-        try:
-            codec.check()
-        except CodecUnavailable as exc:
-            notice(f"skipping {name}: {exc}")
-            continue
-        codecs_ok.append(codec)
+    codecs_ok = usable_codecs(names, IMAGE_CODECS, "image", notice)
     pool = make_pool(jobs) if codecs_ok else None
     try:
         for codec in codecs_ok:

@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BenchError, CodecUnavailable
+from .errors import BenchError
 from .metrics import ms_ssim_rgb, psnr_rgb, psnr_yuv_611
 from .report import build_result, load_result, write_json, write_summary
 from .run_images import make_pool, parse_codecs, signature
+from .selection import usable_codecs
 from .video_codecs import VIDEO_CODECS, Planes, VideoCodecAdapter, make_video_codec, planes_to_rgb, read_clip
 
 FRAME_METRICS = ("psnr-rgb", "psnr-yuv", "psnr-y", "psnr-u", "psnr-v", "ms-ssim")
@@ -150,15 +151,7 @@ def run_video(clip: Path, codecs: str | Iterable[str], out: Path, frames: int = 
     if len(planes) < frames:
         notice(f"{clip.name} has only {len(planes)} frames; using them all")
     out = Path(out)
-    ok = []
-    for name in names:
-        codec = make_video_codec(name)
-        try:
-            codec.check()
-        except CodecUnavailable as exc:
-            notice(f"skipping {name}: {exc}")
-            continue
-        ok.append(codec)
+    ok = usable_codecs(names, VIDEO_CODECS, "video", notice)
     pool = make_pool(jobs) if ok else None
     try:
         for codec in ok:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BenchError, CodecUnavailable
+from .selection import build_codec
 from .image_codecs import ffmpeg_exe, ffmpeg_has, run_ffmpeg
 
 Planes = tuple[np.ndarray, np.ndarray, np.ndarray]  # 8-bit Y (H, W), U and V (H/2, W/2)
@@ -294,10 +295,7 @@ VIDEO_CODECS: dict[str, Callable[[], VideoCodecAdapter]] = {
 
 def make_video_codec(name: str) -> VideoCodecAdapter:
     """Build the adapter called `name` (BenchError for an unknown name)."""
-    try:
-        return VIDEO_CODECS[name]()
-    except KeyError:
-        raise BenchError(f"unknown video codec {name!r}; choose from {', '.join(VIDEO_CODECS)}") from None
+    return build_codec(VIDEO_CODECS, name, "video")
 
 
 def read_clip(path, frames: int) -> tuple[list[Planes], Fraction]:
