@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from .bench_commands import bd_rate, bench
+from .fuzz_command import fuzz
 from .speed_command import speed
 
 EXIT_USAGE = 2
@@ -68,7 +69,7 @@ def main() -> None:
 @click.option("--bpp", type=float, default=None, help="Target bits per pixel: highest quality that fits.")
 @click.option("--psnr", type=float, default=None, help="Target PSNR in dB: lowest quality that reaches it.")
 @click.option("--model", "model", default=None, help="Bundled model name or weights file (.lcw).")
-@click.option("--max-pixels", type=int, default=None, help="Refuse larger inputs (default 64 Mpx).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse larger inputs (default 64 Mpx).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @user_errors
 def encode(input: Path, output: Path | None, quality: float | None, bpp: float | None, psnr: float | None,
@@ -109,19 +110,20 @@ def encode(input: Path, output: Path | None, quality: float | None, bpp: float |
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output image; format from the extension (default: INPUT.png).")
 @click.option("--model", "models", multiple=True, help="Weights file(s) to look for the stream's model in.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse larger streams (default 64 Mpx).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @user_errors
-def decode(input: Path, output: Path | None, models: tuple[str, ...], force: bool) -> None:
+def decode(input: Path, output: Path | None, models: tuple[str, ...], max_pixels: int | None, force: bool) -> None:
     """Decode an lcodec file into an image (any format Pillow writes)."""
     from codec import ImageCodec
     from codec.errors import OutputError
-    from codec.image_io import atomic_write
+    from codec.image_io import DEFAULT_MAX_PIXELS, atomic_write
 
     data = _read_stream(input)
     output = output or input.with_suffix(".png")
     if output.exists() and not force:
         raise OutputError(f"output exists: {output} (use --force to overwrite)")
-    image = ImageCodec.for_stream(data, list(models)).decode(data, list(models))
+    image = ImageCodec.for_stream(data, list(models)).decode(data, list(models), max_pixels or DEFAULT_MAX_PIXELS)
     atomic_write(output, image=image, force=force)
     click.echo(f"{input} -> {output}: {image.width}x{image.height} {image.mode}")
 
@@ -218,6 +220,7 @@ def export(checkpoint: Path, output: Path, name: str | None, force: bool) -> Non
 
 
 bench.add_command(speed)
+bench.add_command(fuzz)
 main.add_command(bench)
 main.add_command(bd_rate, name="bd-rate")
 

@@ -1,4 +1,4 @@
-"""The lcodec file format (version 1): one self-describing, checksummed file per image.
+"""The lcodec file format (versions 1 and 2): one self-describing, checksummed file per image.
 
 Byte layout (integers little-endian, ``varint`` = unsigned LEB128)::
 
@@ -16,6 +16,12 @@ Byte layout (integers little-endian, ``varint`` = unsigned LEB128)::
     payloads     the streams, concatenated
     crc32        u32       CRC-32 of every byte before it
 
+Version 2 (written only for tiled images, i.e. larger than the untiled limit) inserts one field after
+``width`` and widens the stream count::
+
+    tile         varint    core tile side in pixels (a multiple of 64)
+    streams      varint    2 per tile (z, y; tiles in raster order) + 1 alpha stream if any
+
 The decoder checks everything before it allocates anything: magic, version, kind, mode, sizes
 against sane maxima, stream lengths against the bytes actually present, then the CRC.
 """
@@ -30,10 +36,13 @@ from .errors import FormatError
 
 MAGIC = b"LCDC"
 VERSION = 1
+VERSION_TILED = 2
+VERSIONS = (VERSION, VERSION_TILED)
 KIND_IMAGE = 0
 MODES = ("RGB", "L", "RGBA", "LA")
 MAX_SIDE = 1 << 16  # 65536 pixels per side
-MAX_STREAMS = 8
+MAX_STREAMS = 8  # version 1
+TILE_MIN, TILE_MAX = 256, 8192  # tile sides a version-2 file may declare (multiples of 64)
 QUALITY_SCALE = 4096
 _MIN_SIZE = 4 + 3 + 1 + 8 + 2 + 1 + 1 + 1 + 4
 
@@ -50,6 +59,19 @@ class ImageHeader:
     mode: str = "RGB"
     stream_lengths: list[int] = field(default_factory=list)
     version: int = VERSION
+    tile: int = 0  # core tile side in pixels; 0 = untiled (version 1)
+
+    @property
+    def tile_grid(self) -> tuple[int, int]:
+        """(rows, columns) of tiles; (1, 1) for an untiled image."""
+        if not self.tile:
+            return 1, 1
+        return -(-self.height // self.tile), -(-self.width // self.tile)
+
+    def expected_streams(self) -> int:
+        """Number of payload streams this header implies (z and y per tile, plus alpha)."""
+        rows, cols = self.tile_grid
+        return 2 * rows * cols + (1 if self.mode in ("RGBA", "LA") else 0)
 
     def to_dict(self, total_bytes: int | None = None) -> dict:
         d = {
@@ -63,6 +85,9 @@ class ImageHeader:
             "mode": self.mode,
             "streams": list(self.stream_lengths),
         }
+        if self.tile:
+            d["tile"] = self.tile
+            d["tiles"] = self.tile_grid[0] * self.tile_grid[1]
         if total_bytes is not None:
             d["bytes"] = total_bytes
             d["bpp"] = round(8 * total_bytes / (self.width * self.height), 5)
@@ -113,18 +138,29 @@ def pack_image(header: ImageHeader, streams: list[bytes]) -> bytes:
     name = header.model.encode("utf-8")
     if len(name) > 255 or len(header.weights_hash) != 8:
         raise ValueError("model name too long or weights hash not 8 bytes")
+    version = VERSION_TILED if header.tile else VERSION
+    if header.tile and (header.tile % 64 or not TILE_MIN <= header.tile <= TILE_MAX):
+        raise ValueError(f"tile side {header.tile} is not a multiple of 64 in [{TILE_MIN}, {TILE_MAX}]")
+    if header.tile and len(streams) != header.expected_streams():
+        raise ValueError("stream count does not match the tiling")
+    if not header.tile and len(streams) > MAX_STREAMS:
+        raise ValueError("too many streams for an untiled file")
     out = bytearray(MAGIC)
-    out += bytes([VERSION, KIND_IMAGE, MODES.index(header.mode), len(name)]) + name
+    out += bytes([version, KIND_IMAGE, MODES.index(header.mode), len(name)]) + name
     out += header.weights_hash
     out += struct.pack("<H", int(round(header.quality * QUALITY_SCALE)))
     out += _varint(header.height) + _varint(header.width)
-    out.append(len(streams))
+    if header.tile:
+        out += _varint(header.tile) + _varint(len(streams))
+    else:
+        out.append(len(streams))
     for s in streams:
         out += _varint(len(s))
     for s in streams:
         out += s
     out += struct.pack("<I", zlib.crc32(out) & 0xFFFFFFFF)
     header.stream_lengths = [len(s) for s in streams]
+    header.version = version
     return bytes(out)
 
 
@@ -137,8 +173,8 @@ def read_header(data: bytes) -> tuple[ImageHeader, int]:
     r = _Reader(data)
     r.take(4)
     version = r.u8()
-    if version != VERSION:
-        raise FormatError(f"unsupported format version {version} (this lcodec reads version {VERSION})")
+    if version not in VERSIONS:
+        raise FormatError(f"unsupported format version {version} (this lcodec reads versions 1 and 2)")
     kind = r.u8()
     if kind != KIND_IMAGE:
         raise FormatError(f"unsupported stream kind {kind} (this lcodec decodes images)")
@@ -158,15 +194,28 @@ def read_header(data: bytes) -> tuple[ImageHeader, int]:
         raise FormatError(f"corrupt header (implausible size {width}x{height})")
     if not (1.0 <= quality <= 8.0):
         raise FormatError(f"corrupt header (quality {quality:g} out of range)")
-    n = r.u8()
-    if not (1 <= n <= MAX_STREAMS):
-        raise FormatError(f"corrupt header ({n} streams)")
+    tile = 0
+    if version == VERSION_TILED:
+        tile = r.varint()
+        if tile % 64 or not TILE_MIN <= tile <= TILE_MAX:
+            raise FormatError(f"corrupt header (tile side {tile})")
+        n = r.varint()
+        expected = ImageHeader(name, whash, quality, height, width, MODES[mode_i], tile=tile).expected_streams()
+        if n != expected:
+            raise FormatError(f"corrupt header ({n} streams for {expected // 2} tiles)")
+        # every length takes at least one byte: a huge tile count cannot hide in a small file
+        if n > len(data) - r.pos:
+            raise FormatError("file is truncated (fewer bytes than its streams need)")
+    else:
+        n = r.u8()
+        if not (1 <= n <= MAX_STREAMS):
+            raise FormatError(f"corrupt header ({n} streams)")
     lengths = [r.varint() for _ in range(n)]
     if r.pos + sum(lengths) + 4 != len(data):
         if r.pos + sum(lengths) + 4 > len(data):
             raise FormatError("file is truncated (payload shorter than its header says)")
         raise FormatError("file has trailing or missing bytes (lengths do not add up)")
-    header = ImageHeader(name, whash, quality, height, width, MODES[mode_i], lengths, version)
+    header = ImageHeader(name, whash, quality, height, width, MODES[mode_i], lengths, version, tile)
     return header, r.pos
 
 

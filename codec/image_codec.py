@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -12,15 +15,52 @@ from PIL import Image
 
 from entropy_models.range_coder import StreamError
 
-from .container import ImageHeader, pack_image, read_header, unpack_image
+from .container import TILE_MAX, TILE_MIN, ImageHeader, pack_image, unpack_image
 from .errors import FormatError, InputError, TargetError
-from .image_io import PreparedImage, decode_alpha, encode_alpha, finish, prepare
+from .image_io import DEFAULT_MAX_PIXELS, PreparedImage, decode_alpha, encode_alpha, finish, prepare
 from .quality import QUALITY_MAX, QUALITY_MIN, check_quality
 from .registry import LoadedModel, find_model_for, get_model
-from .transforms import HYPER_STRIDE, pad_to_multiple
+from .transforms import HYPER_STRIDE, LATENT_STRIDE, pad_to_multiple
 
 #: Bisection stops when the quality interval is this narrow.
 TARGET_TOLERANCE = 0.01
+#: Images with more pixels than this are coded in tiles (smaller ones stay exactly as before).
+UNTILED_MAX_PIXELS = 2048 * 2048
+#: Side of a coding tile (own z and y streams, own entropy context) in pixels.
+DEFAULT_TILE = 2048
+#: g_a / g_s run on pixel tiles of this core side plus a margin that is computed and discarded;
+#: the margin exceeds the transforms' receptive field, so tiled transforms equal untiled ones.
+TRANSFORM_TILE = 512
+TRANSFORM_MARGIN = 64
+
+
+@contextlib.contextmanager
+def fixed_threads() -> Iterator[None]:
+    """Run torch with one intra-op thread, so results do not depend on the caller's thread count.
+
+    Float reductions (convolutions, attention sums) are split differently with 2 threads than with 1,
+    which moves predicted means (and, rarely, a scale index) by an ulp; coding and synthesis run here.
+    """
+    n = torch.get_num_threads()
+    if n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def _balanced(total: int, most: int) -> list[tuple[int, int]]:
+    """[0, total) cut into ceil(total / most) near-equal parts (a grid that depends on size only)."""
+    n = max(1, -(-total // most))
+    cuts = [round(i * total / n) for i in range(n + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def _tiles(total: int, step: int) -> list[tuple[int, int]]:
+    return [(a, min(a + step, total)) for a in range(0, total, step)]
 
 
 @dataclass
@@ -28,8 +68,8 @@ class Analysis:
     """g_a output of one image, reused across the encodes of a rate/quality search."""
 
     prepared: PreparedImage
-    x: torch.Tensor  # padded [1, 3, H', W'] in [0, 1]
-    y: torch.Tensor  # latent before gain
+    y: torch.Tensor  # latent before gain, [1, M, H'/16, W'/16] of the image padded to a multiple of 64
+    tile: int = 0  # coding tile side in pixels (0: untiled)
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -57,34 +97,78 @@ class ImageCodec:
 
     # ---- encoding ------------------------------------------------------------------------------
 
-    def analyse(self, image: Image.Image | np.ndarray | PreparedImage) -> Analysis:
+    def analyse(self, image: Image.Image | np.ndarray | PreparedImage, tile: int | None = None) -> Analysis:
+        """Run g_a once; `tile` forces tiled coding with that tile side (None: tiled above 2048x2048)."""
         if isinstance(image, np.ndarray):
             image = Image.fromarray(image)
         prepared = image if isinstance(image, PreparedImage) else prepare(image)
         h, w = prepared.rgb.shape[:2]
         if h < 1 or w < 1:
             raise InputError("image has no pixels")
+        if tile is None:
+            tile = DEFAULT_TILE if h * w > UNTILED_MAX_PIXELS else 0
+        if tile and (tile % HYPER_STRIDE or not TILE_MIN <= tile <= TILE_MAX):
+            raise ValueError(f"tile side must be a multiple of 64 in [{TILE_MIN}, {TILE_MAX}]")
+        if tile:
+            return Analysis(prepared, self._analyse_tiled(prepared.rgb), tile)
         x = torch.from_numpy(prepared.rgb).to(self.device).permute(2, 0, 1).float().div(255).unsqueeze(0)
         x = pad_to_multiple(x, HYPER_STRIDE)
         with torch.no_grad():
             y = self.model.g_a(x)
-        return Analysis(prepared, x, y)
+        return Analysis(prepared, y, 0)
+
+    def _analyse_tiled(self, rgb: np.ndarray) -> torch.Tensor:
+        """g_a over the replicate-padded image in overlapping pixel tiles (memory of one tile)."""
+        h, w = rgb.shape[:2]
+        ph, pw = h + (-h) % HYPER_STRIDE, w + (-w) % HYPER_STRIDE
+        s, m = LATENT_STRIDE, TRANSFORM_MARGIN
+        y = torch.empty(1, self.model.config.m, ph // s, pw // s)
+        for r0, r1 in _tiles(ph, TRANSFORM_TILE):
+            a0, a1 = max(r0 - m, 0), min(r1 + m, ph)
+            rows = np.minimum(np.arange(a0, a1), h - 1)  # index clamping = replicate padding
+            for c0, c1 in _tiles(pw, TRANSFORM_TILE):
+                b0, b1 = max(c0 - m, 0), min(c1 + m, pw)
+                cols = np.minimum(np.arange(b0, b1), w - 1)
+                patch = np.ascontiguousarray(rgb[rows][:, cols])
+                x = torch.from_numpy(patch).to(self.device).permute(2, 0, 1).float().div(255).unsqueeze(0)
+                with torch.no_grad():
+                    yt = self.model.g_a(x)
+                i, j = (r0 - a0) // s, (c0 - b0) // s
+                y[:, :, r0 // s : r1 // s, c0 // s : c1 // s] = yt[:, :, i : i + (r1 - r0) // s,
+                                                                   j : j + (c1 - c0) // s].cpu()
+        return y
 
     def _encode_analysis(self, a: Analysis, quality: float) -> tuple[bytes, torch.Tensor]:
         q = torch.tensor([quality], dtype=torch.float32, device=self.device)
-        with torch.no_grad():
-            streams, y_hat = self.model.compress_latent(a.y * self.model.gain.gain(q))
         p = a.prepared
+        h, w = p.rgb.shape[:2]
+        gain = self.model.gain.gain(q).detach().cpu()
+        with torch.no_grad(), fixed_threads():
+            if not a.tile:
+                streams, y_hat = self.model.compress_latent((a.y * gain.to(a.y.device)).to(self.device))
+            else:
+                streams, y_hat = [], torch.empty_like(a.y)
+                t = a.tile // LATENT_STRIDE
+                for r0, r1 in _tiles(a.y.shape[2], t):
+                    for c0, c1 in _tiles(a.y.shape[3], t):
+                        yt = (a.y[:, :, r0:r1, c0:c1] * gain).to(self.device)
+                        st, yh = self.model.compress_latent(yt)
+                        streams += st
+                        y_hat[:, :, r0:r1, c0:c1] = yh.cpu()
         if p.alpha is not None:
             streams.append(encode_alpha(p.alpha))
-        h, w = p.rgb.shape[:2]
-        header = ImageHeader(self.loaded.name, self.loaded.weights_hash, quality, h, w, p.mode)
+        header = ImageHeader(self.loaded.name, self.loaded.weights_hash, quality, h, w, p.mode, tile=a.tile)
         return pack_image(header, streams), y_hat
 
-    def encode(self, image: Image.Image | np.ndarray | PreparedImage, quality: float = 4.0) -> bytes:
-        """Encode at a quality in [1, 8] (fractions interpolate between the trained levels)."""
+    def encode(self, image: Image.Image | np.ndarray | PreparedImage, quality: float = 4.0,
+               tile: int | None = None) -> bytes:
+        """Encode at a quality in [1, 8] (fractions interpolate between the trained levels).
+
+        Images above 2048x2048 pixels are coded in `tile` x `tile` tiles (default 2048); pass
+        `tile` to force tiling (a multiple of 64, at least 256).
+        """
         quality = self._quantized_quality(check_quality(quality))
-        return self._encode_analysis(self.analyse(image), quality)[0]
+        return self._encode_analysis(self.analyse(image, tile), quality)[0]
 
     @staticmethod
     def _quantized_quality(q: float) -> float:
@@ -139,22 +223,61 @@ class ImageCodec:
     # ---- decoding ------------------------------------------------------------------------------
 
     def _synthesise(self, y_hat: torch.Tensor, quality: float, h: int, w: int) -> np.ndarray:
+        """g_s to uint8 pixels, on a fixed grid of overlapping latent tiles run in parallel.
+
+        Every tile runs single-threaded and the grid depends only on the image size, so the pixels
+        never depend on the thread count; the tiles themselves run concurrently on the caller's
+        threads (torch releases the GIL inside its operators), and memory is bounded by a few tiles.
+        """
         q = torch.tensor([quality], dtype=torch.float32, device=self.device)
-        with torch.no_grad():
-            x = self.model.g_s(y_hat * self.model.gain.inverse_gain(q))
-        x = x[0, :, :h, :w].clamp(0, 1).mul(255).round().to(torch.uint8)
-        return x.permute(1, 2, 0).cpu().numpy()
+        inv = self.model.gain.inverse_gain(q).detach().to(y_hat.device)
+        out = np.empty((h, w, 3), dtype=np.uint8)
+        s = LATENT_STRIDE
+        t, m = TRANSFORM_TILE // s, TRANSFORM_MARGIN // s
+        lh, lw = y_hat.shape[2:]
+        jobs = [(r, c) for r in _balanced(-(-h // s), t) for c in _balanced(-(-w // s), t)]
+
+        def run(job: tuple[tuple[int, int], tuple[int, int]]) -> None:
+            (r0, r1), (c0, c1) = job
+            a0, a1 = max(r0 - m, 0), min(r1 + m, lh)
+            b0, b1 = max(c0 - m, 0), min(c1 + m, lw)
+            with torch.no_grad():
+                x = self.model.g_s((y_hat[:, :, a0:a1, b0:b1] * inv).to(self.device))
+            ph, pw = min(r1 * s, h) - r0 * s, min(c1 * s, w) - c0 * s
+            i, j = (r0 - a0) * s, (c0 - b0) * s
+            x = x[0, :, i : i + ph, j : j + pw].clamp(0, 1).mul(255).round().to(torch.uint8)
+            out[r0 * s : r0 * s + ph, c0 * s : c0 * s + pw] = x.permute(1, 2, 0).cpu().numpy()
+
+        workers = torch.get_num_threads() if self.device.type == "cpu" else 1
+        with fixed_threads():
+            if workers > 1 and len(jobs) > 1:
+                with ThreadPoolExecutor(min(workers, len(jobs))) as pool:
+                    list(pool.map(run, jobs))
+            else:
+                for job in jobs:
+                    run(job)
+        return out
 
     @classmethod
     def for_stream(cls, data: bytes, extra_models: list[str | Path] | None = None,
                    device: str | torch.device = "cpu") -> "ImageCodec":
-        """A codec holding the model a stream was made with (found by its weights hash)."""
-        header = read_header(data)[0]
+        """A codec holding the model a stream was made with (found by its weights hash).
+
+        The whole file is validated first (CRC included), so a corrupt hash reads as corruption."""
+        header = unpack_image(data)[0]
         return cls(find_model_for(header.model, header.weights_hash, extra_models), device)
 
-    def decode(self, data: bytes, extra_models: list[str | Path] | None = None) -> Image.Image:
-        """Decode an lcodec image file to a Pillow image in the original mode and size."""
+    def decode(self, data: bytes, extra_models: list[str | Path] | None = None,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+        """Decode an lcodec image file to a Pillow image in the original mode and size.
+
+        Raises FormatError (not an lcodec file, unsupported version, corrupt or truncated stream),
+        InputError (declared size above `max_pixels`) or UnknownModelError (weights not available).
+        """
         header, streams = unpack_image(data)
+        if header.height * header.width > max_pixels:
+            raise InputError(f"stream declares {header.width}x{header.height} = {header.width * header.height} "
+                             f"pixels, above the limit of {max_pixels} (raise --max-pixels)")
         codec = self
         if header.weights_hash != self.loaded.weights_hash:
             codec = ImageCodec(find_model_for(header.model, header.weights_hash, extra_models), self.device)
@@ -162,16 +285,32 @@ class ImageCodec:
 
     def _decode_checked(self, header: ImageHeader, streams: list[bytes]) -> Image.Image:
         has_alpha = header.mode in ("RGBA", "LA")
-        if len(streams) != (3 if has_alpha else 2):
+        if len(streams) != header.expected_streams():
             raise FormatError(f"corrupt file ({len(streams)} streams for a {header.mode} image)")
         h, w = header.height, header.width
         ph, pw = h + (-h) % HYPER_STRIDE, w + (-w) % HYPER_STRIDE
+        tile = header.tile or max(ph, pw)
+        grid = [(r, c) for r in _tiles(ph, tile) for c in _tiles(pw, tile)]
+        # cheap bound of size against bytes before any work: z symbols have a least cost per symbol
+        for k, ((r0, r1), (c0, c1)) in enumerate(grid):
+            if 8 * len(streams[2 * k]) < 0.9 * self.model.min_z_bits((r1 - r0, c1 - c0)) - 96:
+                raise FormatError(f"corrupt file (stream too short for a {w}x{h} image)")
+        s = LATENT_STRIDE
+        y_hat = None
         try:
-            y_hat = self.model.decompress_latent(streams[:2], (ph, pw), self.device)
+            with fixed_threads():
+                for k, ((r0, r1), (c0, c1)) in enumerate(grid):
+                    yt = self.model.decompress_latent(streams[2 * k : 2 * k + 2], (r1 - r0, c1 - c0), self.device)
+                    if len(grid) == 1:
+                        y_hat = yt
+                        break
+                    if y_hat is None:
+                        y_hat = torch.empty(1, yt.shape[1], ph // s, pw // s)
+                    y_hat[:, :, r0 // s : r1 // s, c0 // s : c1 // s] = yt.cpu()
         except StreamError as exc:
             raise FormatError(f"corrupt stream: {exc}") from None
         rgb = self._synthesise(y_hat, header.quality, h, w)
-        alpha = decode_alpha(streams[2], h, w) if has_alpha else None
+        alpha = decode_alpha(streams[-1], h, w) if has_alpha else None
         return finish(rgb, header.mode, alpha)
 
     @staticmethod

@@ -7,12 +7,14 @@ RGB and turned back into grey; alpha is split off and coded losslessly (delta fi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -77,6 +79,20 @@ def prepare(im: Image.Image) -> PreparedImage:
     return PreparedImage(np.asarray(im, dtype=np.uint8).copy(), "RGB")
 
 
+@contextlib.contextmanager
+def _pixel_guard(max_pixels: int) -> Iterator[None]:
+    """Make Pillow's decompression-bomb guard follow our limit (a larger --max-pixels must not trip
+    Pillow's default, a smaller one is checked by us with a clear message) and silence its warning."""
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> PreparedImage:
     """Open an image file; raise InputError with a clear reason if that is not possible."""
     p = Path(path)
@@ -85,7 +101,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     if p.is_dir():
         raise InputError(f"input is a folder, not an image: {p}")
     try:
-        with Image.open(p) as im:
+        with _pixel_guard(max_pixels), Image.open(p) as im:
             w, h = im.size
             if w * h > max_pixels:
                 raise InputError(f"image is {w}x{h} = {w * h} pixels, above the limit of {max_pixels} (raise --max-pixels)")
@@ -98,7 +114,9 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise
     except PermissionError:
         raise InputError(f"cannot read {p}: permission denied") from None
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"image is above the limit of {max_pixels} pixels (raise --max-pixels): {exc}") from None
+    except UnidentifiedImageError as exc:
         raise InputError(f"not a readable image: {p} ({exc.__class__.__name__})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"cannot decode image {p}: {exc}") from None

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
+from entropy_models.cdf_tables import PRECISION
 from entropy_models.factorized import FactorizedPrior
 from entropy_models.multi_reference import MultiReferenceEntropyModel
 from entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
@@ -61,13 +63,16 @@ class ImageModel(nn.Module):
 
     # ---- training ------------------------------------------------------------------------------
 
-    def forward(self, x: torch.Tensor, q: torch.Tensor) -> dict[str, torch.Tensor]:
-        """x: [B, 3, H, W] in [0, 1] with H, W multiples of 64; q: [B] qualities."""
+    def forward(self, x: torch.Tensor, q: torch.Tensor, table_scales: bool = True) -> dict[str, torch.Tensor]:
+        """x: [B, 3, H, W] in [0, 1] with H, W multiples of 64; q: [B] qualities.
+
+        In eval mode rates use the coder's table scales unless `table_scales` is False.
+        """
         y = self.g_a(x) * self.gain.gain(q)
         z = self.h_a(y)
         z_hat, z_lik = self.z_prior(z)
         hyper = self.h_s(z_hat)
-        y_hat, y_lik = self.context(y, hyper)
+        y_hat, y_lik = self.context(y, hyper, table_scales=table_scales)
         x_hat = self.g_s(y_hat * self.gain.inverse_gain(q))
         return {"x_hat": x_hat, "y_likelihoods": y_lik, "z_likelihoods": z_lik}
 
@@ -82,6 +87,15 @@ class ImageModel(nn.Module):
         """Take the tables from the loaded buffers (never rebuilt from floats at coding time)."""
         self.z_prior.load_tables_from_buffer()
         self.context.gaussian.load_tables_from_buffer()
+
+    def min_z_bits(self, padded_hw: tuple[int, int]) -> float:
+        """Fewest bits any z stream of a padded image this size can take (the most likely symbol in
+        every position); a stream far shorter than this cannot be genuine, whatever its CRC says."""
+        tables = self.z_prior.tables
+        top = tables.freqs.max(axis=1).astype(np.float64) / float(1 << PRECISION)
+        per_block = float(-np.log2(top).sum())
+        h, w = padded_hw
+        return per_block * (h // HYPER_STRIDE) * (w // HYPER_STRIDE)
 
     @torch.no_grad()
     def compress_latent(self, y: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
@@ -129,10 +143,14 @@ class ImageModel(nn.Module):
         return self.g_s(y_hat * self.gain.inverse_gain(qt))
 
     @torch.no_grad()
-    def estimate_bits(self, x: torch.Tensor, q: float) -> float:
-        """Model's own rate estimate (-log2 likelihoods of the rounded latents), in bits."""
+    def estimate_bits(self, x: torch.Tensor, q: float, table_scales: bool = True) -> float:
+        """Model's own rate estimate (-log2 likelihoods of the rounded latents), in bits.
+
+        With `table_scales` (default) the y likelihoods use the scales the coder really uses; without,
+        the continuous predicted scales (the training-time rate term).
+        """
         was = self.training
         self.eval()
-        out = self.forward(x, torch.tensor([q], dtype=torch.float32, device=x.device))
+        out = self.forward(x, torch.tensor([q], dtype=torch.float32, device=x.device), table_scales)
         self.train(was)
         return float(-(torch.log2(out["y_likelihoods"]).sum() + torch.log2(out["z_likelihoods"]).sum()))

@@ -22,7 +22,7 @@ from torch import nn
 from .contexts import LinearAttention, anchor_mask
 from .gaussian import SCALE_MIN, GaussianConditional, gaussian_likelihood
 from .quantize import ste_round
-from .range_coder import RangeDecoder, RangeEncoder
+from .range_coder import RangeDecoder, RangeEncoder, StreamError
 
 _GLOBAL_DIM = 32
 
@@ -93,8 +93,13 @@ class MultiReferenceEntropyModel(nn.Module):
 
     # ---- training ------------------------------------------------------------------------------
 
-    def forward(self, y: torch.Tensor, hyper: torch.Tensor, training: bool | None = None):
-        """Return (y_hat, likelihoods) with noisy-rate / straight-through-value quantization."""
+    def forward(self, y: torch.Tensor, hyper: torch.Tensor, training: bool | None = None,
+                table_scales: bool = True):
+        """Return (y_hat, likelihoods) with noisy-rate / straight-through-value quantization.
+
+        Outside training, `table_scales` rates each value with the table scale the coder will use
+        (the exact coding distribution) instead of the continuous predicted scale.
+        """
         training = self.training if training is None else training
         _, _, h, w = y.shape
         mask = anchor_mask(h, w, y.device)
@@ -107,6 +112,8 @@ class MultiReferenceEntropyModel(nn.Module):
             mean_n, scale_n = self._nonanchor_step(k, feats, anchors, mask)
             mean = torch.where(mask, mean_a, mean_n)
             scale = torch.where(mask, scale_a, scale_n)
+            if not training and table_scales:
+                scale = self.gaussian.scale_table[self.gaussian.scale_indexes(scale)]
             y_rate = y_k + torch.empty_like(y_k).uniform_(-0.5, 0.5) if training else torch.round(y_k - mean) + mean
             liks.append(gaussian_likelihood(y_rate, mean, scale))
             y_hat_k = anchors + self._quantize(y_k, mean_n, training) * (1 - maskf)
@@ -121,11 +128,14 @@ class MultiReferenceEntropyModel(nn.Module):
 
     def _code_pass(self, y_k, mean, scale, sel, coder, decode: bool):
         """Code (or decode) the positions `sel` [H, W] of one slice; returns the dequantized values there."""
+        if decode and not (torch.isfinite(mean).all() and torch.isfinite(scale).all()):
+            # only corrupt streams (absurd escaped values) drive the parameter nets to inf / NaN
+            raise StreamError("decoded values give non-finite entropy parameters")
         idx = self.gaussian.scale_indexes(scale[:, :, sel]).cpu().numpy().ravel()
         m = mean[:, :, sel]
         if decode:
             sym = coder.decode(idx, self.gaussian.tables)
-            sym_t = torch.from_numpy(sym.astype(np.float32)).view_as(m)
+            sym_t = torch.from_numpy(sym.astype(np.float32)).to(m.device).view_as(m)
         else:
             sym_t = torch.round(y_k[:, :, sel] - m)
             coder.encode(sym_t.cpu().numpy().astype(np.int64).ravel(), idx, self.gaussian.tables)

@@ -161,14 +161,41 @@ def test_unknown_weights_named(codec, photo):
         codec.decode(forged)
 
 
+def _bpp(blob: bytes, img: Image.Image) -> float:
+    return 8 * len(blob) / (img.width * img.height)
+
+
 def test_encode_to_target_bpp(codec, photo):
-    blob, q = codec.encode_to_target(photo, bpp=0.5)
-    bpp = 8 * len(blob) / (photo.width * photo.height)
-    assert bpp <= 0.5
-    higher = codec.encode(photo, min(8.0, q + 0.05))
-    assert 8 * len(higher) / (photo.width * photo.height) > 0.5 or q >= 7.95
+    # a target between what qualities 2 and 6 give: the search must land between them and fit
+    target = (_bpp(codec.encode(photo, 2), photo) + _bpp(codec.encode(photo, 6), photo)) / 2
+    blob, q = codec.encode_to_target(photo, bpp=target)
+    assert _bpp(blob, photo) <= target and 2 <= q <= 6
+    # and it is the highest such quality, to the search tolerance
+    assert _bpp(codec.encode(photo, min(8.0, q + 0.02)), photo) > target
 
 
 def test_encode_to_target_psnr(codec, photo):
-    blob, q = codec.encode_to_target(photo, psnr=30.0)
-    assert _psnr(codec.decode(blob), photo) >= 30.0
+    lo = _psnr(codec.decode(codec.encode(photo, 2)), photo)
+    hi = _psnr(codec.decode(codec.encode(photo, 6)), photo)
+    target = (lo + hi) / 2
+    blob, q = codec.encode_to_target(photo, psnr=target)
+    assert _psnr(codec.decode(blob), photo) >= target and 2 <= q <= 6
+    assert _psnr(codec.decode(codec.encode(photo, max(1.0, q - 0.02))), photo) < target
+
+
+def test_unreachable_targets_are_reported(codec, photo):
+    from codec import TargetError
+
+    with pytest.raises(TargetError, match="cannot reach"):
+        codec.encode_to_target(photo, bpp=1e-4)
+    with pytest.raises(TargetError, match="cannot reach"):
+        codec.encode_to_target(photo, psnr=99.0)
+
+
+@pytest.mark.parametrize("ext", ["jpg", "bmp", "tiff", "webp", "png"])
+def test_input_formats(codec, photo, tmp_path, ext):
+    path = tmp_path / f"in.{ext}"
+    photo.save(path)
+    prepared = read_image(path)
+    assert prepared.rgb.shape == (photo.height, photo.width, 3)
+    assert codec.decode(codec.encode(prepared, 4)).size == photo.size

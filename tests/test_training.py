@@ -62,3 +62,18 @@ def test_export_rejects_non_checkpoint(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     res = CliRunner().invoke(main, ["export", str(bad), "-o", str(tmp_path / "x.lcw")])
     assert res.exit_code == 2 and not (tmp_path / "x.lcw").exists()
+
+
+def test_msssim_training_step(tmp_path, tiny_data):
+    pytest.importorskip("pytorch_msssim")
+    res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "ms"), "--steps", "1",
+                                    "--batch", "1", "--patch", "192", "--metric", "ms-ssim", "--warmup", "1"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in (tmp_path / "ms" / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 1 and np.isfinite(rows[-1]["loss"])
+
+
+def test_ms_ssim_needs_large_patches(tmp_path, tiny_data):
+    res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "x"),
+                                    "--patch", "64", "--metric", "ms-ssim"])
+    assert res.exit_code == 2 and "192" in res.output

@@ -1,0 +1,286 @@
+"""Fuzzing the image decoder with mutated valid streams.
+
+Seed streams are real lcodec files of small images (RGB, grey, RGBA, and a tiled version-2 file).
+Each case applies one or more mutations - bit flips, byte changes, truncation, insertion, deletion,
+huge size / length / tile / stream-count fields, garbage payloads - and, most of the time, recomputes
+the CRC so that the mutation reaches the header parser, the range decoder and the model rather than
+stopping at the checksum. Every case must end in a decoded image of the declared size or in one of the
+documented exceptions (``codec.errors.LcodecError`` subclasses) within a time bound; anything else
+(another exception, a timeout) is a finding. Peak memory (max RSS) is reported with the outcomes.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import signal
+import struct
+import time
+import traceback
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from codec import ImageCodec
+from codec.container import MAGIC, read_header
+from codec.errors import LcodecError
+
+#: A case taking longer than this (seconds) is a finding ("timeout").
+CASE_TIME_LIMIT = 20.0
+
+
+class CaseTimeout(Exception):
+    """Raised inside a case by the alarm when it runs past the time limit."""
+
+
+@dataclass
+class FuzzReport:
+    """Counts and the worst cases of one fuzz run."""
+
+    cases: int = 0
+    outcomes: Counter = field(default_factory=Counter)
+    findings: list[dict] = field(default_factory=list)
+    slowest_s: float = 0.0
+    slowest_case: str = ""
+    total_s: float = 0.0
+    max_rss_mb: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "cases": self.cases,
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "findings": self.findings[:50],
+            "finding_count": len(self.findings),
+            "slowest_s": round(self.slowest_s, 3),
+            "slowest_case": self.slowest_case,
+            "total_s": round(self.total_s, 1),
+            "max_rss_mb": round(self.max_rss_mb, 1),
+        }
+
+
+def seed_streams(codec: ImageCodec, rng: np.random.Generator) -> list[bytes]:
+    """Valid small files: a smooth RGB picture, a grey one, an RGBA one and a tiled (version-2) one."""
+    h, w = 48, 64
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 4, yy * 5, (xx + yy) * 2], axis=2).astype(np.float64)
+    rgb = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+    from PIL import Image
+
+    grey = Image.fromarray(rgb[:, :, 1], "L")
+    rgba = Image.fromarray(np.dstack([rgb, (xx * 3).astype(np.uint8)]), "RGBA")
+    wide = np.clip(np.tile(rgb, (1, 5, 1)), 0, 255).astype(np.uint8)[:, :300]
+    return [
+        codec.encode(rgb, 4.0),
+        codec.encode(rgb, 1.0),
+        codec.encode(grey, 6.0),
+        codec.encode(rgba, 3.0),
+        codec.encode(wide, 5.0, tile=256),
+    ]
+
+
+def _with_crc(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    n, shift = 0, 0
+    while pos < len(data):
+        b = data[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    return n, pos
+
+
+def field_spans(data: bytes) -> dict[str, tuple[int, int]]:
+    """Byte spans of the header fields of a valid file (used to aim mutations at them)."""
+    header, payload_at = read_header(data)
+    pos = 4
+    spans = {"version": (pos, pos + 1), "kind": (pos + 1, pos + 2), "mode": (pos + 2, pos + 3)}
+    pos += 3
+    name_len = data[pos]
+    spans["name"] = (pos, pos + 1 + name_len)
+    pos += 1 + name_len
+    spans["hash"] = (pos, pos + 8)
+    pos += 8
+    spans["quality"] = (pos, pos + 2)
+    pos += 2
+    for key in ("height", "width"):
+        _, end = _read_varint(data, pos)
+        spans[key] = (pos, end)
+        pos = end
+    if header.tile:
+        _, end = _read_varint(data, pos)
+        spans["tile"] = (pos, end)
+        pos = end
+        _, end = _read_varint(data, pos)
+    else:
+        end = pos + 1
+    spans["streams"] = (pos, end)
+    pos = end
+    for i in range(len(header.stream_lengths)):
+        _, end = _read_varint(data, pos)
+        spans[f"length{i}"] = (pos, end)
+        pos = end
+    spans["payload"] = (payload_at, len(data) - 4)
+    return spans
+
+
+_BIG = [0, 1, 63, 64, 65, 127, 128, 255, 256, 4095, 4096, 65535, 65536, 65537, 1 << 20, (1 << 31) - 1,
+        1 << 32, (1 << 35) - 1]
+
+
+def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    """One random mutation of a valid file; returns the new bytes and a short description."""
+    body = bytearray(data[:-4])
+    kind = rng.choice(["bitflip", "bytes", "truncate", "insert", "delete", "field", "field", "payload",
+                       "payload", "splice"])
+    desc = kind
+    if kind == "bitflip":
+        for _ in range(rng.choice([1, 1, 2, 4, 16])):
+            i = rng.randrange(len(body))
+            body[i] ^= 1 << rng.randrange(8)
+    elif kind == "bytes":
+        for _ in range(rng.choice([1, 2, 8])):
+            body[rng.randrange(len(body))] = rng.choice([0, 0xFF, 0x7F, 0x80, rng.randrange(256)])
+    elif kind == "truncate":
+        cut = rng.randrange(len(body))
+        desc += f"@{cut}"
+        body = body[:cut]
+    elif kind == "insert":
+        i = rng.randrange(len(body) + 1)
+        body[i:i] = bytes(rng.randrange(256) for _ in range(rng.choice([1, 4, 17, 200])))
+    elif kind == "delete":
+        i = rng.randrange(len(body))
+        del body[i : i + rng.choice([1, 4, 17, 200])]
+    elif kind == "field":
+        spans = field_spans(data)
+        name = rng.choice([k for k in spans if k not in ("payload", "name")] + ["name"])
+        a, b = spans[name]
+        desc = f"field:{name}"
+        if name in ("height", "width", "tile", "streams") or name.startswith("length"):
+            value = rng.choice(_BIG + [rng.randrange(1 << rng.randrange(1, 36))])
+            desc += f"={value}"
+            body[a:b] = _varint(value) if (name != "streams" or data[4] == 2) else bytes([value & 0xFF])
+        elif name == "name":
+            new = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
+            body[a:b] = bytes([len(new)]) + new
+        else:
+            for i in range(a, b):
+                body[i] = rng.randrange(256)
+    elif kind == "payload":
+        # garbage of the same length in one stream: the CRC is recomputed, so only the range decoder
+        # and the model stand between it and the output
+        header, at = read_header(data)
+        k = rng.randrange(len(header.stream_lengths))
+        start = at + sum(header.stream_lengths[:k])
+        n = header.stream_lengths[k]
+        fill = rng.choice(["random", "zeros", "ones", "repeat"])
+        desc += f":{k}:{fill}"
+        if fill == "random":
+            new = bytes(rng.randrange(256) for _ in range(n))
+        elif fill == "zeros":
+            new = bytes(n)
+        elif fill == "ones":
+            new = b"\xff" * n
+        else:
+            new = bytes(data[start : start + min(n, 4)] * (n // 4 + 1))[:n]
+        body[start : start + n] = new
+    else:  # splice: keep the header, replace the payload with the bytes of another part of the file
+        spans = field_spans(data)
+        a, b = spans["payload"]
+        src = bytes(data[rng.randrange(len(data)) :])[: b - a]
+        body[a:b] = src + bytes(b - a - len(src))
+    if rng.random() < 0.9:
+        return _with_crc(bytes(body)), desc
+    return bytes(body) + data[-4:], desc + "+oldcrc"
+
+
+def _alarm(signum, frame):  # noqa: ARG001
+    raise CaseTimeout()
+
+
+def run_case(codec: ImageCodec, blob: bytes) -> str:
+    """Decode one blob; returns the outcome name (raises CaseTimeout or any unexpected exception)."""
+    img = codec.decode(blob, max_pixels=1 << 24)
+    header = read_header(blob)[0]
+    if img.size != (header.width, header.height):
+        raise AssertionError(f"decoded {img.size}, header says {header.width}x{header.height}")
+    arr = np.asarray(img)
+    if arr.dtype != np.uint8:
+        raise AssertionError("decoded image is not 8-bit")
+    return "decoded"
+
+
+def fuzz(cases: int, seed: int = 0, codec: ImageCodec | None = None, time_limit: float = CASE_TIME_LIMIT,
+         progress=None) -> FuzzReport:
+    """Run `cases` mutated decodes; every non-documented outcome is listed in ``findings``."""
+    codec = codec or ImageCodec.default()
+    rng = random.Random(seed)
+    seeds = seed_streams(codec, np.random.default_rng(seed))
+    assert all(s[:4] == MAGIC for s in seeds)
+    report = FuzzReport()
+    use_alarm = hasattr(signal, "setitimer")
+    old = signal.signal(signal.SIGALRM, _alarm) if use_alarm else None
+    t_start = time.perf_counter()
+    try:
+        for i in range(cases):
+            src = rng.randrange(len(seeds))
+            blob, desc = seeds[src], ""
+            for _ in range(rng.choice([1, 1, 1, 2, 3])):
+                blob, d = mutate(blob, rng) if len(blob) > 8 and blob[:4] == MAGIC and _parses(blob) else (blob, "")
+                desc += ("," if desc else "") + d
+            t0 = time.perf_counter()
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, time_limit)
+            try:
+                outcome = run_case(codec, blob)
+            except LcodecError as exc:
+                outcome = type(exc).__name__
+            except CaseTimeout:
+                outcome = "timeout"
+                report.findings.append({"case": i, "seed": src, "mutation": desc, "error": "timeout"})
+            except Exception as exc:  # anything else is a bug in the decoder
+                outcome = "crash"
+                report.findings.append({"case": i, "seed": src, "mutation": desc,
+                                        "error": f"{type(exc).__name__}: {exc}",
+                                        "trace": traceback.format_exc(limit=4)})
+            finally:
+                if use_alarm:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            dt = time.perf_counter() - t0
+            report.cases += 1
+            report.outcomes[outcome] += 1
+            if dt > report.slowest_s:
+                report.slowest_s, report.slowest_case = dt, f"case {i} (seed {src}: {desc}) -> {outcome}"
+            if progress is not None:
+                progress(i + 1)
+    finally:
+        if use_alarm:
+            signal.signal(signal.SIGALRM, old)
+    report.total_s = time.perf_counter() - t_start
+    report.max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return report
+
+
+def _parses(blob: bytes) -> bool:
+    """Mutations that aim at header fields need a file whose header still parses."""
+    try:
+        read_header(blob)
+        return True
+    except LcodecError:
+        return False
