@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from codec import ImageCodec
-from codec.container import MAGIC, read_header
+from codec.container import MAGIC, read_header, varint
 from codec.errors import LcodecError
 
 #: A case taking longer than this (seconds) is a finding ("timeout").
@@ -82,16 +82,6 @@ def seed_streams(codec: ImageCodec, rng: np.random.Generator) -> list[bytes]:
 
 def _with_crc(body: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -175,7 +165,7 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
         if name in ("height", "width", "tile", "streams") or name.startswith("length"):
             value = rng.choice(_BIG + [rng.randrange(1 << rng.randrange(1, 36))])
             desc += f"={value}"
-            body[a:b] = _varint(value) if (name != "streams" or data[4] == 2) else bytes([value & 0xFF])
+            body[a:b] = varint(value) if (name != "streams" or data[4] == 2) else bytes([value & 0xFF])
         elif name == "name":
             new = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
             body[a:b] = bytes([len(new)]) + new

@@ -94,7 +94,8 @@ class ImageHeader:
         return d
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """Unsigned LEB128 encoding of n (the container's length and size fields)."""
     if n < 0:
         raise ValueError("varint must be non-negative")
     out = bytearray()
@@ -149,13 +150,13 @@ def pack_image(header: ImageHeader, streams: list[bytes]) -> bytes:
     out += bytes([version, KIND_IMAGE, MODES.index(header.mode), len(name)]) + name
     out += header.weights_hash
     out += struct.pack("<H", int(round(header.quality * QUALITY_SCALE)))
-    out += _varint(header.height) + _varint(header.width)
+    out += varint(header.height) + varint(header.width)
     if header.tile:
-        out += _varint(header.tile) + _varint(len(streams))
+        out += varint(header.tile) + varint(len(streams))
     else:
         out.append(len(streams))
     for s in streams:
-        out += _varint(len(s))
+        out += varint(len(s))
     for s in streams:
         out += s
     out += struct.pack("<I", zlib.crc32(out) & 0xFFFFFFFF)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from bench.fuzz import field_spans, fuzz, seed_streams
 from codec import ImageCodec
-from codec.container import ImageHeader, pack_image, unpack_image
+from codec.container import ImageHeader, pack_image, unpack_image, varint
 from codec.errors import FormatError, InputError
 from codec.image_io import read_image
 from entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
@@ -36,7 +36,7 @@ def _rewrite(blob: bytes, **fields: int) -> bytes:
     body = blob[:-4]
     for name, (a, b) in sorted(spans.items(), key=lambda kv: -kv[1][0]):
         if name in fields:
-            body = body[:a] + _varint(fields[name]) + body[b:]
+            body = body[:a] + varint(fields[name]) + body[b:]
     return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
 
 
@@ -159,12 +159,3 @@ def test_input_pixel_limit_and_pillow_bomb_guard(tmp_path, monkeypatch):
     assert read_image(p, max_pixels=100_000).rgb.shape == (200, 300, 3)
     assert Image.MAX_IMAGE_PIXELS == 10_000
 
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
