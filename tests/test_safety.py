@@ -30,10 +30,11 @@ def _start(*args: str, cwd: Path) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def big_png(tmp_path_factory, eval_images) -> Path:
-    """An image that takes several seconds to encode, so a SIGINT lands mid-encode."""
+    """An image that takes well over 4 s to encode or decode (6 Mpx, tiled), so a SIGINT sent 4 s
+    after start lands mid-work even on a fast idle machine (start-up alone takes about 2 s)."""
     d = tmp_path_factory.mktemp("sigint")
     with Image.open(eval_images[0]) as im:
-        im.convert("RGB").resize((2304, 1536), Image.BICUBIC).save(d / "big.png")
+        im.convert("RGB").resize((3072, 2048), Image.BICUBIC).save(d / "big.png")
     return d / "big.png"
 
 
@@ -46,7 +47,7 @@ def _interrupt_when_working(proc: subprocess.Popen, delay: float) -> None:
 def test_sigint_during_encode_leaves_no_output(tmp_path, big_png):
     out = tmp_path / "big.lcd"
     proc = _start("encode", str(big_png), "-o", str(out), "-q", "4", cwd=tmp_path)
-    _interrupt_when_working(proc, 6.0)
+    _interrupt_when_working(proc, 4.0)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert not out.exists()
