@@ -73,15 +73,20 @@ def _param_groups(model: ImageModel, cfg: TrainConfig) -> list[dict]:
 
 
 def _load_optimizer(opt: torch.optim.Optimizer, saved: dict) -> None:
-    """Load optimizer state, also from checkpoints written with a single parameter group."""
+    """Load optimizer state, also from checkpoints written with a single parameter group.
+
+    Each group's `lr_scale` stays the one this run's configuration gave it (loading replaces the
+    group dicts with the saved ones)."""
+    scales = [g["lr_scale"] for g in opt.param_groups]
     groups = saved["param_groups"]
     if len(groups) == 1 and len(opt.param_groups) == 2:
         ids = groups[0]["params"]
         n_rest = len(opt.param_groups[0]["params"])
-        first = {**groups[0], "params": ids[:n_rest], "lr_scale": 1.0}
-        second = {**groups[0], "params": ids[n_rest:], "lr_scale": opt.param_groups[1]["lr_scale"]}
-        saved = {"state": saved["state"], "param_groups": [first, second]}
+        saved = {"state": saved["state"],
+                 "param_groups": [{**groups[0], "params": ids[:n_rest]}, {**groups[0], "params": ids[n_rest:]}]}
     opt.load_state_dict(saved)
+    for g, scale in zip(opt.param_groups, scales):
+        g["lr_scale"] = scale
 
 
 def _sample_qualities(n: int, gen: torch.Generator) -> torch.Tensor:
@@ -190,8 +195,6 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
         state = load_checkpoint(ckpt_path)
         model.load_state_dict(state["model"])
         _load_optimizer(opt, state["optimizer"])
-        for g, scale in zip(opt.param_groups, (1.0, cfg.gain_lr_scale)):
-            g["lr_scale"] = scale
         step = int(state["step"])
         torch.set_rng_state(state["torch_rng"])
         gen.set_state(state["gen_rng"])
