@@ -14,9 +14,13 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the mutation sequence.")
 @click.option("--time-limit", type=float, default=20.0, show_default=True, help="Seconds a case may take.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the report as JSON.")
-def fuzz(cases: int, seed: int, time_limit: float, out: Path | None) -> None:
+@click.option("--video", is_flag=True, help="Fuzz the video decoder (mutated video files) instead of images.")
+def fuzz(cases: int, seed: int, time_limit: float, out: Path | None, video: bool) -> None:
     """Decode CASES mutated lcodec files; exit 1 if any case crashed or timed out."""
-    from bench.fuzz import fuzz as run
+    if video:
+        from bench.fuzz_video import fuzz_video as run
+    else:
+        from bench.fuzz import fuzz as run
 
     step = max(cases // 20, 1)
 

@@ -17,6 +17,7 @@ import click
 from .bench_commands import bd_rate, bench
 from .fuzz_command import fuzz
 from .speed_command import speed
+from .video_commands import train_video
 
 EXIT_USAGE = 2
 
@@ -70,11 +71,16 @@ def main() -> None:
 @click.option("--psnr", type=float, default=None, help="Target PSNR in dB: lowest quality that reaches it.")
 @click.option("--model", "model", default=None, help="Bundled model name or weights file (.lcw).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse larger inputs (default 64 Mpx).")
+@click.option("--frames", type=click.IntRange(min=1), default=None, help="Video: encode at most this many frames.")
+@click.option("--start", type=click.IntRange(min=0), default=0, help="Video: first frame to encode.")
+@click.option("--intra-period", type=click.IntRange(min=-1), default=32, show_default=True,
+              help="Video: an I-frame every N frames; -1 = only the first frame.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @user_errors
 def encode(input: Path, output: Path | None, quality: float | None, bpp: float | None, psnr: float | None,
-           model: str | None, max_pixels: int | None, force: bool) -> None:
-    """Encode an image (PNG, JPEG, BMP, TIFF, WebP, ...) into an lcodec file."""
+           model: str | None, max_pixels: int | None, frames: int | None, start: int, intra_period: int,
+           force: bool) -> None:
+    """Encode an image (PNG, JPEG, BMP, TIFF, WebP, ...) or a video (MP4, MKV, AVI, Y4M, ...) into an lcodec file."""
     from codec import ImageCodec
     from codec.errors import OutputError
     from codec.image_io import DEFAULT_MAX_PIXELS, atomic_write, read_image
@@ -91,6 +97,17 @@ def encode(input: Path, output: Path | None, quality: float | None, bpp: float |
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--quality") from None
     output = output or input.with_suffix(".lcd")
+    from codec.video_io import is_video_path
+
+    if is_video_path(input):
+        if bpp is not None or psnr is not None:
+            raise click.UsageError("--bpp / --psnr targets are for images; use --quality for videos")
+        if intra_period == 0:
+            raise click.BadParameter("must be -1 or a positive number of frames", param_hint="--intra-period")
+        from .video_commands import encode_video
+
+        encode_video(input, output, 4.0 if quality is None else quality, model, frames, start, intra_period, force)
+        return
     if output.exists() and not force:
         raise OutputError(f"output exists: {output} (use --force to overwrite)")
     image = read_image(input, max_pixels or DEFAULT_MAX_PIXELS)
@@ -108,17 +125,31 @@ def encode(input: Path, output: Path | None, quality: float | None, bpp: float |
 
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output image; format from the extension (default: INPUT.png).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Image: format from the extension (default INPUT.png). Video: .y4m, .mkv (FFV1), .mp4 "
+                   "(lossless H.264) or a PNG pattern like out/%05d.png (default INPUT.y4m).")
 @click.option("--model", "models", multiple=True, help="Weights file(s) to look for the stream's model in.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse larger streams (default 64 Mpx).")
+@click.option("--frame", type=click.IntRange(min=0), default=None, help="Video: decode only this frame, to an image.")
+@click.option("--chroma", type=click.Choice(["420", "444", "rgb"]), default="420", show_default=True,
+              help="Video: pixel format of .y4m/.mkv/.mp4 output (rgb: .mkv only, bit-exact FFV1).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @user_errors
-def decode(input: Path, output: Path | None, models: tuple[str, ...], max_pixels: int | None, force: bool) -> None:
-    """Decode an lcodec file into an image (any format Pillow writes)."""
+def decode(input: Path, output: Path | None, models: tuple[str, ...], max_pixels: int | None, frame: int | None,
+           chroma: str, force: bool) -> None:
+    """Decode an lcodec file into an image (any format Pillow writes) or a video."""
     from codec import ImageCodec
     from codec.errors import OutputError
     from codec.image_io import DEFAULT_MAX_PIXELS, atomic_write
+    from codec.video_container import KIND_VIDEO
 
+    if _peek_kind(input) == KIND_VIDEO:
+        from .video_commands import decode_video
+
+        decode_video(input, output, list(models), frame, chroma, force)
+        return
+    if frame is not None:
+        raise click.UsageError("--frame is for video files; this is an image")
     data = _read_stream(input)
     output = output or input.with_suffix(".png")
     if output.exists() and not force:
@@ -135,13 +166,37 @@ def decode(input: Path, output: Path | None, models: tuple[str, ...], max_pixels
 def info(input: Path, as_json: bool) -> None:
     """Show an lcodec file's header: kind, model, weights hash, quality, size, bytes, bpp."""
     from codec import ImageCodec
+    from codec.video_container import KIND_VIDEO
 
-    d = ImageCodec.info(_read_stream(input))
+    if _peek_kind(input) == KIND_VIDEO:
+        from .video_commands import video_info
+
+        d = video_info(input)
+        if not as_json:
+            frames = d.pop("frames")
+            for k, v in d.items():
+                click.echo(f"{k:15s} {v}")
+            for fr in frames:
+                click.echo(f"frame {fr['index']:6d} {fr['type']} {fr['bytes']:8d} bytes  quality {fr['quality']:g}")
+            return
+    else:
+        d = ImageCodec.info(_read_stream(input))
     if as_json:
         click.echo(json.dumps(d))
         return
     for k, v in d.items():
         click.echo(f"{k:15s} {v}")
+
+
+def _peek_kind(path: Path) -> int | None:
+    """The kind byte of an lcodec file (None if unreadable here: _read_stream then says why)."""
+    from codec.video_container import stream_kind
+
+    try:
+        with open(path, "rb") as f:
+            return stream_kind(f.read(8))
+    except OSError:
+        return None
 
 
 def _read_stream(path: Path) -> bytes:
@@ -209,19 +264,22 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @user_errors
 def export(checkpoint: Path, output: Path, name: str | None, force: bool) -> None:
-    """Turn a training checkpoint into release weights usable with --model."""
+    """Turn a training checkpoint into release weights usable with --model (.lcw image, .lcv video)."""
     from codec.errors import OutputError
-    from codec.training.export import export_checkpoint
+    from codec.training.export import export_checkpoint, export_video_checkpoint, is_video_checkpoint
 
     if output.exists() and not force:
         raise OutputError(f"output exists: {output} (use --force to overwrite)")
-    h = export_checkpoint(checkpoint, output, name or output.stem)
+    video = checkpoint.is_file() and is_video_checkpoint(checkpoint)
+    h = (export_video_checkpoint if video else export_checkpoint)(checkpoint, output, name or output.stem)
     click.echo(f"{checkpoint} -> {output}: weights hash {h.hex()}")
 
 
 bench.add_command(speed)
 bench.add_command(fuzz)
 main.add_command(bench)
+train_video.callback = user_errors(train_video.callback)
+main.add_command(train_video)
 main.add_command(bd_rate, name="bd-rate")
 
 

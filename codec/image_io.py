@@ -156,6 +156,15 @@ def decode_alpha(data: bytes, height: int, width: int) -> np.ndarray:
     return np.cumsum(delta, axis=1, dtype=np.uint64).astype(np.uint8)
 
 
+def publish(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Move a finished temporary file into place with the permissions a normal open() would give
+    (temporary files are created private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, target)
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | None = None, image: Image.Image | None = None,
                  force: bool = False) -> None:
     """Write bytes or an image to `path` through a temporary file, so no partial output is ever left."""
@@ -184,7 +193,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | None = None, image: Imag
                     raise OutputError(f"cannot write a {image.mode} image as {p.suffix}: {exc}") from None
             else:
                 f.write(data or b"")
-        os.replace(tmp, p)
+        publish(tmp, p)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -33,3 +33,41 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str = "defa
                "patch": state["config"].get("patch"), "batch": state["config"].get("batch")}
     summary.update(info or {})
     return save_weights(out, model, name, summary)
+
+
+def is_video_checkpoint(checkpoint: str | Path) -> bool:
+    """Whether a training checkpoint holds a temporal (video) entropy model."""
+    try:
+        return load_checkpoint(checkpoint).get("config", {}).get("kind") == "video"
+    except ValueError:
+        return False
+
+
+def export_video_checkpoint(checkpoint: str | Path, out: str | Path, name: str = "default",
+                            info: dict | None = None) -> bytes:
+    """Write video weights (``.lcv``) from a ``train-video`` checkpoint; returns their hash."""
+    from ..registry import find_model_for
+    from ..video_model import build_temporal_model, save_video_weights
+
+    p = Path(checkpoint)
+    if not p.is_file():
+        raise InputError(f"checkpoint not found: {p}")
+    try:
+        state = load_checkpoint(p)
+        image_hash = bytes.fromhex(state["image_hash"])
+        cfg = state["config"]
+    except (KeyError, ValueError) as exc:
+        raise InputError(f"not an lcodec video training checkpoint: {p} ({exc})") from None
+    image = find_model_for(state.get("image_model", "?"), image_hash, [cfg.get("init", "")]
+                           if str(cfg.get("init", "")).endswith(".lcw") else None)
+    st = build_temporal_model(image.model.config)
+    missing, unexpected = st.load_state_dict(
+        {k: v for k, v in state["model"].items() if not k.endswith("cdf_table")}, strict=False)
+    if [k for k in missing if not k.endswith("cdf_table")] or unexpected:
+        raise InputError(f"checkpoint {p} does not match the video model architecture")
+    st.eval()
+    st.build_tables()
+    summary = {"steps": int(state.get("step", 0)), "train_data": str(cfg.get("data", "")),
+               "skip_first": cfg.get("skip_first"), "batch": cfg.get("batch"), "crop": cfg.get("crop")}
+    summary.update(info or {})
+    return save_video_weights(out, st, name, image, summary)

@@ -1,0 +1,79 @@
+"""Training data for the temporal entropy model: latents of consecutive video frames.
+
+The transforms are frozen while the temporal model trains, so every frame of every clip goes
+through g_a once, and training samples are random latent-domain crops of frame triplets
+(t-2, t-1, t). Latents are kept in float16 on the CPU (about 1.2 MB per 720p frame).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import InputError
+from ..image_model import ImageModel
+from ..transforms import HYPER_STRIDE, pad_to_multiple
+from ..video_io import is_video_path, open_video
+
+
+def list_videos(folder: str | Path) -> list[Path]:
+    """Video files directly in (or below) `folder`, sorted for reproducibility."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"video folder not found: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and is_video_path(p))
+    if not files:
+        raise FileNotFoundError(f"no videos (mp4/mkv/avi/...) in {folder}")
+    return files
+
+
+class LatentClips:
+    """Ungained latents of the frames of every clip in a folder, and random triplets from them."""
+
+    def __init__(self, folder: str | Path, model: ImageModel, skip_first: int = 0, max_frames: int | None = None,
+                 device: torch.device | str = "cpu", progress: bool = True) -> None:
+        self.clips: list[torch.Tensor] = []  # [T, M, h, w] float16
+        self.names: list[str] = []
+        dev = torch.device(device)
+        for path in list_videos(folder):
+            src = open_video(path, start=skip_first, frames=max_frames)
+            lat = []
+            bar = tqdm(src.frames(), total=src.total_hint, desc=f"latents {path.name}", disable=not progress,
+                       leave=False)
+            try:
+                for rgb in bar:
+                    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(dev).permute(2, 0, 1).float().div(255)
+                    with torch.no_grad():
+                        lat.append(model.g_a(pad_to_multiple(x.unsqueeze(0), HYPER_STRIDE))[0].half().cpu())
+            except InputError:  # a clip with no frames left after skip_first is skipped
+                if lat:
+                    raise
+            if len(lat) >= 3:
+                self.clips.append(torch.stack(lat))
+                self.names.append(path.name)
+        if not self.clips:
+            raise ValueError(f"no clip in {folder} has 3 or more frames to train on")
+        self.weights = torch.tensor([c.shape[0] - 2 for c in self.clips], dtype=torch.float64)
+
+    @property
+    def frames(self) -> int:
+        return sum(c.shape[0] for c in self.clips)
+
+    def batch(self, size: int, crop: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(y_{t-2}, y_{t-1}, y_t) ungained latents [B, M, c, c] from one clip; c <= crop, a multiple of 4."""
+        k = int(torch.multinomial(self.weights, 1, generator=gen))
+        clip = self.clips[k]
+        t_count, _, h, w = clip.shape
+        c_h = max(4, min(crop, h) // 4 * 4)
+        c_w = max(4, min(crop, w) // 4 * 4)
+        out = [[], [], []]
+        for _ in range(size):
+            t = int(torch.randint(2, t_count, (1,), generator=gen))
+            r = int(torch.randint(0, h - c_h + 1, (1,), generator=gen))
+            c = int(torch.randint(0, w - c_w + 1, (1,), generator=gen))
+            for j in range(3):
+                out[j].append(clip[t - 2 + j, :, r : r + c_h, c : c + c_w])
+        return tuple(torch.stack(o).float() for o in out)

@@ -1,0 +1,159 @@
+"""Rate-only training of the spatiotemporal entropy model, with the image model frozen.
+
+The loss is the P-frame rate in bits per pixel of y_t given the two previous latents. References
+stand in for decoded latents as y + U(-1/2, 1/2) (the quantization error the decoder's latents carry);
+a quarter of the samples use y_{t-1} for both references, as the first P-frame after an I-frame does.
+Same conveniences as image training: resume from ``last.pt``, JSONL log, bf16 autocast on CUDA,
+DistributedDataParallel under torchrun, a progress bar.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from entropy_models.quantize import noisy_or_rounded
+
+from ..quality import QUALITY_MAX, QUALITY_MIN
+from ..registry import get_model
+from ..video_model import build_temporal_model, init_from_image
+from .loop import _distributed, _lr_at, _pick_device, load_checkpoint
+from .video_data import LatentClips
+
+
+@dataclass
+class VideoTrainConfig:
+    """Everything a temporal-model run needs; stored in its checkpoints."""
+
+    data: str
+    out: str
+    init: str = "default"  # image model (bundled name or .lcw) whose latents are modelled
+    steps: int = 3000
+    batch: int = 8
+    crop: int = 16  # latent crop side (x16 pixels)
+    lr: float = 2e-4
+    min_lr: float = 1e-5
+    warmup: int = 100
+    clip: float = 1.0
+    skip_first: int = 0  # frames skipped at the start of every clip (keeps benchmark frames out)
+    device: str = "auto"
+    seed: int = 0
+    ckpt_minutes: float = 5.0
+    time_limit: float = 0.0  # minutes; 0 = no limit
+    kind: str = "video"
+
+
+def _rates(st, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor) -> torch.Tensor:
+    """Bits per pixel of each latent in the batch under the temporal model (noisy-rate proxy)."""
+    _, y_lik, z_lik = st(y, ref1, ref2)
+    pixels = y.shape[-2] * y.shape[-1] * 256
+    bits = -(torch.log2(y_lik.float()).flatten(1).sum(1) + torch.log2(z_lik.float()).flatten(1).sum(1))
+    return bits / pixels
+
+
+def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = True) -> Path:
+    """Run (or continue) temporal-model training; returns the path of the last checkpoint."""
+    rank, world, local_rank = _distributed()
+    device = _pick_device(cfg, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "last.pt"
+    torch.manual_seed(cfg.seed + rank)
+
+    image = get_model(cfg.init)
+    image_model = image.model.to(device).eval()
+    for p in image_model.parameters():
+        p.requires_grad_(False)
+    st = build_temporal_model(image_model.config).to(device)
+    opt = torch.optim.AdamW(st.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
+    step = 0
+    if resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        if state.get("image_hash") != image.weights_hash.hex():
+            raise ValueError(f"{ckpt_path} was trained on other image weights than --init {cfg.init}")
+        st.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        gen.set_state(state["gen_rng"])
+    else:
+        init_from_image(st, image_model)
+    data = LatentClips(cfg.data, image_model, cfg.skip_first, device=device, progress=progress and rank == 0)
+    net = st
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(st, device_ids=[local_rank] if device.type == "cuda" else None)
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    log = open(out / "log.jsonl", "a") if rank == 0 else None
+
+    def save() -> None:
+        state = {"model": st.state_dict(), "optimizer": opt.state_dict(), "step": step, "config": asdict(cfg),
+                 "image_hash": image.weights_hash.hex(), "image_model": image.name,
+                 "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state()}
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, ckpt_path)
+
+    start = last_ckpt = time.time()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, dynamic_ncols=True, desc="train-video")
+    st.train()
+    try:
+        while step < cfg.steps:
+            lr = _lr_at(cfg, step)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            y2, y1, y0 = (t.to(device) for t in data.batch(cfg.batch, cfg.crop, gen))
+            q = torch.rand(cfg.batch, generator=gen) * (QUALITY_MAX - QUALITY_MIN) + QUALITY_MIN
+            with torch.no_grad():
+                g = image_model.gain.gain(q.to(device))
+                y, ref1, ref2 = y0 * g, noisy_or_rounded(y1 * g, True), noisy_or_rounded(y2 * g, True)
+                first_p = (torch.rand(cfg.batch, generator=gen) < 0.25).to(device).view(-1, 1, 1, 1)
+                ref2 = torch.where(first_p, ref1, ref2)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                bpp = _rates(net, y, ref1, ref2)
+            loss = bpp.mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(st.parameters(), cfg.clip)
+            opt.step()
+            step += 1
+            if rank == 0 and (step % 10 == 0 or step == cfg.steps):
+                with torch.no_grad():  # what the image model alone would spend on the same latents
+                    z_hat_i, z_lik_i = image_model.z_prior(image_model.h_a(y), training=True)
+                    _, y_lik_i = image_model.context(y, image_model.h_s(z_hat_i), training=True)
+                    intra = float((-(torch.log2(y_lik_i).sum() + torch.log2(z_lik_i).sum()))
+                                  / (cfg.batch * y.shape[-2] * y.shape[-1] * 256))
+                row = {"bpp_p": round(float(loss.detach()), 5), "bpp_intra": round(intra, 5),
+                       "saving": round(1 - float(loss.detach()) / max(intra, 1e-9), 4), "step": step, "lr": lr,
+                       "grad_norm": round(float(grad_norm), 4), "elapsed_s": round(time.time() - start, 1),
+                       "kind": "train"}
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                bar.set_postfix(p=f"{row['bpp_p']:.3f}", intra=f"{intra:.3f}", saving=f"{row['saving']:.1%}")
+            bar.update(1)
+            over_time = cfg.time_limit and (time.time() - start) > cfg.time_limit * 60
+            if rank == 0 and (time.time() - last_ckpt > cfg.ckpt_minutes * 60 or step == cfg.steps or over_time):
+                save()
+                last_ckpt = time.time()
+            if over_time:
+                break
+    finally:
+        bar.close()
+        if log:
+            log.close()
+        if world > 1:
+            dist.barrier()
+            dist.destroy_process_group()
+    if rank == 0 and not ckpt_path.exists():
+        save()
+    return ckpt_path

@@ -1,0 +1,241 @@
+"""Video codec end to end: synthetic clips through the CLI and the Python API, seeking, corruption."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cli.main import main
+from codec.errors import FormatError, InputError
+from codec.video_codec import VideoCodec
+from codec.video_container import VideoReader
+
+ROOT = Path(__file__).resolve().parents[1]
+W, H, N = 101, 67, 6  # odd sizes: padding and cropping back must be exact
+
+
+def _moving_frames(n: int = N, static: bool = False) -> list[np.ndarray]:
+    """A real photo crop that pans right by 3 pixels per frame (or stands still)."""
+    with Image.open(ROOT / "codec" / "samples" / "flower.png") as im:
+        base = np.asarray(im.convert("RGB"))[100 : 100 + H, 100 : 100 + W + 3 * n]
+    return [np.ascontiguousarray(base[:, (0 if static else 3 * i) : (0 if static else 3 * i) + W]) for i in range(n)]
+
+
+def _write_ffv1(path: Path, frames: list[np.ndarray], rate: int = 25) -> None:
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("ffv1", rate=rate)
+        s.width, s.height, s.pix_fmt = W, H, "bgr0"
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="bgr0")
+            vf.pts = i
+            for p in s.encode(vf):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+@pytest.fixture(scope="module")
+def codec() -> VideoCodec:
+    return VideoCodec.default()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
+    frames = _moving_frames()
+    path = tmp_path_factory.mktemp("clip") / "moving.mkv"
+    _write_ffv1(path, frames)
+    return path, frames
+
+
+@pytest.fixture(scope="module")
+def encoded(clip, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("enc") / "moving.lcd"
+    res = CliRunner().invoke(main, ["encode", str(clip[0]), "-o", str(out), "-q", "5", "--intra-period", "4"])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_cli_round_trip_info_and_quality(encoded, clip, tmp_path):
+    r = CliRunner()
+    res = r.invoke(main, ["info", str(encoded), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["kind"] == "video" and (info["width"], info["height"], info["frame_count"]) == (W, H, N)
+    assert [f["type"] for f in info["frames"]] == ["I", "P", "P", "P", "I", "P"]
+    assert sum(f["bytes"] for f in info["frames"]) < info["bytes"] == encoded.stat().st_size
+    assert info["frame_rate"] == "25/1"
+    res = r.invoke(main, ["decode", str(encoded), "-o", str(tmp_path / "f" / "%03d.png")])
+    assert res.exit_code == 0, res.output
+    pngs = sorted((tmp_path / "f").glob("*.png"))
+    assert len(pngs) == N
+    for p, src in zip(pngs, clip[1]):
+        dec = np.asarray(Image.open(p))
+        assert dec.shape == (H, W, 3)
+        assert _psnr(dec, src) > 24
+
+
+def test_y4m_mkv_mp4_outputs(encoded, tmp_path):
+    r = CliRunner()
+    for name, extra in (("a.y4m", []), ("b.y4m", ["--chroma", "444"]), ("c.mkv", []), ("d.mp4", ["--chroma", "444"])):
+        res = r.invoke(main, ["decode", str(encoded), "-o", str(tmp_path / name), *extra])
+        assert res.exit_code == 0, res.output
+    y4m = (tmp_path / "a.y4m").read_bytes()
+    assert y4m.startswith(b"YUV4MPEG2 W101 H67 F25:1") and y4m.count(b"FRAME\n") == N
+    # 4:2:0: luma W*H + two chroma planes of ceil(W/2)*ceil(H/2) per frame
+    frame_bytes = W * H + 2 * 51 * 34
+    assert len(y4m) == y4m.index(b"\n") + 1 + N * (6 + frame_bytes)
+    assert (tmp_path / "b.y4m").read_bytes().split(b"\n")[0].endswith(b"C444")
+    for name in ("c.mkv", "d.mp4"):
+        with av.open(str(tmp_path / name)) as c:
+            frames = list(c.decode(video=0))
+        assert len(frames) == N and (frames[0].width, frames[0].height) == (W, H)
+    # FFV1 in RGB keeps the decoded frames bit-exact
+    res = r.invoke(main, ["decode", str(encoded), "-o", str(tmp_path / "e.mkv"), "--chroma", "rgb"])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["decode", str(encoded), "-o", str(tmp_path / "f" / "%02d.png")])
+    assert res.exit_code == 0, res.output
+    with av.open(str(tmp_path / "e.mkv")) as c:
+        rgb = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    pngs = sorted((tmp_path / "f").glob("*.png"))
+    assert all(np.array_equal(a, np.asarray(Image.open(p))) for a, p in zip(rgb, pngs)) and len(pngs) == N
+    res = r.invoke(main, ["decode", str(encoded), "-o", str(tmp_path / "g.y4m"), "--chroma", "rgb"])
+    assert res.exit_code == 5
+    # existing output needs --force
+    res = r.invoke(main, ["decode", str(encoded), "-o", str(tmp_path / "a.y4m")])
+    assert res.exit_code == 5 and "exists" in res.output
+
+
+def test_decoding_is_repeatable_and_seekable(encoded, codec):
+    data = encoded.read_bytes()
+    first = [f for _, f in codec.decode(io.BytesIO(data))]
+    second = [f for _, f in codec.decode(io.BytesIO(data))]
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    for k in (0, 3, 4, 5):  # P-frames inside each GOP, and I-frames
+        (idx, frame), = list(codec.decode(io.BytesIO(data), first=k, last=k))
+        assert idx == k and np.array_equal(frame, first[k])
+    with pytest.raises(InputError, match="out of range"):
+        list(codec.decode(io.BytesIO(data), first=N))
+
+
+def test_cli_single_frame(encoded, tmp_path, codec):
+    res = CliRunner().invoke(main, ["decode", str(encoded), "-o", str(tmp_path / "f3.png"), "--frame", "3"])
+    assert res.exit_code == 0, res.output
+    ref = [f for i, f in codec.decode(io.BytesIO(encoded.read_bytes())) if i == 3][0]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "f3.png")), ref)
+
+
+def test_corrupt_p_frame_is_reported_with_its_index(encoded, tmp_path):
+    data = bytearray(encoded.read_bytes())
+    reader = VideoReader(io.BytesIO(bytes(data)))
+    records = list(reader.records())
+    target = records[2]  # a P-frame
+    assert target.type_name == "P"
+    data[target.offset + 20] ^= 0x10
+    bad = tmp_path / "bad.lcd"
+    bad.write_bytes(bytes(data))
+    res = CliRunner().invoke(main, ["decode", str(bad), "-o", str(tmp_path / "bad.y4m")])
+    assert res.exit_code == 3
+    assert "frame 2 (P-frame)" in res.output
+    assert not (tmp_path / "bad.y4m").exists() and not list(tmp_path.glob(".bad*"))
+
+
+def test_truncated_and_foreign_streams(encoded, tmp_path):
+    data = encoded.read_bytes()
+    for cut in (3, 20, 60, len(data) // 2, len(data) - 1):
+        with pytest.raises(FormatError):
+            VideoCodec.info(io.BytesIO(data[:cut]))
+    r = CliRunner()
+    (tmp_path / "t.lcd").write_bytes(data[: len(data) // 2])
+    res = r.invoke(main, ["decode", str(tmp_path / "t.lcd"), "-o", str(tmp_path / "t.y4m")])
+    assert res.exit_code == 3 and "Traceback" not in res.output
+
+
+def test_p_frames_cost_less_than_intra_on_a_static_clip(codec):
+    frames = _moving_frames(4, static=True)
+    buf = io.BytesIO()
+    stats = codec.encode(iter(frames), buf, W, H, quality=4, intra_period=-1)
+    assert [s.type for s in stats] == ["I", "P", "P", "P"]
+    assert max(s.bytes for s in stats[1:]) < stats[0].bytes
+
+
+def test_bad_video_inputs(tmp_path, clip):
+    r = CliRunner()
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    res = r.invoke(main, ["encode", str(fake), "-o", str(tmp_path / "x.lcd")])
+    assert res.exit_code == 2 and "cannot read video" in res.output
+    res = r.invoke(main, ["encode", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "x.lcd")])
+    assert res.exit_code == 2 and "not found" in res.output
+    empty = tmp_path / "empty.mkv"
+    empty.write_bytes(b"")
+    res = r.invoke(main, ["encode", str(empty), "-o", str(tmp_path / "x.lcd")])
+    assert res.exit_code == 2
+    res = r.invoke(main, ["encode", str(clip[0]), "-o", str(tmp_path / "x.lcd"), "--start", "50"])
+    assert res.exit_code == 2 and "no frames" in res.output
+    assert not (tmp_path / "x.lcd").exists() and not list(tmp_path.glob(".x.lcd*"))
+    res = r.invoke(main, ["encode", str(clip[0]), "-o", str(tmp_path / "x.lcd"), "--bpp", "0.5"])
+    assert res.exit_code == 2
+
+
+def test_python_api_streams_frames(codec):
+    frames = _moving_frames(3)
+    buf = io.BytesIO()
+    codec.encode(iter(frames), buf, W, H, quality=3, intra_period=32, rate=Fraction(30000, 1001))
+    buf.seek(0)
+    info = VideoCodec.info(buf)
+    assert info["frame_rate"] == "30000/1001" and info["intra_period"] == 32
+    buf.seek(0)
+    out = list(codec.decode(buf))
+    assert [i for i, _ in out] == [0, 1, 2] and out[0][1].shape == (H, W, 3)
+
+
+def test_fuzzed_video_streams_end_in_frames_or_documented_errors(codec):
+    from bench.fuzz_video import fuzz_video
+
+    d = fuzz_video(150, seed=11, codec=codec, time_limit=10.0).to_dict()
+    assert d["cases"] == 150 and d["finding_count"] == 0, d["findings"][:3]
+    assert d["outcomes"].get("FormatError", 0) > 75
+
+
+def test_train_video_resume_export_and_use(tmp_path, clip):
+    r = CliRunner()
+    data = tmp_path / "clips"
+    data.mkdir()
+    (data / "a.mkv").write_bytes(clip[0].read_bytes())
+    run = tmp_path / "run"
+    tiny = ["--data", str(data), "--out", str(run), "--batch", "2", "--crop", "4", "--warmup", "1"]
+    res = r.invoke(main, ["train-video", *tiny, "--steps", "2"])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["train-video", *tiny, "--steps", "3"])
+    assert res.exit_code == 0, res.output
+    from codec.training.loop import load_checkpoint
+
+    assert load_checkpoint(run / "last.pt")["step"] == 3
+    rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 3 and rows[-1]["bpp_p"] > 0 and rows[-1]["bpp_intra"] > 0
+    weights = tmp_path / "v.lcv"
+    res = r.invoke(main, ["export", str(run / "last.pt"), "-o", str(weights)])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "c.lcd"
+    res = r.invoke(main, ["encode", str(clip[0]), "-o", str(out), "--model", str(weights), "--frames", "3"])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["decode", str(out), "-o", str(tmp_path / "c.y4m")])
+    assert res.exit_code == 4 and "video weights" in res.output
+    res = r.invoke(main, ["decode", str(out), "-o", str(tmp_path / "c.y4m"), "--model", str(weights)])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["train-video", "--data", str(tmp_path / "nope"), "--out", str(run)])
+    assert res.exit_code == 2
