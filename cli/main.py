@@ -17,6 +17,7 @@ import click
 from .bench_commands import bd_rate, bench
 from .fuzz_command import fuzz
 from .speed_command import speed
+from .video_bench_commands import video_p, video_speed
 from .video_commands import train_video
 
 EXIT_USAGE = 2
@@ -277,6 +278,8 @@ def export(checkpoint: Path, output: Path, name: str | None, force: bool) -> Non
 
 bench.add_command(speed)
 bench.add_command(fuzz)
+bench.add_command(video_p)
+bench.add_command(video_speed)
 main.add_command(bench)
 train_video.callback = user_errors(train_video.callback)
 main.add_command(train_video)

@@ -86,7 +86,7 @@ def save_video_weights(path: str | Path, st: SpatiotemporalEntropyModel, name: s
     return weights_hash(data)
 
 
-def _parse(data: bytes, origin: str) -> tuple[dict[str, torch.Tensor], dict]:
+def parse_video_weights(data: bytes, origin: str) -> tuple[dict[str, torch.Tensor], dict]:
     try:
         state = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
@@ -104,7 +104,7 @@ def load_video_model(path: str | Path, image_models: list[str | Path] | None = N
     if not p.is_file():
         raise InputError(f"video weights file not found: {p}")
     data = p.read_bytes()
-    state, meta = _parse(data, str(p))
+    state, meta = parse_video_weights(data, str(p))
     try:
         image_hash = bytes.fromhex(meta.get("image_hash", ""))
     except ValueError:

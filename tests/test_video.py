@@ -239,3 +239,17 @@ def test_train_video_resume_export_and_use(tmp_path, clip):
     assert res.exit_code == 0, res.output
     res = r.invoke(main, ["train-video", "--data", str(tmp_path / "nope"), "--out", str(run)])
     assert res.exit_code == 2
+
+
+def test_bench_video_p_and_speed_commands(tmp_path, clip):
+    r = CliRunner()
+    out = tmp_path / "p.json"
+    res = r.invoke(main, ["bench", "video-p", str(clip[0]), "--frames", "3", "--quality", "4", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["frames"] == 3 and row["p_frame_bytes"] > 0 and row["intra_frame_bytes"] > 0
+    assert row["saving"] == pytest.approx(1 - row["p_frame_bytes"] / row["intra_frame_bytes"], abs=1e-3)
+    assert out.with_suffix(".md").read_text().startswith("| clip")
+    res = r.invoke(main, ["bench", "video-speed", str(clip[0]), "--frames", "2", "--out", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "s.json").read_text())["rows"][0]["decode_fps"] > 0

@@ -47,6 +47,7 @@ class VideoTrainConfig:
     seed: int = 0
     ckpt_minutes: float = 5.0
     time_limit: float = 0.0  # minutes; 0 = no limit
+    init_temporal: str | None = None  # start from these video weights (.lcv) or checkpoint (.pt)
     kind: str = "video"
 
 
@@ -56,6 +57,23 @@ def _rates(st, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor) -> torch
     pixels = y.shape[-2] * y.shape[-1] * 256
     bits = -(torch.log2(y_lik.float()).flatten(1).sum(1) + torch.log2(z_lik.float()).flatten(1).sum(1))
     return bits / pixels
+
+
+def _load_temporal(st, path: str) -> None:
+    """Start from earlier temporal weights (e.g. to follow a retrained image model quickly)."""
+    if path.endswith(".pt"):
+        state = load_checkpoint(path)["model"]
+    else:
+        from ..video_model import parse_video_weights
+
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"video weights not found: {p}")
+        state = parse_video_weights(p.read_bytes(), str(p))[0]
+    missing, unexpected = st.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                              for k, v in state.items() if not k.endswith("cdf_table")}, strict=False)
+    if [k for k in missing if not k.endswith("cdf_table")] or unexpected:
+        raise ValueError(f"--init-temporal weights {path} do not match the video model")
 
 
 def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = True) -> Path:
@@ -88,6 +106,8 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
         gen.set_state(state["gen_rng"])
     else:
         init_from_image(st, image_model)
+        if cfg.init_temporal:
+            _load_temporal(st, cfg.init_temporal)
     data = LatentClips(cfg.data, image_model, cfg.skip_first, device=device, progress=progress and rank == 0)
     net = st
     if world > 1:

@@ -1,0 +1,56 @@
+"""`lcodec bench video-p` (P-frame saving over all-intra) and `lcodec bench video-speed`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a comma-separated list of numbers: {text}") from None
+
+
+@click.command("video-p")
+@click.argument("clips", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--frames", type=click.IntRange(min=2), default=32, show_default=True)
+@click.option("--quality", "qualities", default="2,4,6", show_default=True, help="Comma-separated qualities.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write JSON here (and .md beside it).")
+def video_p(clips: tuple[Path, ...], frames: int, qualities: str, out: Path | None) -> None:
+    """Rate of low-delay P-coding vs all-intra at the same quality, per clip and quality."""
+    from bench.video_ptest import p_vs_intra, ptest_markdown
+
+    rows = []
+    for clip in clips:
+        rows += p_vs_intra(clip, frames, _floats(qualities))
+    md = ptest_markdown(rows)
+    click.echo(md, nl=False)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"rows": rows}, indent=2))
+        out.with_suffix(".md").write_text(md)
+
+
+@click.command("video-speed")
+@click.argument("clips", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--frames", type=click.IntRange(min=2), default=8, show_default=True)
+@click.option("--quality", type=float, default=4.0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write JSON here.")
+def video_speed(clips: tuple[Path, ...], frames: int, quality: float, out: Path | None) -> None:
+    """Encode / decode frames per second of our video codec (CPU, and CUDA when present)."""
+    import torch
+
+    from bench.video_ptest import video_speed as measure
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    rows = [measure(clip, frames, quality, dev) for clip in clips for dev in devices]
+    for r in rows:
+        click.echo(f"{r['clip']} {r['width']}x{r['height']} {r['frames']} frames on {r['device']} "
+                   f"({r['threads']} threads): encode {r['encode_fps']} fps, decode {r['decode_fps']} fps")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"rows": rows}, indent=2))
