@@ -17,6 +17,7 @@ import click
 from .bench_commands import bd_rate, bench
 from .fuzz_command import fuzz
 from .speed_command import speed
+from .pack_command import pack_patches, train_speed
 from .video_bench_commands import video_p, video_speed
 from .video_commands import train_video
 
@@ -214,7 +215,8 @@ def _read_stream(path: Path) -> bytes:
 
 
 @main.command()
-@click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder of training photos.")
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="Folder of training photos, or a patch pack (.lcp) from `lcodec pack-patches`.")
 @click.option("--val", type=click.Path(path_type=Path), default=None, help="Folder of validation images (real bpp/PSNR).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (checkpoints, log.jsonl).")
 @click.option("--steps", type=int, default=200_000, show_default=True)
@@ -231,10 +233,11 @@ def _read_stream(path: Path) -> bytes:
 @click.option("--ckpt-minutes", type=float, default=5.0, show_default=True)
 @click.option("--time-limit", type=float, default=0.0, help="Stop (with a checkpoint) after this many minutes.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
 @click.option("--no-resume", is_flag=True, help="Start afresh even if OUT/last.pt exists.")
 @user_errors
 def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, device, init, val_every,
-          val_images, ckpt_minutes, time_limit, seed, no_resume) -> None:
+          val_images, ckpt_minutes, time_limit, seed, compile_, no_resume) -> None:
     """Rate-distortion training (CPU or CUDA; run under torchrun for several processes/GPUs)."""
     from codec.errors import InputError
     from codec.training.loop import TrainConfig
@@ -244,13 +247,16 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
         raise click.BadParameter("must be a positive multiple of 64", param_hint="--patch")
     if metric == "ms-ssim" and patch < 192:
         raise click.BadParameter("MS-SSIM needs patches of at least 192", param_hint="--patch")
-    for folder in [data] + ([val] if val else []):
+    is_pack = data.suffix == ".lcp"
+    if is_pack and not data.is_file():
+        raise InputError(f"patch pack not found: {data}")
+    for folder in ([] if is_pack else [data]) + ([val] if val else []):
         if not folder.is_dir():
             raise InputError(f"folder not found: {folder}")
     cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, steps=steps, batch=batch,
                       patch=patch, lr=lr, min_lr=min_lr, warmup=warmup, metric=metric, device=device,
                       init=init, val_every=val_every, val_images=val_images, ckpt_minutes=ckpt_minutes,
-                      time_limit=time_limit, seed=seed)
+                      time_limit=time_limit, seed=seed, compile=compile_)
     try:
         path = run(cfg, resume=not no_resume)
     except (FileNotFoundError, ValueError) as exc:
@@ -283,6 +289,9 @@ bench.add_command(video_speed)
 main.add_command(bench)
 train_video.callback = user_errors(train_video.callback)
 main.add_command(train_video)
+pack_patches.callback = user_errors(pack_patches.callback)
+main.add_command(pack_patches)
+bench.add_command(train_speed)
 main.add_command(bd_rate, name="bd-rate")
 
 

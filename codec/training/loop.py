@@ -53,6 +53,7 @@ class TrainConfig:
     ckpt_minutes: float = 5.0
     time_limit: float = 0.0  # minutes; 0 = no limit
     init: str | None = None  # weights (.lcw) or checkpoint to start from
+    compile: bool = False  # torch.compile the model's forward (CUDA only)
     model: dict = field(default_factory=lambda: ModelConfig().to_dict())
 
 
@@ -137,6 +138,13 @@ def _pick_device(cfg: TrainConfig, local_rank: int) -> torch.device:
     return dev
 
 
+def _agree(flag: bool, device: torch.device) -> bool:
+    """Rank 0's decision, on every rank."""
+    t = torch.tensor([1 if flag else 0], device=device)
+    dist.broadcast(t, 0)
+    return bool(t.item())
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Load a training checkpoint (plain tensors and containers only: no pickled code runs)."""
     try:
@@ -176,6 +184,15 @@ def _init_weights(model: ImageModel, path: str) -> None:
         raise ValueError(f"--init weights do not match the model: missing {bad[:3]}, unexpected {unexpected[:3]}")
 
 
+def make_sampler(cfg: TrainConfig, device: torch.device, seed: int):
+    """Patches from a pack file (.lcp, drawn on the device) or from a folder of photos (PIL, on the host)."""
+    if str(cfg.data).endswith(".lcp"):
+        from .patch_pack import PackSampler
+
+        return PackSampler(cfg.data, cfg.patch, device, seed=seed)
+    return PatchSampler(cfg.data, cfg.patch, seed=seed)
+
+
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     """Run (or continue) training; returns the path of the last checkpoint."""
     rank, world, local_rank = _distributed()
@@ -200,13 +217,15 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
         gen.set_state(state["gen_rng"])
     elif cfg.init:
         _init_weights(model, cfg.init)
-    sampler = PatchSampler(cfg.data, cfg.patch, seed=cfg.seed + 7919 * rank + step)
+    sampler = make_sampler(cfg, device, seed=cfg.seed + 7919 * rank + step)
 
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+        if cfg.compile:
+            net = torch.compile(net)
     if rank == 0:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     log = open(out / "log.jsonl", "a") if rank == 0 else None
@@ -245,7 +264,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
                 log.write(json.dumps(res) + "\n")
                 log.flush()
                 model.train()
-            over_time = cfg.time_limit and (time.time() - start) > cfg.time_limit * 60
+            over_time = bool(cfg.time_limit) and (time.time() - start) > cfg.time_limit * 60
+            if world > 1:  # every rank must stop at the same step, or DDP waits forever
+                over_time = _agree(over_time, device) if step % 10 == 0 else False
             if rank == 0 and (time.time() - last_ckpt > cfg.ckpt_minutes * 60 or step == cfg.steps or over_time):
                 _save_checkpoint(ckpt_path, model, opt, step, cfg, gen, sampler)
                 last_ckpt = time.time()
