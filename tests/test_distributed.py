@@ -38,3 +38,11 @@ def test_torchrun_two_processes(tmp_path, data_dir):
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert rows and rows[-1]["step"] == 3  # only rank 0 logs, once per logged step
     assert len([r for r in rows if r["step"] == 3]) == 1
+    # a time limit stops every rank at the same step (rank 0 decides every 10 steps), so no rank hangs
+    cmd2 = [c if c != str(out) else str(tmp_path / "run2") for c in cmd]
+    cmd2[cmd2.index("--steps") + 1] = "40"
+    cmd2[cmd2.index("--master_port") + 1] = str(_free_port())
+    proc = subprocess.run(cmd2 + ["--time-limit", "0.00001"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert load_checkpoint(tmp_path / "run2" / "last.pt")["step"] == 10
