@@ -61,6 +61,25 @@ def p_vs_intra(clip: str | Path, frames: int, qualities: list[float], codec: Vid
     return rows
 
 
+def p_bd_rates(rows: list[dict]) -> dict[str, float | str]:
+    """Per clip: BD-rate (PSNR-RGB, PCHIP) of low-delay P-coding against all-intra over the qualities.
+
+    The fair figure when P-frames come out at a different PSNR than intra frames at the same quality."""
+    from .bd_rate import InsufficientOverlap, bd_rate
+
+    out: dict[str, float | str] = {}
+    for clip in dict.fromkeys(r["clip"] for r in rows):
+        rs = sorted((r for r in rows if r["clip"] == clip), key=lambda r: r["quality"])
+        if len(rs) < 4:
+            continue
+        try:
+            out[clip] = round(bd_rate([r["bpp_all_intra"] for r in rs], [r["psnr_all_intra"] for r in rs],
+                                      [r["bpp_low_delay"] for r in rs], [r["psnr_low_delay"] for r in rs]), 2)
+        except (InsufficientOverlap, ValueError) as exc:
+            out[clip] = f"n/a ({exc})"
+    return out
+
+
 def video_speed(clip: str | Path, frames: int, quality: float = 4.0, device: str = "cpu") -> dict:
     """Encode and decode frames per second of the first `frames` frames (low delay, model preloaded)."""
     codec = VideoCodec.default(device)

@@ -22,16 +22,20 @@ def _floats(text: str) -> list[float]:
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write JSON here (and .md beside it).")
 def video_p(clips: tuple[Path, ...], frames: int, qualities: str, out: Path | None) -> None:
     """Rate of low-delay P-coding vs all-intra at the same quality, per clip and quality."""
-    from bench.video_ptest import p_vs_intra, ptest_markdown
+    from bench.video_ptest import p_bd_rates, p_vs_intra, ptest_markdown
 
     rows = []
     for clip in clips:
         rows += p_vs_intra(clip, frames, _floats(qualities))
     md = ptest_markdown(rows)
+    bd = p_bd_rates(rows)
+    for clip, v in bd.items():
+        md += f"\nBD-rate (PSNR-RGB) of low-delay P-coding vs all-intra, {clip}: " + \
+              (f"{v:+.1f} %" if isinstance(v, float) else v) + "\n"
     click.echo(md, nl=False)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"rows": rows}, indent=2))
+        out.write_text(json.dumps({"rows": rows, "bd_rate_low_delay_vs_all_intra": bd}, indent=2))
         out.with_suffix(".md").write_text(md)
 
 

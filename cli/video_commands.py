@@ -101,6 +101,9 @@ def video_info(path: Path) -> dict:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (checkpoints, log.jsonl).")
 @click.option("--init", default="default", show_default=True, help="Image model (bundled name or .lcw) to build on.")
 @click.option("--init-temporal", default=None, help="Start from video weights (.lcv) or a train-video checkpoint.")
+@click.option("--distortion/--rate-only", default=False, show_default=True,
+              help="Also penalise the reconstruction error through the frozen g_s (experimental: it did not help "
+                   "the bundled model).")
 @click.option("--steps", type=int, default=3000, show_default=True)
 @click.option("--batch", type=int, default=8, show_default=True)
 @click.option("--crop", type=int, default=16, show_default=True, help="Latent crop side (x16 pixels).")
@@ -113,7 +116,7 @@ def video_info(path: Path) -> dict:
 @click.option("--time-limit", type=float, default=0.0, help="Stop (with a checkpoint) after this many minutes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-resume", is_flag=True, help="Start afresh even if OUT/last.pt exists.")
-def train_video(data, out, init, init_temporal, steps, batch, crop, lr, warmup, skip_first, device, ckpt_minutes,
+def train_video(data, out, init, init_temporal, distortion, steps, batch, crop, lr, warmup, skip_first, device, ckpt_minutes,
                 time_limit, seed, no_resume) -> None:
     """Train the temporal entropy model for P-frames (image model frozen, rate only)."""
     from codec.errors import InputError
@@ -126,7 +129,8 @@ def train_video(data, out, init, init_temporal, steps, batch, crop, lr, warmup, 
         raise InputError(f"folder not found: {data}")
     cfg = VideoTrainConfig(data=str(data), out=str(out), init=init, init_temporal=init_temporal, steps=steps,
                            batch=batch, crop=crop, lr=lr, warmup=warmup, skip_first=skip_first, device=device,
-                           ckpt_minutes=ckpt_minutes, time_limit=time_limit, seed=seed)
+                           ckpt_minutes=ckpt_minutes, time_limit=time_limit, seed=seed,
+                           distortion=distortion)
     try:
         path = run(cfg, resume=not no_resume)
     except (FileNotFoundError, ValueError) as exc:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from entropy_models.quantize import noisy_or_rounded
 
-from ..quality import QUALITY_MAX, QUALITY_MIN
+from ..quality import QUALITY_MAX, QUALITY_MIN, lambda_for
 from ..registry import get_model
 from ..video_model import build_temporal_model, init_from_image
 from .loop import _distributed, _lr_at, _pick_device, load_checkpoint
@@ -48,15 +48,27 @@ class VideoTrainConfig:
     ckpt_minutes: float = 5.0
     time_limit: float = 0.0  # minutes; 0 = no limit
     init_temporal: str | None = None  # start from these video weights (.lcv) or checkpoint (.pt)
+    distortion: bool = False  # add lambda * 255^2 * MSE of g_s(y_hat) against g_s(y) (frozen g_s)
     kind: str = "video"
 
 
-def _rates(st, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor) -> torch.Tensor:
-    """Bits per pixel of each latent in the batch under the temporal model (noisy-rate proxy)."""
-    _, y_lik, z_lik = st(y, ref1, ref2)
+def _rates(st, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bits per pixel of each latent in the batch under the temporal model (noisy-rate proxy), and y_hat."""
+    y_hat, y_lik, z_lik = st(y, ref1, ref2)
     pixels = y.shape[-2] * y.shape[-1] * 256
     bits = -(torch.log2(y_lik.float()).flatten(1).sum(1) + torch.log2(z_lik.float()).flatten(1).sum(1))
-    return bits / pixels
+    return bits / pixels, y_hat
+
+
+def _distortion(image_model, y: torch.Tensor, y_hat: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Per-sample pixel MSE of the P-frame reconstruction against the unquantized one (g_s frozen).
+
+    Rate alone would let the latent residual prediction drift towards whatever helps the context
+    model, and the reconstruction would lose quality along a GOP; this keeps it honest."""
+    ig = image_model.gain.inverse_gain(q)
+    with torch.no_grad():
+        target = image_model.g_s(y * ig)
+    return ((image_model.g_s(y_hat * ig) - target).float() ** 2).flatten(1).mean(1)
 
 
 def _load_temporal(st, path: str) -> None:
@@ -140,10 +152,12 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
                 first_p = (torch.rand(cfg.batch, generator=gen) < 0.25).to(device).view(-1, 1, 1, 1)
                 ref2 = torch.where(first_p, ref1, ref2)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                bpp = _rates(net, y, ref1, ref2)
+                bpp, y_hat = _rates(net, y, ref1, ref2)
+                mse = _distortion(image_model, y, y_hat, q.to(device)) if cfg.distortion else None
             loss = bpp.mean()
+            total = loss if mse is None else (lambda_for(q.to(device)) * 255.0**2 * mse + bpp).mean()
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            total.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(st.parameters(), cfg.clip)
             opt.step()
             step += 1
@@ -157,6 +171,8 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
                        "saving": round(1 - float(loss.detach()) / max(intra, 1e-9), 4), "step": step, "lr": lr,
                        "grad_norm": round(float(grad_norm), 4), "elapsed_s": round(time.time() - start, 1),
                        "kind": "train"}
+                if mse is not None:
+                    row["psnr_vs_unquantized"] = round(float(10 * torch.log10(1 / mse.detach().mean().clamp_min(1e-10))), 3)
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 bar.set_postfix(p=f"{row['bpp_p']:.3f}", intra=f"{intra:.3f}", saving=f"{row['saving']:.1%}")
