@@ -19,6 +19,7 @@ import time
 import traceback
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -223,6 +224,21 @@ def fuzz(cases: int, seed: int = 0, codec: ImageCodec | None = None, time_limit:
     rng = random.Random(seed)
     seeds = seed_streams(codec, np.random.default_rng(seed))
     assert all(s[:4] == MAGIC for s in seeds)
+
+    def mutated(blob: bytes) -> tuple[bytes, str]:
+        desc = ""
+        for _ in range(rng.choice([1, 1, 1, 2, 3])):
+            blob, d = mutate(blob, rng) if len(blob) > 8 and blob[:4] == MAGIC and _parses(blob) else (blob, "")
+            desc += ("," if desc else "") + d
+        return blob, desc
+
+    return run_cases(cases, rng, seeds, mutated, lambda blob: run_case(codec, blob), time_limit, progress)
+
+
+def run_cases(cases: int, rng: random.Random, seeds: list[bytes], mutated: Callable[[bytes], tuple[bytes, str]],
+              decode: Callable[[bytes], str], time_limit: float, progress=None) -> FuzzReport:
+    """The fuzz loop shared by the image and video harnesses: mutate a random seed, decode it under
+    an alarm, and sort the outcome into documented errors and findings (crashes, timeouts)."""
     report = FuzzReport()
     use_alarm = hasattr(signal, "setitimer")
     old = signal.signal(signal.SIGALRM, _alarm) if use_alarm else None
@@ -230,15 +246,12 @@ def fuzz(cases: int, seed: int = 0, codec: ImageCodec | None = None, time_limit:
     try:
         for i in range(cases):
             src = rng.randrange(len(seeds))
-            blob, desc = seeds[src], ""
-            for _ in range(rng.choice([1, 1, 1, 2, 3])):
-                blob, d = mutate(blob, rng) if len(blob) > 8 and blob[:4] == MAGIC and _parses(blob) else (blob, "")
-                desc += ("," if desc else "") + d
+            blob, desc = mutated(seeds[src])
             t0 = time.perf_counter()
             if use_alarm:
                 signal.setitimer(signal.ITIMER_REAL, time_limit)
             try:
-                outcome = run_case(codec, blob)
+                outcome = decode(blob)
             except LcodecError as exc:
                 outcome = type(exc).__name__
             except CaseTimeout:

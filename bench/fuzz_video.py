@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import io
 import random
-import resource
-import signal
 import struct
-import time
-import traceback
 import zlib
 
 import numpy as np
@@ -25,7 +21,7 @@ from codec.errors import LcodecError
 from codec.video_codec import VideoCodec
 from codec.video_container import _FIXED, VideoReader
 
-from .fuzz import CaseTimeout, FuzzReport, _alarm
+from .fuzz import FuzzReport, run_cases
 
 _BIG = [0, 1, 2, 3, 7, 8, 255, 256, 4095, 8191, 8192, 65535, 1 << 20, (1 << 32) - 1]
 
@@ -145,49 +141,19 @@ def fuzz_video(cases: int, seed: int = 0, codec: VideoCodec | None = None, time_
     codec = codec or VideoCodec.default()
     rng = random.Random(seed)
     seeds = video_seeds(codec, np.random.default_rng(seed))
-    report = FuzzReport()
-    use_alarm = hasattr(signal, "setitimer")
-    old = signal.signal(signal.SIGALRM, _alarm) if use_alarm else None
-    t_start = time.perf_counter()
-    try:
-        for i in range(cases):
-            src = rng.randrange(len(seeds))
-            blob, desc = seeds[src], ""
-            for _ in range(rng.choice([1, 1, 2])):
-                try:
-                    blob, d = mutate_video(blob, rng)
-                except LcodecError:  # an earlier mutation already broke the structure: mutate bytes only
-                    blob = blob[: rng.randrange(max(1, len(blob)))]
-                    d = "truncate"
-                desc += ("," if desc else "") + d
-            t0 = time.perf_counter()
-            if use_alarm:
-                signal.setitimer(signal.ITIMER_REAL, time_limit)
+
+    def mutated(blob: bytes) -> tuple[bytes, str]:
+        desc = ""
+        for _ in range(rng.choice([1, 1, 2])):
             try:
-                outcome = run_video_case(codec, blob)
-            except LcodecError as exc:
-                outcome = type(exc).__name__
-            except CaseTimeout:
-                outcome = "timeout"
-                report.findings.append({"case": i, "seed": src, "mutation": desc, "error": "timeout"})
-            except Exception as exc:  # anything else is a bug in the decoder
-                outcome = "crash"
-                report.findings.append({"case": i, "seed": src, "mutation": desc,
-                                        "error": f"{type(exc).__name__}: {exc}",
-                                        "trace": traceback.format_exc(limit=4)})
-            finally:
-                if use_alarm:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-            dt = time.perf_counter() - t0
-            report.cases += 1
-            report.outcomes[outcome] += 1
-            if dt > report.slowest_s:
-                report.slowest_s, report.slowest_case = dt, f"case {i} (seed {src}: {desc}) -> {outcome}"
-            if progress is not None:
-                progress(i + 1)
-    finally:
-        if use_alarm:
-            signal.signal(signal.SIGALRM, old)
-    report.total_s = time.perf_counter() - t_start
-    report.max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return report
+                blob, d = mutate_video(blob, rng)
+            except (LcodecError, struct.error, ValueError, IndexError):
+                # an earlier mutation broke the structure the aimed mutations need: flip a byte instead
+                buf = bytearray(blob)
+                if buf:
+                    buf[rng.randrange(len(buf))] ^= 1 << rng.randrange(8)
+                blob, d = bytes(buf), "bitflip"
+            desc += ("," if desc else "") + d
+        return blob, desc
+
+    return run_cases(cases, rng, seeds, mutated, lambda blob: run_video_case(codec, blob), time_limit, progress)

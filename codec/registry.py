@@ -62,15 +62,17 @@ def _release_dtype(name: str, t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _parse(data: bytes, origin: str) -> tuple[dict[str, torch.Tensor], dict]:
+def parse_weights(data: bytes, origin: str, fmt: str = WEIGHTS_FORMAT,
+                  what: str = "weights") -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors and metadata of a safetensors weights file whose metadata says format `fmt`."""
     try:
         state = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
         meta = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
     except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not an lcodec weights file: {origin} ({exc})") from None
-    if meta.get("format") != WEIGHTS_FORMAT:
-        raise InputError(f"not an lcodec weights file: {origin} (format {meta.get('format')!r})")
+        raise InputError(f"not an lcodec {what} file: {origin} ({exc})") from None
+    if meta.get("format") != fmt:
+        raise InputError(f"not an lcodec {what} file: {origin} (format {meta.get('format')!r})")
     return state, meta
 
 
@@ -79,7 +81,7 @@ def load_weights_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"weights file not found: {p}")
-    return _parse(p.read_bytes(), str(p))
+    return parse_weights(p.read_bytes(), str(p))
 
 
 def load_model(path: str | Path) -> LoadedModel:
@@ -88,7 +90,7 @@ def load_model(path: str | Path) -> LoadedModel:
     if not p.is_file():
         raise InputError(f"weights file not found: {p}")
     data = p.read_bytes()
-    state, meta = _parse(data, str(p))
+    state, meta = parse_weights(data, str(p))
     config = ModelConfig.from_dict(json.loads(meta.get("config", "{}")))
     model = ImageModel(config)
     # table buffers have data-dependent shapes: size them from the file before loading

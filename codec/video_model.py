@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from entropy_models.spatiotemporal import SpatiotemporalEntropyModel
 
 from .errors import InputError, UnknownModelError
 from .image_model import ImageModel, ModelConfig
-from .registry import WEIGHTS_DIR, LoadedModel, find_model_for, weights_hash
+from .registry import WEIGHTS_DIR, LoadedModel, find_model_for, parse_weights, weights_hash
 
 VIDEO_WEIGHTS_FORMAT = "lcodec-video-weights-1"
 VIDEO_SUFFIX = ".lcv"
@@ -87,15 +85,8 @@ def save_video_weights(path: str | Path, st: SpatiotemporalEntropyModel, name: s
 
 
 def parse_video_weights(data: bytes, origin: str) -> tuple[dict[str, torch.Tensor], dict]:
-    try:
-        state = st_load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
-    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not an lcodec video weights file: {origin} ({exc})") from None
-    if meta.get("format") != VIDEO_WEIGHTS_FORMAT:
-        raise InputError(f"not an lcodec video weights file: {origin} (format {meta.get('format')!r})")
-    return state, meta
+    """Tensors and metadata of a video weights file (no pickled code runs)."""
+    return parse_weights(data, origin, VIDEO_WEIGHTS_FORMAT, "video weights")
 
 
 def load_video_model(path: str | Path, image_models: list[str | Path] | None = None) -> LoadedVideoModel:
