@@ -1,9 +1,11 @@
 """Training throughput: images per second of the default model's training step at given batch sizes.
 
 Each measurement runs warm-up steps first (allocator, cuDNN autotuning, torch.compile), then times
-`steps` full steps (forward, loss, backward, clipping, AdamW) with the device synchronised at both
-ends. Data comes from a patch pack when one is given (as in a real run), else from random pixels, and
-the data time of the two samplers (folder of photos vs pack) can be measured on its own.
+`steps` full steps (data, forward, loss, backward, clipping, AdamW) exactly as `codec.training.loop`
+runs them (channels_last and bf16 autocast on CUDA, qualities through pinned memory), with the device
+synchronised at both ends of the timed span. Data comes from a patch pack when one is given (as in a
+real run), else from random pixels made on the device. `data_time` times the two samplers alone (photo
+folder with PIL on the host, then copied to the device, vs. the pack on the device).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 import torch
 
 from codec.image_model import ImageModel, ModelConfig
-from codec.training.loop import _sample_qualities, rd_loss
+from codec.training.loop import _param_groups, _sample_qualities, _to_device, maybe_compile, rd_loss, TrainConfig
 
 
 def _sync(device: torch.device) -> None:
@@ -22,18 +24,43 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def step_throughput(patch: int, batch: int, steps: int = 20, warmup: int = 3, device: str = "cpu",
-                    compile_model: bool = False, pack: str | None = None) -> dict:
-    """Images per second and ms per training step at one (patch, batch)."""
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
-    model = ImageModel(ModelConfig()).to(dev).train()
-    net = model
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but no CUDA device is available")
+    return dev
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()})"
+
+
+def _peak_mb(dev: torch.device) -> float:
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; process peak so far
+
+
+def step_throughput(patch: int, batch: int, steps: int = 20, warmup: int = 3, device: str | torch.device = "cpu",
+                    compile_model: bool = False, pack: str | None = None) -> dict:
+    """Images per second and ms per training step at one (patch, batch); warm-up steps not timed."""
+    dev = pick_device(str(device))
+    cfg = TrainConfig(data="", out="", batch=batch, patch=patch)
+    model = ImageModel(ModelConfig.from_dict(cfg.model)).to(dev).train()
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-        if compile_model:
-            net = torch.compile(model)
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    net, compiled = maybe_compile(model, dev, compile_model)
+    opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr)
+    for g in opt.param_groups:
+        g["lr"] = cfg.lr * g["lr_scale"]
     gen = torch.Generator().manual_seed(0)
     sampler = None
     if pack:
@@ -45,49 +72,54 @@ def step_throughput(patch: int, batch: int, steps: int = 20, warmup: int = 3, de
         x = sampler.batch(batch) if sampler else torch.rand(batch, 3, patch, patch, device=dev)
         if dev.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        q = _sample_qualities(batch, gen).to(dev)
+        q = _to_device(_sample_qualities(batch, gen), dev)
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             out = net(x, q)
         loss = rd_loss(out, x, q)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
 
+    t0 = time.perf_counter()
     for _ in range(warmup):
         one()
     _sync(dev)
+    warmup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
         one()
     _sync(dev)
     dt = time.perf_counter() - t0
-    if dev.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(dev) / 2**20
-        name = torch.cuda.get_device_name(dev)
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        name = "cpu"
-    return {"device": name, "torch": torch.__version__, "threads": torch.get_num_threads(), "patch": patch,
-            "batch": batch, "steps": steps, "compile": compile_model and dev.type == "cuda",
-            "data": "pack" if pack else "random", "images_per_s": round(batch * steps / dt, 2),
-            "ms_per_step": round(1000 * dt / steps, 1), "peak_mb": round(peak, 1)}
+    return {"device": _device_name(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "patch": patch, "batch": batch, "steps": steps, "warmup_steps": warmup, "warmup_s": round(warmup_s, 2),
+            "compile": compiled, "data": "pack" if pack else "random",
+            "images_per_s": round(batch * steps / dt, 2), "ms_per_step": round(1000 * dt / steps, 1),
+            "peak_mb": round(_peak_mb(dev), 1), "peak_kind": "cuda max_memory_allocated" if dev.type == "cuda"
+            else "process peak RSS"}
 
 
-def data_time(folder: str | None, pack: str | None, patch: int, batch: int, batches: int = 20) -> dict:
-    """Seconds per batch of the photo-folder sampler and of the pack sampler (CPU)."""
+def data_time(folder: str | None, pack: str | None, patch: int, batch: int, batches: int = 20,
+              device: str | torch.device = "cpu") -> dict:
+    """Load time and ms per batch (delivered on `device`) of the photo-folder sampler and the pack sampler."""
     from codec.training.data import PatchSampler
     from codec.training.patch_pack import PackSampler
 
+    dev = pick_device(str(device))
+    makers = {"folder": (folder, lambda: PatchSampler(folder, patch)), "pack": (pack, lambda: PackSampler(pack, patch, dev))}
     res = {}
-    for name, make in (("folder", lambda: PatchSampler(folder, patch)), ("pack", lambda: PackSampler(pack, patch))):
-        if (name == "folder" and not folder) or (name == "pack" and not pack):
+    for name, (src, make) in makers.items():
+        if not src:
             continue
         t0 = time.perf_counter()
         s = make()
         load = time.perf_counter() - t0
+        _to_device(s.batch(batch), dev)  # warm-up
+        _sync(dev)
         t0 = time.perf_counter()
         for _ in range(batches):
-            s.batch(batch)
-        res[name] = {"load_s": round(load, 2), "ms_per_batch": round(1000 * (time.perf_counter() - t0) / batches, 2)}
+            _to_device(s.batch(batch), dev)
+        _sync(dev)
+        res[name] = {"device": _device_name(dev), "patch": patch, "batch": batch, "load_s": round(load, 2),
+                     "ms_per_batch": round(1000 * (time.perf_counter() - t0) / batches, 2)}
     return res

@@ -17,7 +17,8 @@ import click
 from .bench_commands import bd_rate, bench
 from .fuzz_command import fuzz
 from .speed_command import speed
-from .pack_command import pack_patches, train_speed
+from .train_speed_command import train_speed
+from .pack_command import pack_patches
 from .video_bench_commands import video_p, video_speed
 from .video_commands import train_video
 
@@ -247,7 +248,7 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
         raise click.BadParameter("must be a positive multiple of 64", param_hint="--patch")
     if metric == "ms-ssim" and patch < 192:
         raise click.BadParameter("MS-SSIM needs patches of at least 192", param_hint="--patch")
-    is_pack = data.suffix == ".lcp"
+    is_pack = data.suffix == ".lcp" or data.is_file()  # a pack file; anything else must be a folder
     if is_pack and not data.is_file():
         raise InputError(f"patch pack not found: {data}")
     for folder in ([] if is_pack else [data]) + ([val] if val else []):

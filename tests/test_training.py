@@ -77,3 +77,36 @@ def test_ms_ssim_needs_large_patches(tmp_path, tiny_data):
     res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "x"),
                                     "--patch", "64", "--metric", "ms-ssim"])
     assert res.exit_code == 2 and "192" in res.output
+
+
+def _train_rows(run: Path) -> list[dict]:
+    return [r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if r["kind"] == "train"]
+
+
+def test_log_rows_average_the_steps_since_the_last_row(tmp_path, tiny_data, capsys):
+    """Metrics stay on the device between log rows; a row holds their means over its steps."""
+    from codec.training.loop import TrainConfig, train
+
+    common = dict(data=str(tiny_data), steps=7, batch=1, patch=64, warmup=1, device="cpu", val_every=0)
+    train(TrainConfig(out=str(tmp_path / "every"), log_every=1, **common), progress=False)
+    train(TrainConfig(out=str(tmp_path / "three"), log_every=3, compile=True, **common), progress=False)
+    assert "--compile applies on CUDA only" in capsys.readouterr().err  # on the CPU: a note, then eager
+    every, three = _train_rows(tmp_path / "every"), _train_rows(tmp_path / "three")
+    assert [r["step"] for r in every] == list(range(1, 8)) and [r["step"] for r in three] == [3, 6, 7]
+    for row, window in zip(three, (every[0:3], every[3:6], every[6:7])):
+        for key in ("loss", "bpp", "psnr", "grad_norm"):
+            mean = sum(r[key] for r in window) / len(window)
+            assert row[key] == pytest.approx(mean, rel=1e-3, abs=1e-3), key
+
+
+def test_configs_of_older_checkpoints_still_load():
+    """Fields added to TrainConfig have defaults; a stored config from before them loads."""
+    from codec.training.loop import TrainConfig, config_from_dict
+
+    old = {"data": "d", "out": "o", "val": None, "steps": 6200, "batch": 8, "patch": 128, "lr": 3e-4,
+           "min_lr": 1e-5, "warmup": 200, "weight_decay": 0.0, "clip": 1.0, "gain_lr_scale": 20.0, "metric": "mse",
+           "device": "auto", "seed": 0, "val_every": 1000, "val_images": 2, "ckpt_minutes": 4, "time_limit": 52,
+           "init": None, "model": {"n": 96, "m": 160, "nz": 96, "hyper": 128, "slices": 5, "hidden": 128}}
+    cfg = TrainConfig(**old)
+    assert cfg.compile is False and cfg.log_every == 10
+    assert config_from_dict({**old, "retired_option": 1}) == cfg

@@ -3,6 +3,12 @@
 loss = lambda(q) * 255^2 * MSE + bpp per sample (or lambda_ms(q) * (1 - MS-SSIM) + bpp), with a random
 quality q per sample so one checkpoint learns every rate. Checkpoints (``last.pt``) hold the model,
 optimizer, step and RNG states, so a run continues exactly where it stopped.
+
+The step never waits for the device: logged metrics are summed on the device and read back once every
+``log_every`` steps (the averages over those steps are logged), qualities reach a GPU through pinned
+memory, and patches from a pack (``.lcp``) are drawn on the device itself. Under torchrun with a time
+limit, rank 0 decides every ``log_every`` steps whether to stop and every rank follows, so all stop at
+the same step. On CUDA the model runs channels_last under bf16 autocast, optionally torch.compile'd.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import json
 import math
 import os
 import pickle
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,7 +60,8 @@ class TrainConfig:
     ckpt_minutes: float = 5.0
     time_limit: float = 0.0  # minutes; 0 = no limit
     init: str | None = None  # weights (.lcw) or checkpoint to start from
-    compile: bool = False  # torch.compile the model's forward (CUDA only)
+    compile: bool = False  # torch.compile the model's forward (CUDA only; ignored with a note on CPU)
+    log_every: int = 10  # steps per log row (metrics averaged over them); also when ranks agree to stop
     model: dict = field(default_factory=lambda: ModelConfig().to_dict())
 
 
@@ -138,6 +146,43 @@ def _pick_device(cfg: TrainConfig, local_rank: int) -> torch.device:
     return dev
 
 
+def config_from_dict(d: dict) -> TrainConfig:
+    """A TrainConfig from a checkpoint's stored config: fields added since get their defaults, fields
+    no longer known are dropped."""
+    known = set(TrainConfig.__dataclass_fields__)
+    return TrainConfig(**{k: v for k, v in d.items() if k in known})
+
+
+def _note(msg: str) -> None:
+    print(f"lcodec: note: {msg}", file=sys.stderr, flush=True)
+
+
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host tensor to `device` without making the host wait (pinned memory, asynchronous copy)."""
+    if t.device == device:
+        return t
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def maybe_compile(net, device: torch.device, wanted: bool, quiet: bool = False):
+    """(module to call, whether it is compiled): `torch.compile(net)` when asked for on CUDA; on the CPU,
+    or if compiling fails, `net` itself with a note (never an error: it only costs speed)."""
+    if not wanted:
+        return net, False
+    if device.type != "cuda":
+        if not quiet:
+            _note("--compile applies on CUDA only; running eagerly on the CPU")
+        return net, False
+    try:
+        return torch.compile(net), True
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, eager mode still trains
+        if not quiet:
+            _note(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:100]}); running eagerly")
+        return net, False
+
+
 def _agree(flag: bool, device: torch.device) -> bool:
     """Rank 0's decision, on every rank."""
     t = torch.tensor([1 if flag else 0], device=device)
@@ -184,9 +229,15 @@ def _init_weights(model: ImageModel, path: str) -> None:
         raise ValueError(f"--init weights do not match the model: missing {bad[:3]}, unexpected {unexpected[:3]}")
 
 
+def is_pack_path(data: str | Path) -> bool:
+    """`--data` names a patch pack (a .lcp file, or any file) rather than a folder of photos."""
+    p = Path(data)
+    return p.suffix == ".lcp" or p.is_file()
+
+
 def make_sampler(cfg: TrainConfig, device: torch.device, seed: int):
     """Patches from a pack file (.lcp, drawn on the device) or from a folder of photos (PIL, on the host)."""
-    if str(cfg.data).endswith(".lcp"):
+    if is_pack_path(cfg.data):
         from .patch_pack import PackSampler
 
         return PackSampler(cfg.data, cfg.patch, device, seed=seed)
@@ -202,9 +253,12 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "last.pt"
+    log_every = max(1, int(cfg.log_every))
 
     torch.manual_seed(cfg.seed + rank)
     model = ImageModel(ModelConfig.from_dict(cfg.model)).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)  # before DDP and the optimizer see the parameters
     opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
     step = 0
@@ -219,54 +273,76 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
         _init_weights(model, cfg.init)
     sampler = make_sampler(cfg, device, seed=cfg.seed + 7919 * rank + step)
 
-    net = model
+    eager = model
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-        if cfg.compile:
-            net = torch.compile(net)
+        eager = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+    net, compiled = maybe_compile(eager, device, cfg.compile, quiet=rank != 0)
     if rank == 0:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     log = open(out / "log.jsonl", "a") if rank == 0 else None
     start = time.time()
     last_ckpt = time.time()
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, dynamic_ncols=True, desc="train")
+    first_step = step
+    acc = None  # on the device: sums of loss, bpp, psnr, mse, grad norm since the last log row
+    n_acc = 0
+
+    def forward_backward(x: torch.Tensor, q: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            outd = net(x, q)
+        parts = rd_loss(outd, x, q, cfg.metric)
+        opt.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        return parts
+
     model.train()
     try:
         while step < cfg.steps:
             lr = _lr_at(cfg, step)
             for g in opt.param_groups:
                 g["lr"] = lr * g["lr_scale"]
-            x = sampler.batch(cfg.batch).to(device, non_blocking=True)
+            x = _to_device(sampler.batch(cfg.batch), device)
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
-            q = _sample_qualities(cfg.batch, gen).to(device)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                outd = net(x, q)
-            parts = rd_loss(outd, x, q, cfg.metric)
-            opt.zero_grad(set_to_none=True)
-            parts["loss"].backward()
+            q = _to_device(_sample_qualities(cfg.batch, gen), device)
+            try:
+                parts = forward_backward(x, q)
+            except Exception as exc:  # noqa: BLE001 - only a compiled first step falls back; else re-raised
+                if not compiled or step != first_step:
+                    raise
+                if rank == 0:
+                    _note(f"torch.compile failed at the first step ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:100] if str(exc) else ''}); running eagerly")
+                net, compiled = eager, False
+                parts = forward_backward(x, q)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             opt.step()
             step += 1
-            if rank == 0 and (step % 10 == 0 or step == cfg.steps):
-                row = {k: round(float(v.detach()), 5) for k, v in parts.items()}
-                row.update(step=step, lr=lr, grad_norm=round(float(grad_norm), 4),
-                           elapsed_s=round(time.time() - start, 1), kind="train")
+            bar.update(1)
+            if rank == 0:
+                vals = torch.stack([parts["loss"].detach().float(), parts["bpp"].float(), parts["psnr"].float(),
+                                    parts["mse"].float(), grad_norm.detach().float()])
+                acc = vals if acc is None else acc + vals
+                n_acc += 1
+            sync_point = step % log_every == 0
+            over_time = bool(cfg.time_limit) and (time.time() - start) > cfg.time_limit * 60
+            if world > 1 and cfg.time_limit:  # every rank must stop at the same step, or DDP waits forever
+                over_time = _agree(over_time, device) if sync_point else False
+            if rank == 0 and (sync_point or step == cfg.steps or over_time):
+                mean = (acc / n_acc).tolist()  # the only read-back of metrics: once per log row
+                row = {k: round(v, 5) for k, v in zip(("loss", "bpp", "psnr", "mse"), mean[:4])}
+                row.update(step=step, lr=lr, grad_norm=round(mean[4], 4), elapsed_s=round(time.time() - start, 1),
+                           kind="train")
+                acc, n_acc = None, 0
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{row['loss']:.3f}", bpp=f"{row['bpp']:.3f}", psnr=f"{row['psnr']:.2f}")
-            bar.update(1)
             if rank == 0 and cfg.val and cfg.val_every and step % cfg.val_every == 0:
                 res = validate(model, cfg.val, cfg.val_images, device)
                 res.update(step=step, kind="val")
                 log.write(json.dumps(res) + "\n")
                 log.flush()
                 model.train()
-            over_time = bool(cfg.time_limit) and (time.time() - start) > cfg.time_limit * 60
-            if world > 1:  # every rank must stop at the same step, or DDP waits forever
-                over_time = _agree(over_time, device) if step % 10 == 0 else False
             if rank == 0 and (time.time() - last_ckpt > cfg.ckpt_minutes * 60 or step == cfg.steps or over_time):
                 _save_checkpoint(ckpt_path, model, opt, step, cfg, gen, sampler)
                 last_ckpt = time.time()
