@@ -63,7 +63,7 @@ class PatchSampler:
         arr = np.asarray(crop, dtype=np.uint8)
         if self.rng.random() < 0.5:
             arr = arr[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div_(255.0)
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
 
     def batch(self, size: int) -> torch.Tensor:
         return torch.stack([self.sample() for _ in range(size)])
