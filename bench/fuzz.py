@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from codec import ImageCodec
-from codec.container import MAGIC, read_header, varint
+from codec.container import MAGIC, VERSION_FLOAT, read_header, varint
 from codec.errors import LcodecError
 
 #: A case taking longer than this (seconds) is a finding ("timeout").
@@ -62,7 +62,8 @@ class FuzzReport:
 
 
 def seed_streams(codec: ImageCodec, rng: np.random.Generator) -> list[bytes]:
-    """Valid small files: a smooth RGB picture, a grey one, an RGBA one and a tiled (version-2) one."""
+    """Valid small files: a smooth RGB picture, a grey one, an RGBA one, a tiled one (all version 3)
+    and the same picture in the float formats still read (version 1, and tiled version 2)."""
     h, w = 48, 64
     yy, xx = np.mgrid[0:h, 0:w]
     base = np.stack([xx * 4, yy * 5, (xx + yy) * 2], axis=2).astype(np.float64)
@@ -72,13 +73,20 @@ def seed_streams(codec: ImageCodec, rng: np.random.Generator) -> list[bytes]:
     grey = Image.fromarray(rgb[:, :, 1], "L")
     rgba = Image.fromarray(np.dstack([rgb, (xx * 3).astype(np.uint8)]), "RGBA")
     wide = np.clip(np.tile(rgb, (1, 5, 1)), 0, 255).astype(np.uint8)[:, :300]
-    return [
+    seeds = [
         codec.encode(rgb, 4.0),
         codec.encode(rgb, 1.0),
         codec.encode(grey, 6.0),
         codec.encode(rgba, 3.0),
         codec.encode(wide, 5.0, tile=256),
     ]
+    saved = codec.write_version
+    codec.write_version = VERSION_FLOAT
+    try:
+        seeds += [codec.encode(rgb, 4.0), codec.encode(wide, 5.0, tile=256)]
+    finally:
+        codec.write_version = saved
+    return seeds
 
 
 def _with_crc(body: bytes) -> bytes:
@@ -114,7 +122,7 @@ def field_spans(data: bytes) -> dict[str, tuple[int, int]]:
         _, end = _read_varint(data, pos)
         spans[key] = (pos, end)
         pos = end
-    if header.tile:
+    if header.version != 1:  # versions 2 and 3 carry a tile field and a varint stream count
         _, end = _read_varint(data, pos)
         spans["tile"] = (pos, end)
         pos = end

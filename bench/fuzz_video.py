@@ -19,7 +19,7 @@ import numpy as np
 
 from codec.errors import LcodecError
 from codec.video_codec import VideoCodec
-from codec.video_container import _FIXED, VideoReader
+from codec.video_container import _FIXED, VERSION_FLOAT, VideoReader
 
 from .fuzz import FuzzReport, run_cases
 
@@ -27,17 +27,23 @@ _BIG = [0, 1, 2, 3, 7, 8, 255, 256, 4095, 8191, 8192, 65535, 1 << 20, (1 << 32) 
 
 
 def video_seeds(codec: VideoCodec, rng: np.random.Generator) -> list[bytes]:
-    """Valid small video files: a panning noisy gradient, 4 frames low-delay and 5 frames in GOPs of 3."""
+    """Valid small video files: a panning noisy gradient, 4 frames low-delay and 5 frames in GOPs of 3
+    (format version 2), and the low-delay one in the float format still read (version 1)."""
     h, w = 40, 56
     yy, xx = np.mgrid[0 : h, 0 : w + 12]
     base = np.stack([xx * 4, yy * 5, (xx + yy) * 2], axis=2).astype(np.float64)
     pic = np.clip(base + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8)
     frames = [np.ascontiguousarray(pic[:, 2 * i : 2 * i + w]) for i in range(5)]
     out = []
-    for n, period, q in ((4, -1, 4.0), (5, 3, 2.0)):
-        buf = io.BytesIO()
-        codec.encode(iter(frames[:n]), buf, w, h, q, period)
-        out.append(buf.getvalue())
+    saved = codec.write_version
+    try:
+        for n, period, q, version in ((4, -1, 4.0, saved), (5, 3, 2.0, saved), (4, -1, 4.0, VERSION_FLOAT)):
+            codec.write_version = version
+            buf = io.BytesIO()
+            codec.encode(iter(frames[:n]), buf, w, h, q, period)
+            out.append(buf.getvalue())
+    finally:
+        codec.write_version = saved
     return out
 
 

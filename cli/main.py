@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from .bench_commands import bd_rate, bench
+from .determinism_command import determinism
 from .fuzz_command import fuzz
 from .speed_command import speed
 from .train_speed_command import train_speed
@@ -293,6 +294,7 @@ main.add_command(train_video)
 pack_patches.callback = user_errors(pack_patches.callback)
 main.add_command(pack_patches)
 bench.add_command(train_speed)
+bench.add_command(determinism)
 main.add_command(bd_rate, name="bd-rate")
 
 

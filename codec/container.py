@@ -1,9 +1,9 @@
-"""The lcodec file format (versions 1 and 2): one self-describing, checksummed file per image.
+"""The lcodec file format (versions 1 to 3): one self-describing, checksummed file per image.
 
 Byte layout (integers little-endian, ``varint`` = unsigned LEB128)::
 
     magic        4 bytes   b"LCDC"
-    version      u8        1
+    version      u8        3 (1 and 2 are still decoded)
     kind         u8        0 = image (1 = video, reserved)
     mode         u8        0 = RGB, 1 = L (grey), 2 = RGBA, 3 = LA
     model name   u8 length + UTF-8 bytes
@@ -16,11 +16,14 @@ Byte layout (integers little-endian, ``varint`` = unsigned LEB128)::
     payloads     the streams, concatenated
     crc32        u32       CRC-32 of every byte before it
 
-Version 2 (written only for tiled images, i.e. larger than the untiled limit) inserts one field after
-``width`` and widens the stream count::
+Versions 2 and 3 insert one field after ``width`` and widen the stream count::
 
-    tile         varint    core tile side in pixels (a multiple of 64)
+    tile         varint    core tile side in pixels (a multiple of 64); version 3: 0 = untiled
     streams      varint    2 per tile (z, y; tiles in raster order) + 1 alpha stream if any
+
+Version 3 (the only one written now) computes the entropy parameters in exact fixed-point arithmetic
+(``entropy_models.fixed_point``), so a file decodes identically on any device; versions 1 (untiled)
+and 2 (tiled) used float arithmetic and decode reliably only on the CPU, as before.
 
 The decoder checks everything before it allocates anything: magic, version, kind, mode, sizes
 against sane maxima, stream lengths against the bytes actually present, then the CRC.
@@ -35,9 +38,10 @@ from dataclasses import dataclass, field
 from .errors import FormatError
 
 MAGIC = b"LCDC"
-VERSION = 1
-VERSION_TILED = 2
-VERSIONS = (VERSION, VERSION_TILED)
+VERSION_FLOAT = 1  # untiled, float entropy parameters (read only)
+VERSION_TILED = 2  # tiled, float entropy parameters (read only)
+VERSION = 3  # tile field always present, exact fixed-point entropy parameters
+VERSIONS = (VERSION_FLOAT, VERSION_TILED, VERSION)
 KIND_IMAGE = 0
 MODES = ("RGB", "L", "RGBA", "LA")
 MAX_SIDE = 1 << 16  # 65536 pixels per side
@@ -59,7 +63,12 @@ class ImageHeader:
     mode: str = "RGB"
     stream_lengths: list[int] = field(default_factory=list)
     version: int = VERSION
-    tile: int = 0  # core tile side in pixels; 0 = untiled (version 1)
+    tile: int = 0  # core tile side in pixels; 0 = untiled
+
+    @property
+    def exact(self) -> bool:
+        """Entropy parameters in exact fixed point (version 3) rather than float (1, 2)."""
+        return self.version >= VERSION
 
     @property
     def tile_grid(self) -> tuple[int, int]:
@@ -139,22 +148,28 @@ def pack_image(header: ImageHeader, streams: list[bytes]) -> bytes:
     name = header.model.encode("utf-8")
     if len(name) > 255 or len(header.weights_hash) != 8:
         raise ValueError("model name too long or weights hash not 8 bytes")
-    version = VERSION_TILED if header.tile else VERSION
+    version = header.version
+    if version not in VERSIONS:
+        raise ValueError(f"cannot write format version {version}")
+    if version == VERSION_FLOAT and header.tile:
+        version = VERSION_TILED
+    elif version == VERSION_TILED and not header.tile:
+        version = VERSION_FLOAT
     if header.tile and (header.tile % 64 or not TILE_MIN <= header.tile <= TILE_MAX):
         raise ValueError(f"tile side {header.tile} is not a multiple of 64 in [{TILE_MIN}, {TILE_MAX}]")
     if header.tile and len(streams) != header.expected_streams():
         raise ValueError("stream count does not match the tiling")
-    if not header.tile and len(streams) > MAX_STREAMS:
+    if version == VERSION_FLOAT and len(streams) > MAX_STREAMS:
         raise ValueError("too many streams for an untiled file")
     out = bytearray(MAGIC)
     out += bytes([version, KIND_IMAGE, MODES.index(header.mode), len(name)]) + name
     out += header.weights_hash
     out += struct.pack("<H", int(round(header.quality * QUALITY_SCALE)))
     out += varint(header.height) + varint(header.width)
-    if header.tile:
-        out += varint(header.tile) + varint(len(streams))
-    else:
+    if version == VERSION_FLOAT:
         out.append(len(streams))
+    else:
+        out += varint(header.tile) + varint(len(streams))
     for s in streams:
         out += varint(len(s))
     for s in streams:
@@ -175,7 +190,7 @@ def read_header(data: bytes) -> tuple[ImageHeader, int]:
     r.take(4)
     version = r.u8()
     if version not in VERSIONS:
-        raise FormatError(f"unsupported format version {version} (this lcodec reads versions 1 and 2)")
+        raise FormatError(f"unsupported format version {version} (this lcodec reads versions 1 to 3)")
     kind = r.u8()
     if kind != KIND_IMAGE:
         raise FormatError(f"unsupported stream kind {kind} (this lcodec decodes images)")
@@ -196,14 +211,14 @@ def read_header(data: bytes) -> tuple[ImageHeader, int]:
     if not (1.0 <= quality <= 8.0):
         raise FormatError(f"corrupt header (quality {quality:g} out of range)")
     tile = 0
-    if version == VERSION_TILED:
+    if version != VERSION_FLOAT:
         tile = r.varint()
-        if tile % 64 or not TILE_MIN <= tile <= TILE_MAX:
+        if (tile or version == VERSION_TILED) and (tile % 64 or not TILE_MIN <= tile <= TILE_MAX):
             raise FormatError(f"corrupt header (tile side {tile})")
         n = r.varint()
         expected = ImageHeader(name, whash, quality, height, width, MODES[mode_i], tile=tile).expected_streams()
         if n != expected:
-            raise FormatError(f"corrupt header ({n} streams for {expected // 2} tiles)")
+            raise FormatError(f"corrupt header ({n} streams where {expected} are expected)")
         # every length takes at least one byte: a huge tile count cannot hide in a small file
         if n > len(data) - r.pos:
             raise FormatError("file is truncated (fewer bytes than its streams need)")

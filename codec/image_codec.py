@@ -15,7 +15,7 @@ from PIL import Image
 
 from entropy_models.range_coder import StreamError
 
-from .container import TILE_MAX, TILE_MIN, ImageHeader, pack_image, unpack_image
+from .container import TILE_MAX, TILE_MIN, VERSION, VERSION_FLOAT, ImageHeader, pack_image, unpack_image
 from .errors import FormatError, InputError, TargetError
 from .image_io import DEFAULT_MAX_PIXELS, PreparedImage, decode_alpha, encode_alpha, finish, prepare
 from .quality import QUALITY_MAX, QUALITY_MIN, check_quality
@@ -35,14 +35,15 @@ TRANSFORM_MARGIN = 64
 
 
 @contextlib.contextmanager
-def fixed_threads() -> Iterator[None]:
+def fixed_threads(enabled: bool = True) -> Iterator[None]:
     """Run torch with one intra-op thread, so results do not depend on the caller's thread count.
 
     Float reductions (convolutions, attention sums) are split differently with 2 threads than with 1,
-    which moves predicted means (and, rarely, a scale index) by an ulp; coding and synthesis run here.
+    which moves predicted means (and, rarely, a scale index) by an ulp: synthesis and the float
+    coding path of format versions 1-2 run here. The exact path of version 3 needs no such guard.
     """
     n = torch.get_num_threads()
-    if n == 1:
+    if n == 1 or not enabled:
         yield
         return
     torch.set_num_threads(1)
@@ -84,6 +85,9 @@ class ImageCodec:
         self.loaded = loaded
         self.device = torch.device(device)
         self.model = loaded.model.to(self.device)
+        #: Format version written: 3 (exact fixed-point entropy parameters); 1 writes the old float
+        #: path (kept for compatibility tests; such files decode reliably only on the CPU).
+        self.write_version = VERSION
 
     @classmethod
     def default(cls, device: str | torch.device = "cpu") -> "ImageCodec":
@@ -143,21 +147,23 @@ class ImageCodec:
         p = a.prepared
         h, w = p.rgb.shape[:2]
         gain = self.model.gain.gain(q).detach().cpu()
-        with torch.no_grad(), fixed_threads():
+        exact = self.write_version != VERSION_FLOAT
+        with torch.no_grad(), fixed_threads(not exact):
             if not a.tile:
-                streams, y_hat = self.model.compress_latent((a.y * gain.to(a.y.device)).to(self.device))
+                streams, y_hat = self.model.compress_latent((a.y * gain.to(a.y.device)).to(self.device), exact)
             else:
                 streams, y_hat = [], torch.empty_like(a.y)
                 t = a.tile // LATENT_STRIDE
                 for r0, r1 in _tiles(a.y.shape[2], t):
                     for c0, c1 in _tiles(a.y.shape[3], t):
                         yt = (a.y[:, :, r0:r1, c0:c1] * gain).to(self.device)
-                        st, yh = self.model.compress_latent(yt)
+                        st, yh = self.model.compress_latent(yt, exact)
                         streams += st
                         y_hat[:, :, r0:r1, c0:c1] = yh.cpu()
         if p.alpha is not None:
             streams.append(encode_alpha(p.alpha))
-        header = ImageHeader(self.loaded.name, self.loaded.weights_hash, quality, h, w, p.mode, tile=a.tile)
+        header = ImageHeader(self.loaded.name, self.loaded.weights_hash, quality, h, w, p.mode,
+                             version=self.write_version, tile=a.tile)
         return pack_image(header, streams), y_hat
 
     def encode(self, image: Image.Image | np.ndarray | PreparedImage, quality: float = 4.0,
@@ -298,9 +304,10 @@ class ImageCodec:
         s = LATENT_STRIDE
         y_hat = None
         try:
-            with fixed_threads():
+            with fixed_threads(not header.exact):
                 for k, ((r0, r1), (c0, c1)) in enumerate(grid):
-                    yt = self.model.decompress_latent(streams[2 * k : 2 * k + 2], (r1 - r0, c1 - c0), self.device)
+                    yt = self.model.decompress_latent(streams[2 * k : 2 * k + 2], (r1 - r0, c1 - c0), self.device,
+                                                      header.exact)
                     if len(grid) == 1:
                         y_hat = yt
                         break

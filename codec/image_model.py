@@ -14,7 +14,8 @@ from torch import nn
 
 from entropy_models.cdf_tables import PRECISION
 from entropy_models.factorized import FactorizedPrior
-from entropy_models.multi_reference import MultiReferenceEntropyModel
+from entropy_models.fixed_point import ExactSequential, to_fixed, to_real, weights_version
+from entropy_models.multi_reference import ExactContext, MultiReferenceEntropyModel
 from entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
 
 from .quality import GainUnit
@@ -25,6 +26,14 @@ from .transforms import (
     HyperSynthesis,
     SynthesisTransform,
 )
+
+
+class ExactEngine:
+    """h_s and the context networks in exact fixed point, for one device and one set of weights."""
+
+    def __init__(self, h_s: nn.Module, context: MultiReferenceEntropyModel, device: torch.device) -> None:
+        self.context = ExactContext(context, device)
+        self.h_s = ExactSequential(h_s, self.context.tables, device)
 
 
 @dataclass(frozen=True)
@@ -97,20 +106,37 @@ class ImageModel(nn.Module):
         h, w = padded_hw
         return per_block * (h // HYPER_STRIDE) * (w // HYPER_STRIDE)
 
+    def exact_engine(self, device: torch.device | str) -> ExactEngine:
+        """The fixed-point parameter networks for `device` (rebuilt when the weights change)."""
+        device = torch.device(device)
+        key = (str(device), weights_version(self))
+        cached = getattr(self, "_exact_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, ExactEngine(self.h_s.net, self.context, device))
+            self._exact_cache = cached
+        return cached[1]
+
     @torch.no_grad()
-    def compress_latent(self, y: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
-        """Code a gained latent [1, M, h, w] (h, w multiples of 4); return ([z, y streams], y_hat)."""
+    def compress_latent(self, y: torch.Tensor, exact: bool = True) -> tuple[list[bytes], torch.Tensor]:
+        """Code a gained latent [1, M, h, w] (h, w multiples of 4); return ([z, y streams], y_hat).
+
+        `exact` (the default, format version 3) computes the entropy parameters in fixed point, so
+        any device decodes the streams; False is the float path of format versions 1 and 2."""
         z = self.h_a(y)
         enc_z = RangeEncoder()
-        z_hat = self.z_prior.compress(z, enc_z)
-        hyper = self.h_s(z_hat.to(y.device))
+        z_hat = self.z_prior.compress(z, enc_z).to(y.device)
         enc_y = RangeEncoder()
-        y_hat = self.context.compress(y, hyper, enc_y)
+        if exact:
+            engine = self.exact_engine(y.device)
+            hyper = engine.h_s(to_fixed(z_hat))
+            y_hat = to_real(self.context.compress_exact(y, hyper, enc_y, engine.context))
+        else:
+            y_hat = self.context.compress(y, self.h_s(z_hat), enc_y)
         return [enc_z.finish(), enc_y.finish()], y_hat
 
     @torch.no_grad()
     def decompress_latent(self, streams: list[bytes], padded_hw: tuple[int, int],
-                          device: torch.device | str = "cpu") -> torch.Tensor:
+                          device: torch.device | str = "cpu", exact: bool = True) -> torch.Tensor:
         """Decode the gained latent y_hat of a padded image of size padded_hw."""
         h, w = padded_hw
         if len(streams) != 2:
@@ -119,9 +145,13 @@ class ImageModel(nn.Module):
         z_hat = self.z_prior.decompress(dec_z, (1, self.config.nz, h // HYPER_STRIDE, w // HYPER_STRIDE))
         if not dec_z.exhausted():
             raise StreamError("z stream has trailing data")
-        hyper = self.h_s(z_hat.to(device))
         dec_y = RangeDecoder(streams[1])
-        y_hat = self.context.decompress(hyper, dec_y)
+        if exact:
+            engine = self.exact_engine(device)
+            hyper = engine.h_s(to_fixed(z_hat.to(device)))
+            y_hat = to_real(self.context.decompress_exact(hyper, dec_y, engine.context))
+        else:
+            y_hat = self.context.decompress(self.h_s(z_hat.to(device)), dec_y)
         if not dec_y.exhausted():
             raise StreamError("y stream has trailing data")
         return y_hat

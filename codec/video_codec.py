@@ -27,6 +27,7 @@ from .video_container import (
     FRAME_I,
     FRAME_P,
     MAX_VIDEO_SIDE,
+    VERSION as VIDEO_VERSION,
     FrameRecord,
     VideoHeader,
     VideoReader,
@@ -57,6 +58,8 @@ class VideoCodec:
         self.images = ImageCodec(loaded.image, self.device)
         self.model = self.images.model
         self.temporal = loaded.temporal.to(self.device)
+        #: Video format version written: 2 (exact entropy parameters); 1 writes the old float path.
+        self.write_version = VIDEO_VERSION
 
     @classmethod
     def default(cls, device: str | torch.device = "cpu") -> "VideoCodec":
@@ -92,7 +95,9 @@ class VideoCodec:
             raise InputError("intra period must be -1 (first frame only) or a positive number of frames")
         period = 0 if intra_period in (-1, 0) else intra_period
         header = VideoHeader(self.loaded.name, self.loaded.weights_hash, self.loaded.image.weights_hash,
-                             width, height, Fraction(rate).limit_denominator(1_000_000), period)
+                             width, height, Fraction(rate).limit_denominator(1_000_000), period,
+                             version=self.write_version)
+        exact = header.exact
         writer = VideoWriter(out, header)
         stats: list[FrameStats] = []
         refs: list[torch.Tensor] = []
@@ -101,13 +106,13 @@ class VideoCodec:
                 raise InputError(f"frame {i} is {rgb.shape} {rgb.dtype}, expected ({height}, {width}, 3) uint8")
             y = self._latent(rgb, quality)
             intra = i == 0 or (period and i % period == 0)
-            with torch.no_grad(), fixed_threads():
+            with torch.no_grad(), fixed_threads(not exact):
                 if intra:
-                    streams, y_hat = self.model.compress_latent(y)
+                    streams, y_hat = self.model.compress_latent(y, exact)
                     refs = [y_hat]
                 else:
                     ref1, ref2 = refs[-1], refs[0]
-                    streams, y_hat = self.temporal.compress(y, ref1, ref2)
+                    streams, y_hat = self.temporal.compress(y, ref1, ref2, exact)
                     refs = [ref1, y_hat]
             record = FrameRecord(FRAME_I if intra else FRAME_P, i, quality, streams)
             st = FrameStats(i, record.type_name, writer.write(record), quality)
@@ -148,25 +153,26 @@ class VideoCodec:
         ph, pw = h.height + (-h.height) % HYPER_STRIDE, h.width + (-h.width) % HYPER_STRIDE
         refs: list[torch.Tensor] = []
         for record in reader.records(offset, start_frame):
-            y_hat = self._decode_latent(record, refs, (ph, pw))
+            y_hat = self._decode_latent(record, refs, (ph, pw), h.exact)
             refs = [y_hat] if record.type == FRAME_I else [refs[-1], y_hat]
             if record.index >= first:
                 yield record.index, self.images._synthesise(y_hat, record.quality, h.height, h.width)
             if record.index >= last:
                 return
 
-    def _decode_latent(self, record: FrameRecord, refs: list[torch.Tensor], padded: tuple[int, int]) -> torch.Tensor:
+    def _decode_latent(self, record: FrameRecord, refs: list[torch.Tensor], padded: tuple[int, int],
+                       exact: bool) -> torch.Tensor:
         kind = record.type_name
         try:
-            with torch.no_grad(), fixed_threads():
+            with torch.no_grad(), fixed_threads(not exact):
                 if record.type == FRAME_I:
                     min_bits = self.model.min_z_bits(padded)
                     if 8 * len(record.streams[0]) < 0.9 * min_bits - 96:
                         raise StreamError("z stream too short for the frame size")
-                    return self.model.decompress_latent(record.streams, padded, self.device)
+                    return self.model.decompress_latent(record.streams, padded, self.device, exact)
                 if not refs:
                     raise StreamError("P-frame without a preceding I-frame")
-                return self.temporal.decompress(record.streams, refs[-1], refs[0])
+                return self.temporal.decompress(record.streams, refs[-1], refs[0], exact)
         except StreamError as exc:
             raise FormatError(f"frame {record.index} ({kind}-frame): corrupt stream: {exc}") from None
 

@@ -1,11 +1,12 @@
-"""The lcodec video file format (kind 1, version 1): a header, one record per frame, an I-frame index.
+"""The lcodec video file format (kind 1, version 2): a header, one record per frame, an I-frame index.
 
 Written and read as a stream, so neither side holds more than one frame's bytes. Integers are
 little-endian, ``varint`` is unsigned LEB128::
 
     header
       magic          4 bytes  b"LCDC"
-      version        u8       1
+      version        u8       2: entropy parameters in exact fixed point (decode alike on any device);
+                              1: float parameters (still read; reliable on the CPU only)
       kind           u8       1 = video
       model name     u8 length + UTF-8 (video model)
       video hash     8 bytes  SHA-256 prefix of the video (.lcv) weights
@@ -46,7 +47,9 @@ from typing import BinaryIO
 from .container import MAGIC, QUALITY_SCALE, varint
 from .errors import FormatError
 
-VERSION = 1
+VERSION_FLOAT = 1  # float entropy parameters (read only)
+VERSION = 2  # exact fixed-point entropy parameters and temporal mean
+VERSIONS = (VERSION_FLOAT, VERSION)
 KIND_VIDEO = 1
 FRAME_SYNC = b"FR"
 INDEX_MAGIC = b"LIDX"
@@ -79,6 +82,12 @@ class VideoHeader:
     intra_period: int = 32  # 0 = only the first frame is intra
     frame_count: int = 0
     index_offset: int = 0
+    version: int = VERSION
+
+    @property
+    def exact(self) -> bool:
+        """Entropy parameters in exact fixed point (version 2) rather than float (1)."""
+        return self.version >= VERSION
 
     def pack(self) -> bytes:
         name = self.model.encode("utf-8")
@@ -86,7 +95,9 @@ class VideoHeader:
             raise ValueError("model name too long or a weights hash is not 8 bytes")
         if not (1 <= self.width <= MAX_VIDEO_SIDE and 1 <= self.height <= MAX_VIDEO_SIDE):
             raise ValueError(f"frame size {self.width}x{self.height} outside 1..{MAX_VIDEO_SIDE}")
-        out = bytearray(MAGIC) + bytes([VERSION, KIND_VIDEO, len(name)]) + name
+        if self.version not in VERSIONS:
+            raise ValueError(f"cannot write video format version {self.version}")
+        out = bytearray(MAGIC) + bytes([self.version, KIND_VIDEO, len(name)]) + name
         out += self.weights_hash + self.image_hash
         out += _FIXED.pack(self.width, self.height, self.rate.numerator, self.rate.denominator,
                            self.intra_period, self.frame_count, self.index_offset)
@@ -95,7 +106,7 @@ class VideoHeader:
     def to_dict(self) -> dict:
         return {
             "kind": "video",
-            "format_version": VERSION,
+            "format_version": self.version,
             "model": self.model,
             "weights_hash": self.weights_hash.hex(),
             "image_weights_hash": self.image_hash.hex(),
@@ -223,8 +234,8 @@ class VideoReader:
             raise FormatError("not an lcodec file (bad magic)")
         if head[5] != KIND_VIDEO:
             raise FormatError(f"not an lcodec video file (kind {head[5]})")
-        if head[4] != VERSION:
-            raise FormatError(f"unsupported video format version {head[4]} (this lcodec reads version {VERSION})")
+        if head[4] not in VERSIONS:
+            raise FormatError(f"unsupported video format version {head[4]} (this lcodec reads versions 1 and 2)")
         name_raw = r.take(head[6], "header")
         hashes = r.take(16, "header")
         fixed = r.take(_FIXED.size, "header")
@@ -247,7 +258,8 @@ class VideoReader:
             raise FormatError(f"corrupt header ({frames} frames cannot fit in {self.size} bytes)")
         if not self._header_end <= index_offset <= self.size - 9:
             raise FormatError("corrupt header (index offset outside the file)")
-        return VideoHeader(name, hashes[:8], hashes[8:], w, h, Fraction(num, den), period, frames, index_offset)
+        return VideoHeader(name, hashes[:8], hashes[8:], w, h, Fraction(num, den), period, frames, index_offset,
+                           head[4])
 
     def _read_index(self) -> list[tuple[int, int]]:
         self.f.seek(self.header.index_offset)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .contexts import LinearAttention, anchor_mask
+from .fixed_point import ACT_MAX, ONE, ExactConv, ExactLinearAttention, ExactSequential, Tables
 from .gaussian import SCALE_MIN, GaussianConditional, gaussian_likelihood
 from .quantize import ste_round
 from .range_coder import RangeDecoder, RangeEncoder, StreamError
@@ -50,6 +51,28 @@ class _SliceNets(nn.Module):
             nn.Conv2d(hyper + chan + c, hidden, 3, padding=1), nn.GELU(),
             nn.Conv2d(hidden, c, 1),
         )
+
+
+class _ExactSliceNets:
+    """`_SliceNets` converted to exact fixed-point layers."""
+
+    def __init__(self, net: _SliceNets, tables: Tables, device: torch.device) -> None:
+        self.inter = ExactLinearAttention(net.inter, tables, device) if net.inter is not None else None
+        self.anchor_body = ExactSequential(net.anchor_body, tables, device)
+        self.anchor_head = ExactConv(net.anchor_head, device)
+        self.local = ExactConv(net.local, device)
+        self.intra = ExactLinearAttention(net.intra, tables, device)
+        self.nonanchor_head = ExactSequential(net.nonanchor_head, tables, device)
+        self.lrp = ExactSequential(net.lrp, tables, device)
+
+
+class ExactContext:
+    """The parameter networks of a `MultiReferenceEntropyModel` in exact fixed point (see
+    `fixed_point`): built from its current weights for one device."""
+
+    def __init__(self, model: "MultiReferenceEntropyModel", device: torch.device) -> None:
+        self.tables = Tables(model.gaussian.scale_table, SCALE_MIN, device)
+        self.nets = [_ExactSliceNets(net, self.tables, device) for net in model.nets]
 
 
 def _mean_scale(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,6 +175,54 @@ class MultiReferenceEntropyModel(nn.Module):
     def decompress(self, hyper: torch.Tensor, decoder: RangeDecoder) -> torch.Tensor:
         """Decode y_hat (batch 1) at the spatial size of `hyper`."""
         return self._run(hyper, decoder, y=None)
+
+    # ---- exact (fixed-point) coding: identical parameters on every device ---------------------
+
+    @torch.no_grad()
+    def compress_exact(self, y: torch.Tensor, hyper: torch.Tensor, encoder: RangeEncoder,
+                       engine: ExactContext) -> torch.Tensor:
+        """Code y (batch 1, real) given fixed-point hyper features; return the fixed-point y_hat
+        the decoder will reconstruct bit for bit on any device."""
+        return self._run_exact(hyper, encoder, engine, y=y)
+
+    @torch.no_grad()
+    def decompress_exact(self, hyper: torch.Tensor, decoder: RangeDecoder, engine: ExactContext) -> torch.Tensor:
+        """Decode the fixed-point y_hat (batch 1) at the spatial size of the fixed-point `hyper`."""
+        return self._run_exact(hyper, decoder, engine, y=None)
+
+    def _code_exact(self, y_k, mean, raw, sel, coder, decode: bool, engine: ExactContext) -> torch.Tensor:
+        idx = engine.tables.scale_index(raw[:, :, sel]).cpu().numpy().ravel()
+        m = mean[:, :, sel]
+        if decode:
+            sym = coder.decode(idx, self.gaussian.tables)
+            sym_t = torch.from_numpy(sym.astype(np.float64)).to(m.device).view_as(m)
+        else:
+            sym_t = torch.round(y_k[:, :, sel].double() - m / ONE)
+            coder.encode(sym_t.cpu().numpy().astype(np.int64).ravel(), idx, self.gaussian.tables)
+        vals = torch.zeros_like(mean)
+        vals[:, :, sel] = (sym_t * ONE + m).clamp_(-ACT_MAX, ACT_MAX)
+        return vals
+
+    def _run_exact(self, hyper: torch.Tensor, coder, engine: ExactContext, y: torch.Tensor | None) -> torch.Tensor:
+        decode = y is None
+        _, _, h, w = hyper.shape
+        mask = anchor_mask(h, w, hyper.device)
+        done: list[torch.Tensor] = []
+        y_slices = [None] * self.slices if decode else list(y.split(self.slice_channels, dim=1))
+        for k in range(self.slices):
+            net = engine.nets[k]
+            inputs = [hyper, *done]
+            if net.inter is not None:
+                inputs.append(net.inter(torch.cat([hyper, *done], dim=1), done[-1]))
+            feats = net.anchor_body(torch.cat(inputs, dim=1))
+            mean_a, raw_a = net.anchor_head(feats).chunk(2, dim=1)
+            anchors = self._code_exact(y_slices[k], mean_a, raw_a, mask, coder, decode, engine)
+            glob = net.intra(feats, anchors, key_mask=mask)
+            mean_n, raw_n = net.nonanchor_head(torch.cat([feats, net.local(anchors), glob], dim=1)).chunk(2, dim=1)
+            y_hat_k = anchors + self._code_exact(y_slices[k], mean_n, raw_n, ~mask, coder, decode, engine)
+            lrp = net.lrp(torch.cat([hyper, *done, y_hat_k], dim=1))
+            done.append((y_hat_k + engine.tables.half_tanh(lrp)).clamp_(-ACT_MAX, ACT_MAX))
+        return torch.cat(done, dim=1)
 
     def _run(self, hyper: torch.Tensor, coder, y: torch.Tensor | None) -> torch.Tensor:
         decode = y is None

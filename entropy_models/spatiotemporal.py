@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from .factorized import FactorizedPrior
-from .multi_reference import MultiReferenceEntropyModel
+from .fixed_point import ACT_MAX, ExactSequential, exact_scale, to_fixed, to_real, weights_version
+from .multi_reference import ExactContext, MultiReferenceEntropyModel
 from .range_coder import RangeDecoder, RangeEncoder, StreamError
 
 #: Downsampling of z relative to y.
@@ -42,6 +43,27 @@ def _zero_last(seq: nn.Sequential) -> nn.Sequential:
     nn.init.zeros_(last.weight)
     nn.init.zeros_(last.bias)
     return seq
+
+
+class _ExactTemporal:
+    """The P-frame parameter networks in exact fixed point (see `fixed_point`), for one device."""
+
+    def __init__(self, model: "SpatiotemporalEntropyModel", device: torch.device) -> None:
+        self.context = ExactContext(model.context, device)
+        t = self.context.tables
+        self.copy_gain = model.copy_gain.detach().view(1, -1, 1, 1)
+        self.temporal_mean = ExactSequential(model.temporal_mean, t, device)
+        self.temporal_prior = ExactSequential(model.temporal_prior, t, device)
+        self.h_s = ExactSequential(model.h_s, t, device)
+        self.fuse = ExactSequential(model.fuse, t, device)
+
+    def mean(self, ref1: torch.Tensor, ref2: torch.Tensor) -> torch.Tensor:
+        return exact_scale(ref1, self.copy_gain) + self.temporal_mean(torch.cat([ref1, ref2], dim=1))
+
+    def features(self, z_hat: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor) -> torch.Tensor:
+        hyper = self.h_s(z_hat)
+        temporal = self.temporal_prior(torch.cat([ref1, ref2], dim=1))
+        return hyper + self.fuse(torch.cat([hyper, temporal], dim=1))
 
 
 class SpatiotemporalEntropyModel(nn.Module):
@@ -99,9 +121,26 @@ class SpatiotemporalEntropyModel(nn.Module):
         self.z_prior.load_tables_from_buffer()
         self.context.gaussian.load_tables_from_buffer()
 
+    def exact_engine(self, device: torch.device | str) -> _ExactTemporal:
+        """The fixed-point parameter networks for `device` (rebuilt when the weights change)."""
+        device = torch.device(device)
+        key = (str(device), weights_version(self))
+        cached = getattr(self, "_exact_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, _ExactTemporal(self, device))
+            self._exact_cache = cached
+        return cached[1]
+
     @torch.no_grad()
-    def compress(self, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
-        """Code a gained latent [1, M, h, w] (h, w multiples of 4); return ([z, y streams], y_hat)."""
+    def compress(self, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor,
+                 exact: bool = True) -> tuple[list[bytes], torch.Tensor]:
+        """Code a gained latent [1, M, h, w] (h, w multiples of 4); return ([z, y streams], y_hat).
+
+        `exact` (default; video format version 2) computes every entropy parameter and the temporal
+        mean in fixed point, so the references and the decoded latents agree bit for bit on any
+        device; False is the float path of version 1."""
+        if exact:
+            return self._compress_exact(y, ref1, ref2)
         mean_t = self._mean(ref1, ref2)
         r = y - mean_t
         z = self.h_a(torch.cat([r, ref1], dim=1))
@@ -111,8 +150,21 @@ class SpatiotemporalEntropyModel(nn.Module):
         r_hat = self.context.compress(r, self._features(z_hat, ref1, ref2), enc_y)
         return [enc_z.finish(), enc_y.finish()], r_hat + mean_t
 
+    def _compress_exact(self, y, ref1, ref2) -> tuple[list[bytes], torch.Tensor]:
+        engine = self.exact_engine(y.device)
+        r1, r2 = to_fixed(ref1), to_fixed(ref2)
+        mean_t = engine.mean(r1, r2)
+        r = y - to_real(mean_t)
+        z = self.h_a(torch.cat([r, ref1], dim=1))
+        enc_z = RangeEncoder()
+        z_hat = self.z_prior.compress(z, enc_z).to(y.device)
+        enc_y = RangeEncoder()
+        r_hat = self.context.compress_exact(r, engine.features(to_fixed(z_hat), r1, r2), enc_y, engine.context)
+        return [enc_z.finish(), enc_y.finish()], to_real((r_hat + mean_t).clamp_(-ACT_MAX, ACT_MAX))
+
     @torch.no_grad()
-    def decompress(self, streams: list[bytes], ref1: torch.Tensor, ref2: torch.Tensor) -> torch.Tensor:
+    def decompress(self, streams: list[bytes], ref1: torch.Tensor, ref2: torch.Tensor,
+                   exact: bool = True) -> torch.Tensor:
         """Decode y_hat of a P-frame whose references are `ref1` (t-1) and `ref2` (t-2)."""
         if len(streams) != 2:
             raise StreamError("expected a z stream and a y stream")
@@ -121,6 +173,16 @@ class SpatiotemporalEntropyModel(nn.Module):
         z_hat = self.z_prior.decompress(dec_z, (1, self.hyper_latent_channels, h // HYPER_FACTOR, w // HYPER_FACTOR))
         if not dec_z.exhausted():
             raise StreamError("z stream has trailing data")
+        if exact:
+            engine = self.exact_engine(ref1.device)
+            r1, r2 = to_fixed(ref1), to_fixed(ref2)
+            mean_t = engine.mean(r1, r2)
+            dec_y = RangeDecoder(streams[1])
+            r_hat = self.context.decompress_exact(engine.features(to_fixed(z_hat.to(ref1.device)), r1, r2), dec_y,
+                                                  engine.context)
+            if not dec_y.exhausted():
+                raise StreamError("y stream has trailing data")
+            return to_real((r_hat + mean_t).clamp_(-ACT_MAX, ACT_MAX))
         mean_t = self._mean(ref1, ref2)
         dec_y = RangeDecoder(streams[1])
         r_hat = self.context.decompress(self._features(z_hat.to(ref1.device), ref1, ref2), dec_y)

@@ -95,14 +95,14 @@ def test_cli_decode_pixel_limit(tmp_path, seeds):
 
 
 def test_tiled_stream_count_cannot_outgrow_the_file(codec, seeds):
-    tiled = seeds[-1]
-    assert tiled[4] == 2
-    bad = _rewrite(tiled, width=60000, height=60000)
-    with pytest.raises(FormatError, match="streams|truncated"):
-        codec.decode(bad)
-    bad = _rewrite(tiled, tile=100)
-    with pytest.raises(FormatError, match="tile"):
-        codec.decode(bad)
+    for tiled, version in ((seeds[4], 3), (seeds[-1], 2)):
+        assert tiled[4] == version
+        bad = _rewrite(tiled, width=60000, height=60000)
+        with pytest.raises(FormatError, match="streams|truncated"):
+            codec.decode(bad)
+        bad = _rewrite(tiled, tile=100)
+        with pytest.raises(FormatError, match="tile"):
+            codec.decode(bad)
 
 
 def test_range_decoder_on_random_words_never_crashes_or_hangs(codec):

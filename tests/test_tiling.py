@@ -1,4 +1,4 @@
-"""Tiled coding of large images: format version 2, exact tiled transforms, no seams."""
+"""Tiled coding of large images: the tiled container layout, exact tiled transforms, no seams."""
 
 from __future__ import annotations
 
@@ -26,17 +26,20 @@ def big_photo(eval_images) -> np.ndarray:
         return np.asarray(im.convert("RGB").resize((1536, 1024), Image.BICUBIC))
 
 
-def test_container_version_2_roundtrip_and_version_1_unchanged():
-    h = ImageHeader("default", b"\x01" * 8, 4.0, 600, 1000, "RGBA", tile=256)
-    rows, cols = h.tile_grid
-    assert (rows, cols) == (3, 4) and h.expected_streams() == 25
+def test_container_tiled_roundtrip_in_versions_3_and_2_and_untiled_in_3_and_1():
     streams = [bytes([i]) * (4 + i) for i in range(25)]
-    blob = pack_image(h, streams)
-    assert blob[4] == 2
-    back, got = unpack_image(blob)
-    assert back.tile == 256 and back.version == 2 and got == streams
-    v1 = pack_image(ImageHeader("default", b"\x01" * 8, 4.0, 60, 100), [b"abcd", b"efgh"])
-    assert v1[4] == 1 and read_header(v1)[0].tile == 0
+    for version, written in ((3, 3), (1, 2)):  # the float format writes tiled files as version 2
+        h = ImageHeader("default", b"\x01" * 8, 4.0, 600, 1000, "RGBA", version=version, tile=256)
+        rows, cols = h.tile_grid
+        assert (rows, cols) == (3, 4) and h.expected_streams() == 25
+        blob = pack_image(h, streams)
+        assert blob[4] == written
+        back, got = unpack_image(blob)
+        assert back.tile == 256 and back.version == written and got == streams
+    for version in (3, 1):
+        blob = pack_image(ImageHeader("default", b"\x01" * 8, 4.0, 60, 100, version=version), [b"abcd", b"efgh"])
+        back = read_header(blob)[0]
+        assert blob[4] == version and back.tile == 0 and back.exact == (version == 3)
     with pytest.raises(ValueError):
         pack_image(ImageHeader("default", b"\x01" * 8, 4.0, 600, 1000, tile=256), streams[:3])
 
@@ -68,7 +71,7 @@ def test_tiled_coding_has_no_seams(codec, big_photo):
     """PSNR of tiled coding within 0.2 dB of untiled coding; the tile borders are no worse than the rest."""
     untiled = codec.encode(big_photo, 4.0)
     tiled = codec.encode(big_photo, 4.0, tile=512)
-    assert untiled[4] == 1 and tiled[4] == 2 and ImageCodec.info(tiled)["tiles"] == 6
+    assert untiled[4] == 3 and tiled[4] == 3 and ImageCodec.info(tiled)["tiles"] == 6
     rec_u = np.asarray(codec.decode(untiled))
     rec_t = np.asarray(codec.decode(tiled))
     p_u, p_t = _psnr(rec_u, big_photo), _psnr(rec_t, big_photo)

@@ -223,6 +223,8 @@ def _init_weights(model: ImageModel, path: str) -> None:
         state = load_checkpoint(path)["model"]
     else:
         state, _meta = load_weights_file(path)
+    # exported weights carry the coder's CDF tables; a training model rebuilds them at export
+    state = {k: v for k, v in state.items() if not k.endswith("cdf_table")}
     missing, unexpected = model.load_state_dict(state, strict=False)
     bad = [k for k in missing if not k.endswith("cdf_table")]
     if bad or unexpected:

@@ -1,0 +1,94 @@
+"""Time and peak memory of coding a 7680x4320 photo (tiled coding), and its PSNR.
+
+The photo is a mosaic of the evaluation images, four per row, each resized to 1920 pixels wide (2.5x
+for the 768-pixel-wide ones) and cropped to the shortest, rows repeated and cut to 4320 lines: real
+photographic content at 8K without shipping an 8K file. `lcodec encode` and `lcodec decode` run in
+fresh processes, each reporting its own wall time and peak resident memory (max RSS, model included).
+
+    python -m bench.huge_image ../shared/data/eval --out bench/results/huge-image.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+_RUN = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+from cli.main import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+finally:
+    print(json.dumps({"wall_s": round(time.perf_counter() - t0, 2),
+                      "max_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)}))
+"""
+
+
+def build_mosaic(folder: Path, width: int = 7680, height: int = 4320) -> np.ndarray:
+    """Evaluation photos four per row, each resized to a quarter of the width, rows repeated to fill."""
+    paths = sorted(folder.glob("*.png"))[:16]
+    tw = width // 4
+    tiles = []
+    for p in paths:
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            th = round(im.height * tw / im.width)
+            tiles.append(np.asarray(im.resize((tw, th), Image.BICUBIC)))
+    th = min(t.shape[0] for t in tiles)
+    rows = [np.concatenate([t[:th] for t in tiles[r * 4 : r * 4 + 4]], axis=1)
+            for r in range(math.ceil(len(tiles) / 4)) if len(tiles[r * 4 : r * 4 + 4]) == 4]
+    while sum(r.shape[0] for r in rows) < height:
+        rows += rows
+    return np.ascontiguousarray(np.concatenate(rows, axis=0)[:height, :width])
+
+
+def _run(args: list[str], threads: int) -> dict:
+    root = Path(__file__).resolve().parents[1]
+    env = {"OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", _RUN, *args], capture_output=True, text=True, env=env, cwd=root)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--quality", type=float, default=4.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        src, lcd, rec = Path(tmp) / "8k.png", Path(tmp) / "8k.lcd", Path(tmp) / "8k-dec.png"
+        rgb = build_mosaic(a.folder)
+        Image.fromarray(rgb).save(src)
+        enc = _run(["encode", str(src), "-o", str(lcd), "-q", str(a.quality)], a.threads)
+        dec = _run(["decode", str(lcd), "-o", str(rec)], a.threads)
+        with Image.open(rec) as im:
+            out = np.asarray(im.convert("RGB")).astype(np.float64)
+        mse = float(np.mean((out - rgb) ** 2))
+        h, w = rgb.shape[:2]
+        info = json.loads(subprocess.run([sys.executable, "-m", "cli.main", "info", str(lcd), "--json"],
+                                         capture_output=True, text=True, check=True,
+                                         cwd=Path(__file__).resolve().parents[1]).stdout)
+        result = {"size": f"{w}x{h}", "quality": a.quality, "threads": a.threads, "bytes": lcd.stat().st_size,
+                  "bpp": round(8 * lcd.stat().st_size / (w * h), 4), "tiles": info.get("tiles", 1),
+                  "format_version": info["format_version"], "psnr": round(10 * math.log10(255**2 / mse), 2),
+                  "encode": enc, "decode": dec}
+    print(json.dumps(result, indent=2))
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""`lcodec bench determinism`: identical latents across arithmetic back-ends and devices, and the cost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--images", type=int, default=0, help="Images used (0 = all).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the results as JSON.")
+def determinism(folder: Path, images: int, out: Path | None) -> None:
+    """Decode every file under 1 and 2 threads, int64 reference arithmetic (and CUDA if present)."""
+    from bench.determinism import run
+
+    if not folder.is_dir():
+        raise click.ClickException(f"folder not found: {folder}")
+
+    def show(row: dict) -> None:
+        flags = " ".join(f"{k}={'ok' if v is True else v}" for k, v in row.items()
+                         if isinstance(v, (bool, int)) and not isinstance(v, float) and k != "quality")
+        click.echo(f"{row['image']} q{row['quality']:g}: {row['exact_bpp']:.4f} bpp exact, "
+                   f"{row['float_bpp']:.4f} float; {flags}")
+
+    result = run(folder, limit=images or None, progress=show)
+    s = result["summary"]
+    click.echo(f"{s['cases']} files; identical latents: " +
+               ", ".join(f"{k} {v}/{s['cases']}" for k, v in s["identical"].items()))
+    t = s["median_s_1_thread"]
+    click.echo(f"rate cost of exact parameters: {s['rate_cost_percent']:+.3f} %; median 1-thread encode "
+               f"{t['exact']['encode']:.3f} s exact vs {t['float']['encode']:.3f} s float, latent decode "
+               f"{t['exact']['latent_decode']:.3f} s vs {t['float']['latent_decode']:.3f} s")
+    if not s["cuda"]:
+        click.echo("no CUDA device: GPU<->CPU not measured here")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+    if any(v != s["cases"] for v in s["identical"].values()):
+        raise SystemExit(1)
