@@ -129,7 +129,7 @@ class ImageModel(nn.Module):
         if exact:
             engine = self.exact_engine(y.device)
             hyper = engine.h_s(to_fixed(z_hat))
-            y_hat = to_real(self.context.compress_exact(y, hyper, enc_y, engine.context))
+            y_hat = to_real(self.context.compress(y, hyper, enc_y, engine.context))
         else:
             y_hat = self.context.compress(y, self.h_s(z_hat), enc_y)
         return [enc_z.finish(), enc_y.finish()], y_hat
@@ -149,7 +149,7 @@ class ImageModel(nn.Module):
         if exact:
             engine = self.exact_engine(device)
             hyper = engine.h_s(to_fixed(z_hat.to(device)))
-            y_hat = to_real(self.context.decompress_exact(hyper, dec_y, engine.context))
+            y_hat = to_real(self.context.decompress(hyper, dec_y, engine.context))
         else:
             y_hat = self.context.decompress(self.h_s(z_hat.to(device)), dec_y)
         if not dec_y.exhausted():

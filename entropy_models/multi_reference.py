@@ -68,11 +68,46 @@ class _ExactSliceNets:
 
 class ExactContext:
     """The parameter networks of a `MultiReferenceEntropyModel` in exact fixed point (see
-    `fixed_point`): built from its current weights for one device."""
+    `fixed_point`), built from its current weights for one device. It implements the same coding
+    steps as the float model (`_anchor_step`, `_nonanchor_step`, `_code_pass`, `_refine`) on
+    fixed-point tensors, so one coding loop serves both."""
 
     def __init__(self, model: "MultiReferenceEntropyModel", device: torch.device) -> None:
         self.tables = Tables(model.gaussian.scale_table, SCALE_MIN, device)
+        self.gaussian = model.gaussian
         self.nets = [_ExactSliceNets(net, self.tables, device) for net in model.nets]
+
+    def _anchor_step(self, k: int, hyper: torch.Tensor, done: list[torch.Tensor]):
+        net = self.nets[k]
+        inputs = [hyper, *done]
+        if net.inter is not None:
+            inputs.append(net.inter(torch.cat([hyper, *done], dim=1), done[-1]))
+        feats = net.anchor_body(torch.cat(inputs, dim=1))
+        mean, raw = net.anchor_head(feats).chunk(2, dim=1)
+        return feats, mean, raw
+
+    def _nonanchor_step(self, k: int, feats: torch.Tensor, anchors: torch.Tensor, mask: torch.Tensor):
+        net = self.nets[k]
+        glob = net.intra(feats, anchors, key_mask=mask)
+        return net.nonanchor_head(torch.cat([feats, net.local(anchors), glob], dim=1)).chunk(2, dim=1)
+
+    def _code_pass(self, y_k, mean, raw, sel, coder, decode: bool) -> torch.Tensor:
+        """As the float `_code_pass`, with a fixed-point mean and the raw scale parameter."""
+        idx = self.tables.scale_index(raw[:, :, sel]).cpu().numpy().ravel()
+        m = mean[:, :, sel]
+        if decode:
+            sym = coder.decode(idx, self.gaussian.tables)
+            sym_t = torch.from_numpy(sym.astype(np.float64)).to(m.device).view_as(m)
+        else:
+            sym_t = torch.round(y_k[:, :, sel].double() - m / ONE)
+            coder.encode(sym_t.cpu().numpy().astype(np.int64).ravel(), idx, self.gaussian.tables)
+        vals = torch.zeros_like(mean)
+        vals[:, :, sel] = (sym_t * ONE + m).clamp_(-ACT_MAX, ACT_MAX)
+        return vals
+
+    def _refine(self, k: int, hyper: torch.Tensor, done: list[torch.Tensor], y_hat_k: torch.Tensor) -> torch.Tensor:
+        lrp = self.nets[k].lrp(torch.cat([hyper, *done, y_hat_k], dim=1))
+        return (y_hat_k + self.tables.half_tanh(lrp)).clamp_(-ACT_MAX, ACT_MAX)
 
 
 def _mean_scale(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,73 +202,31 @@ class MultiReferenceEntropyModel(nn.Module):
         return vals
 
     @torch.no_grad()
-    def compress(self, y: torch.Tensor, hyper: torch.Tensor, encoder: RangeEncoder) -> torch.Tensor:
-        """Code y (batch 1) into `encoder`; return exactly the y_hat the decoder will reconstruct."""
-        return self._run(hyper, encoder, y=y)
+    def compress(self, y: torch.Tensor, hyper: torch.Tensor, encoder: RangeEncoder,
+                 exact: ExactContext | None = None) -> torch.Tensor:
+        """Code y (batch 1) into `encoder`; return exactly the y_hat the decoder will reconstruct.
+
+        With `exact`, `hyper` and the returned y_hat are fixed-point tensors and every entropy
+        parameter is computed in exact integer arithmetic (identical on any device)."""
+        return self._run(hyper, encoder, y, exact or self)
 
     @torch.no_grad()
-    def decompress(self, hyper: torch.Tensor, decoder: RangeDecoder) -> torch.Tensor:
-        """Decode y_hat (batch 1) at the spatial size of `hyper`."""
-        return self._run(hyper, decoder, y=None)
+    def decompress(self, hyper: torch.Tensor, decoder: RangeDecoder,
+                   exact: ExactContext | None = None) -> torch.Tensor:
+        """Decode y_hat (batch 1) at the spatial size of `hyper` (fixed point with `exact`)."""
+        return self._run(hyper, decoder, None, exact or self)
 
-    # ---- exact (fixed-point) coding: identical parameters on every device ---------------------
-
-    @torch.no_grad()
-    def compress_exact(self, y: torch.Tensor, hyper: torch.Tensor, encoder: RangeEncoder,
-                       engine: ExactContext) -> torch.Tensor:
-        """Code y (batch 1, real) given fixed-point hyper features; return the fixed-point y_hat
-        the decoder will reconstruct bit for bit on any device."""
-        return self._run_exact(hyper, encoder, engine, y=y)
-
-    @torch.no_grad()
-    def decompress_exact(self, hyper: torch.Tensor, decoder: RangeDecoder, engine: ExactContext) -> torch.Tensor:
-        """Decode the fixed-point y_hat (batch 1) at the spatial size of the fixed-point `hyper`."""
-        return self._run_exact(hyper, decoder, engine, y=None)
-
-    def _code_exact(self, y_k, mean, raw, sel, coder, decode: bool, engine: ExactContext) -> torch.Tensor:
-        idx = engine.tables.scale_index(raw[:, :, sel]).cpu().numpy().ravel()
-        m = mean[:, :, sel]
-        if decode:
-            sym = coder.decode(idx, self.gaussian.tables)
-            sym_t = torch.from_numpy(sym.astype(np.float64)).to(m.device).view_as(m)
-        else:
-            sym_t = torch.round(y_k[:, :, sel].double() - m / ONE)
-            coder.encode(sym_t.cpu().numpy().astype(np.int64).ravel(), idx, self.gaussian.tables)
-        vals = torch.zeros_like(mean)
-        vals[:, :, sel] = (sym_t * ONE + m).clamp_(-ACT_MAX, ACT_MAX)
-        return vals
-
-    def _run_exact(self, hyper: torch.Tensor, coder, engine: ExactContext, y: torch.Tensor | None) -> torch.Tensor:
+    def _run(self, hyper: torch.Tensor, coder, y: torch.Tensor | None, steps) -> torch.Tensor:
+        """The coding loop; `steps` is this model (float) or an `ExactContext` (fixed point)."""
         decode = y is None
         _, _, h, w = hyper.shape
         mask = anchor_mask(h, w, hyper.device)
         done: list[torch.Tensor] = []
         y_slices = [None] * self.slices if decode else list(y.split(self.slice_channels, dim=1))
         for k in range(self.slices):
-            net = engine.nets[k]
-            inputs = [hyper, *done]
-            if net.inter is not None:
-                inputs.append(net.inter(torch.cat([hyper, *done], dim=1), done[-1]))
-            feats = net.anchor_body(torch.cat(inputs, dim=1))
-            mean_a, raw_a = net.anchor_head(feats).chunk(2, dim=1)
-            anchors = self._code_exact(y_slices[k], mean_a, raw_a, mask, coder, decode, engine)
-            glob = net.intra(feats, anchors, key_mask=mask)
-            mean_n, raw_n = net.nonanchor_head(torch.cat([feats, net.local(anchors), glob], dim=1)).chunk(2, dim=1)
-            y_hat_k = anchors + self._code_exact(y_slices[k], mean_n, raw_n, ~mask, coder, decode, engine)
-            lrp = net.lrp(torch.cat([hyper, *done, y_hat_k], dim=1))
-            done.append((y_hat_k + engine.tables.half_tanh(lrp)).clamp_(-ACT_MAX, ACT_MAX))
-        return torch.cat(done, dim=1)
-
-    def _run(self, hyper: torch.Tensor, coder, y: torch.Tensor | None) -> torch.Tensor:
-        decode = y is None
-        _, _, h, w = hyper.shape
-        mask = anchor_mask(h, w, hyper.device)
-        done: list[torch.Tensor] = []
-        y_slices = [None] * self.slices if decode else list(y.split(self.slice_channels, dim=1))
-        for k in range(self.slices):
-            feats, mean_a, scale_a = self._anchor_step(k, hyper, done)
-            anchors = self._code_pass(y_slices[k], mean_a, scale_a, mask, coder, decode)
-            mean_n, scale_n = self._nonanchor_step(k, feats, anchors, mask)
-            rest = self._code_pass(y_slices[k], mean_n, scale_n, ~mask, coder, decode)
-            done.append(self._refine(k, hyper, done, anchors + rest))
+            feats, mean_a, scale_a = steps._anchor_step(k, hyper, done)
+            anchors = steps._code_pass(y_slices[k], mean_a, scale_a, mask, coder, decode)
+            mean_n, scale_n = steps._nonanchor_step(k, feats, anchors, mask)
+            rest = steps._code_pass(y_slices[k], mean_n, scale_n, ~mask, coder, decode)
+            done.append(steps._refine(k, hyper, done, anchors + rest))
         return torch.cat(done, dim=1)

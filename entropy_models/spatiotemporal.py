@@ -45,8 +45,26 @@ def _zero_last(seq: nn.Sequential) -> nn.Sequential:
     return seq
 
 
+class _FloatTemporal:
+    """The P-frame parameter steps in float (video format version 1): values stay real."""
+
+    def __init__(self, model: "SpatiotemporalEntropyModel") -> None:
+        self.mean = model._mean
+        self.features = model._features
+        self.context = None
+
+    @staticmethod
+    def fixed(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    @staticmethod
+    def real(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
 class _ExactTemporal:
-    """The P-frame parameter networks in exact fixed point (see `fixed_point`), for one device."""
+    """The P-frame parameter steps in exact fixed point (see `fixed_point`), for one device:
+    `fixed` / `real` convert between real tensors and its fixed-point ones."""
 
     def __init__(self, model: "SpatiotemporalEntropyModel", device: torch.device) -> None:
         self.context = ExactContext(model.context, device)
@@ -56,6 +74,14 @@ class _ExactTemporal:
         self.temporal_prior = ExactSequential(model.temporal_prior, t, device)
         self.h_s = ExactSequential(model.h_s, t, device)
         self.fuse = ExactSequential(model.fuse, t, device)
+
+    @staticmethod
+    def fixed(x: torch.Tensor) -> torch.Tensor:
+        return to_fixed(x)
+
+    @staticmethod
+    def real(x: torch.Tensor) -> torch.Tensor:
+        return to_real(x.clamp(-ACT_MAX, ACT_MAX))
 
     def mean(self, ref1: torch.Tensor, ref2: torch.Tensor) -> torch.Tensor:
         return exact_scale(ref1, self.copy_gain) + self.temporal_mean(torch.cat([ref1, ref2], dim=1))
@@ -131,6 +157,9 @@ class SpatiotemporalEntropyModel(nn.Module):
             self._exact_cache = cached
         return cached[1]
 
+    def _steps(self, exact: bool, device: torch.device) -> _ExactTemporal | _FloatTemporal:
+        return self.exact_engine(device) if exact else _FloatTemporal(self)
+
     @torch.no_grad()
     def compress(self, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor,
                  exact: bool = True) -> tuple[list[bytes], torch.Tensor]:
@@ -139,28 +168,16 @@ class SpatiotemporalEntropyModel(nn.Module):
         `exact` (default; video format version 2) computes every entropy parameter and the temporal
         mean in fixed point, so the references and the decoded latents agree bit for bit on any
         device; False is the float path of version 1."""
-        if exact:
-            return self._compress_exact(y, ref1, ref2)
-        mean_t = self._mean(ref1, ref2)
-        r = y - mean_t
+        steps = self._steps(exact, y.device)
+        r1, r2 = steps.fixed(ref1), steps.fixed(ref2)
+        mean_t = steps.mean(r1, r2)
+        r = y - steps.real(mean_t)
         z = self.h_a(torch.cat([r, ref1], dim=1))
         enc_z = RangeEncoder()
         z_hat = self.z_prior.compress(z, enc_z).to(y.device)
         enc_y = RangeEncoder()
-        r_hat = self.context.compress(r, self._features(z_hat, ref1, ref2), enc_y)
-        return [enc_z.finish(), enc_y.finish()], r_hat + mean_t
-
-    def _compress_exact(self, y, ref1, ref2) -> tuple[list[bytes], torch.Tensor]:
-        engine = self.exact_engine(y.device)
-        r1, r2 = to_fixed(ref1), to_fixed(ref2)
-        mean_t = engine.mean(r1, r2)
-        r = y - to_real(mean_t)
-        z = self.h_a(torch.cat([r, ref1], dim=1))
-        enc_z = RangeEncoder()
-        z_hat = self.z_prior.compress(z, enc_z).to(y.device)
-        enc_y = RangeEncoder()
-        r_hat = self.context.compress_exact(r, engine.features(to_fixed(z_hat), r1, r2), enc_y, engine.context)
-        return [enc_z.finish(), enc_y.finish()], to_real((r_hat + mean_t).clamp_(-ACT_MAX, ACT_MAX))
+        r_hat = self.context.compress(r, steps.features(steps.fixed(z_hat), r1, r2), enc_y, steps.context)
+        return [enc_z.finish(), enc_y.finish()], steps.real(r_hat + mean_t)
 
     @torch.no_grad()
     def decompress(self, streams: list[bytes], ref1: torch.Tensor, ref2: torch.Tensor,
@@ -173,19 +190,12 @@ class SpatiotemporalEntropyModel(nn.Module):
         z_hat = self.z_prior.decompress(dec_z, (1, self.hyper_latent_channels, h // HYPER_FACTOR, w // HYPER_FACTOR))
         if not dec_z.exhausted():
             raise StreamError("z stream has trailing data")
-        if exact:
-            engine = self.exact_engine(ref1.device)
-            r1, r2 = to_fixed(ref1), to_fixed(ref2)
-            mean_t = engine.mean(r1, r2)
-            dec_y = RangeDecoder(streams[1])
-            r_hat = self.context.decompress_exact(engine.features(to_fixed(z_hat.to(ref1.device)), r1, r2), dec_y,
-                                                  engine.context)
-            if not dec_y.exhausted():
-                raise StreamError("y stream has trailing data")
-            return to_real((r_hat + mean_t).clamp_(-ACT_MAX, ACT_MAX))
-        mean_t = self._mean(ref1, ref2)
+        steps = self._steps(exact, ref1.device)
+        r1, r2 = steps.fixed(ref1), steps.fixed(ref2)
+        mean_t = steps.mean(r1, r2)
         dec_y = RangeDecoder(streams[1])
-        r_hat = self.context.decompress(self._features(z_hat.to(ref1.device), ref1, ref2), dec_y)
+        r_hat = self.context.decompress(steps.features(steps.fixed(z_hat.to(ref1.device)), r1, r2), dec_y,
+                                        steps.context)
         if not dec_y.exhausted():
             raise StreamError("y stream has trailing data")
-        return r_hat + mean_t
+        return steps.real(r_hat + mean_t)

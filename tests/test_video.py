@@ -278,3 +278,24 @@ def test_exact_video_latents_do_not_depend_on_arithmetic_and_float_version_still
         again = [f for _, f in codec.decode(io.BytesIO(blobs[2]))]
     assert all(np.array_equal(a, b) for a, b in zip(decoded[2], again))
     assert len(blobs[2]) < 1.02 * len(blobs[1]) + 64
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_encoded_video_decodes_identically_on_cpu():
+    import copy
+    import dataclasses
+
+    from codec.video_model import get_video_model
+
+    def fresh(device: str) -> VideoCodec:  # separate copies: Module.to() moves shared models in place
+        loaded = get_video_model(None)
+        image = dataclasses.replace(loaded.image, model=copy.deepcopy(loaded.image.model))
+        return VideoCodec(dataclasses.replace(loaded, image=image, temporal=copy.deepcopy(loaded.temporal)), device)
+
+    gpu, cpu = fresh("cuda"), fresh("cpu")
+    frames = _moving_frames(4)
+    buf = io.BytesIO()
+    gpu.encode(iter(frames), buf, W, H, 4.0, -1)
+    on_gpu = [f for _, f in gpu.decode(io.BytesIO(buf.getvalue()))]
+    on_cpu = [f for _, f in cpu.decode(io.BytesIO(buf.getvalue()))]  # FormatError if desynchronised
+    assert all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(on_gpu, on_cpu))
