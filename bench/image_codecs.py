@@ -337,9 +337,12 @@ class OursImageCodec(ImageCodecAdapter):
         return self._codec
 
     def settings(self) -> dict:
-        """Settings include the weights hash, so cached points never outlive the model that made them."""
-        loaded = self._get().loaded
-        return {**super().settings(), "model": loaded.name, "weights_hash": loaded.weights_hash.hex()}
+        """Settings include the weights hash and the format version written, so cached points never
+        outlive the model or the coding arithmetic that made them."""
+        codec = self._get()
+        loaded = codec.loaded
+        return {**super().settings(), "model": loaded.name, "weights_hash": loaded.weights_hash.hex(),
+                "format_version": codec.write_version}
 
     def encode(self, image: Image.Image, value: float) -> bytes:
         return self._get().encode(image, quality=float(value))

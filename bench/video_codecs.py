@@ -305,9 +305,11 @@ class OursVideoCodec(VideoCodecAdapter):
         return self._codec
 
     def settings(self, intra_period: int, frames: int) -> dict[str, Any]:
-        loaded = self.codec().loaded
+        codec = self.codec()
+        loaded = codec.loaded
         return {**super().settings(intra_period, frames), "model": loaded.name,
-                "weights_hash": loaded.weights_hash.hex(), "image_weights_hash": loaded.image.weights_hash.hex()}
+                "weights_hash": loaded.weights_hash.hex(), "image_weights_hash": loaded.image.weights_hash.hex(),
+                "format_version": codec.write_version}
 
     def encode(self, frames: list[Planes], value: float, intra_period: int, fps: Fraction) -> list[bytes]:
         import io
