@@ -153,3 +153,22 @@ def test_gpu_encoded_stream_decodes_identically_on_cpu(eval_images):
         assert torch.equal(_latent(src, blob), _latent(dst, blob))  # bit-identical entropy decoding
         # synthesis stays float: pixels may differ by rounding, never more
         assert np.abs(np.asarray(src.decode(blob)).astype(int) - np.asarray(dst.decode(blob))).max() <= 1
+
+
+def test_exact_layers_compute_what_the_float_layers_compute():
+    # the fixed-point versions are the same functions to within their grid (1/1024), not new networks
+    model = get_model(None).model
+    engine = model.exact_engine("cpu")
+    torch.manual_seed(0)
+    z = torch.round(torch.randn(1, model.config.nz, 3, 4) * 2)
+    with torch.no_grad():
+        hyper = model.h_s(z)
+        exact = fixed_point.to_real(engine.h_s(fixed_point.to_fixed(z)))
+        assert float((exact - hyper).abs().max()) < 0.01 * max(1.0, float(hyper.abs().max()))
+        net, xnet = model.context.nets[2], engine.context.nets[2]
+        done = torch.randn(1, 2 * model.context.slice_channels, 12, 16)
+        h = torch.randn(1, model.config.hyper, 12, 16)
+        ref = net.inter(torch.cat([h, done], dim=1), done[:, -model.context.slice_channels:])
+        got = fixed_point.to_real(xnet.inter(fixed_point.to_fixed(torch.cat([h, done], dim=1)),
+                                             fixed_point.to_fixed(done[:, -model.context.slice_channels:])))
+        assert float((got - ref).abs().max()) < 0.01 * max(1.0, float(ref.abs().max()))
