@@ -6,6 +6,7 @@ photographic content at 8K without shipping an 8K file. `lcodec encode` and `lco
 fresh processes, each reporting its own wall time and peak resident memory (max RSS, model included).
 
     python -m bench.huge_image ../shared/data/eval --out bench/results/huge-image.json
+    python -m bench.huge_image ../shared/data/eval --seams --out bench/results/tiling-seams.json
 """
 
 from __future__ import annotations
@@ -51,6 +52,27 @@ def build_mosaic(folder: Path, width: int = 7680, height: int = 4320) -> np.ndar
     return np.ascontiguousarray(np.concatenate(rows, axis=0)[:height, :width])
 
 
+def seams(folder: Path, images: int = 2, qualities: tuple[float, ...] = (2.0, 6.0), tile: int = 512) -> list[dict]:
+    """Tiled against untiled coding of evaluation photos upscaled 2x (1536x1024): PSNR and bpp."""
+    from codec import ImageCodec
+
+    codec = ImageCodec.default()
+    rows = []
+    for p in sorted(folder.glob("*.png"))[:images]:
+        with Image.open(p) as im:
+            rgb = np.asarray(im.convert("RGB").resize((im.width * 2, im.height * 2), Image.BICUBIC))
+        h, w = rgb.shape[:2]
+        for q in qualities:
+            row = {"image": f"{p.stem} x2", "quality": q}
+            for name, t in (("untiled", None), (f"tiles_{tile}", tile)):
+                blob = codec.encode(rgb, q, tile=t)
+                out = np.asarray(codec.decode(blob)).astype(np.float64)
+                row[name] = {"psnr": round(10 * math.log10(255**2 / float(np.mean((out - rgb) ** 2))), 2),
+                             "bpp": round(8 * len(blob) / (h * w), 3)}
+            rows.append(row)
+    return rows
+
+
 def _run(args: list[str], threads: int) -> dict:
     root = Path(__file__).resolve().parents[1]
     env = {"OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}
@@ -66,7 +88,15 @@ def main() -> None:
     ap.add_argument("--quality", type=float, default=4.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--seams", action="store_true", help="Only compare tiled and untiled coding at 1536x1024.")
     a = ap.parse_args()
+    if a.seams:
+        rows = seams(a.folder)
+        print(json.dumps(rows, indent=2))
+        if a.out:
+            a.out.parent.mkdir(parents=True, exist_ok=True)
+            a.out.write_text(json.dumps(rows, indent=2))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         src, lcd, rec = Path(tmp) / "8k.png", Path(tmp) / "8k.lcd", Path(tmp) / "8k-dec.png"
         rgb = build_mosaic(a.folder)

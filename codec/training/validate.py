@@ -27,7 +27,7 @@ def validate(model: ImageModel, folder: str, max_images: int, device: torch.devi
         bpps, psnrs = [], []
         for p in paths:
             with Image.open(p) as im:
-                arr = np.asarray(im.convert("RGB"))
+                arr = np.array(im.convert("RGB"))  # writable: torch.from_numpy warns on read-only arrays
             x = torch.from_numpy(arr).permute(2, 0, 1).float().div(255).unsqueeze(0).to(device)
             h, w = arr.shape[:2]
             xp = pad_to_multiple(x, HYPER_STRIDE)
