@@ -55,6 +55,13 @@ def test_train_resume_export_encode(tmp_path, tiny_data):
     assert res.exit_code == 4
     res = r.invoke(main, ["decode", str(tmp_path / "t.lcd"), "-o", str(tmp_path / "t.png"), "--model", str(weights)])
     assert res.exit_code == 0, res.output
+    # a new run starts from the exported weights (which carry the coder's CDF tables)
+    res = r.invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "run2"), *TINY[:-6],
+                          "--steps", "1", "--init", str(weights)])
+    assert res.exit_code == 0, res.output
+    from codec.training.loop import load_checkpoint as _load
+
+    assert _load(tmp_path / "run2" / "last.pt")["step"] == 1
 
 
 def test_export_rejects_non_checkpoint(tmp_path):
