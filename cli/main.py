@@ -280,8 +280,10 @@ def export(checkpoint: Path, output: Path, name: str | None, force: bool) -> Non
     if output.exists() and not force:
         raise OutputError(f"output exists: {output} (use --force to overwrite)")
     video = checkpoint.is_file() and is_video_checkpoint(checkpoint)
-    h = (export_video_checkpoint if video else export_checkpoint)(checkpoint, output, name or output.stem)
-    click.echo(f"{checkpoint} -> {output}: weights hash {h.hex()}")
+    name = name or output.stem
+    h = (export_video_checkpoint if video else export_checkpoint)(checkpoint, output, name)
+    # the name goes into every stream and into `lcodec info`: say it, since it defaults to the file stem
+    click.echo(f"{checkpoint} -> {output}: model name {name!r}, weights hash {h.hex()}")
 
 
 bench.add_command(speed)
