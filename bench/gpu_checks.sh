@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of issues 5 and 6 in one prepared call (about 9 minutes on one H100/H200), for a
+# The GPU checks of issues 5 and 6 in one prepared call (about 8 minutes on one H100/H200), for a
 # session whose task is lent a device machine. Everything heavy is prepared on the CPU first:
 #
 #   echo /.whl/ >> .git/info/exclude; echo /.gpu-data/ >> .git/info/exclude
@@ -11,7 +11,7 @@
 #
 # then device `run` with carry [".whl", ".gpu-data"] and the command `bash bench/gpu_checks.sh`
 # (repository ~27 MB + pack 30 MB + eval 5 MB stays under the 64 MiB a call may carry).
-# TRAIN_MINUTES (default 5) sets the training window; set TRAIN_STEPS to about the measured steps/s
+# TRAIN_MINUTES (default 4) sets the training window; set TRAIN_STEPS to about the measured steps/s
 # times that window so the cosine schedule ends inside it. What comes back under $OUT (at most 8 files,
 # 16 MB each): determinism results, train-speed JSON, the run's log and exported weights (the .pt
 # checkpoint with optimizer state is too large to come back; continue from the exported weights).
@@ -31,7 +31,7 @@ DATA=${GPU_DATA:-.gpu-data}
     python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
     # 1. cross-device determinism: GPU-encoded files decoded on the CPU and the reverse (issue 5)
     python3 -m pytest -q -p no:cacheprovider tests/test_determinism.py
-    timeout 150 python3 -m cli.main bench determinism "$DATA/eval" --images 3 --out "$OUT/determinism-gpu.json"
+    timeout 150 python3 -m cli.main bench determinism "$DATA/eval" --images 2 --qualities 4 --out "$OUT/determinism-gpu.json"
     # 2. training throughput: random pixels, then the pack, eager and compiled (issue 6)
     timeout 150 python3 -m cli.main bench train-speed --batch 8,16,32 --steps 15 --out "$OUT/train-speed-gpu.json"
     timeout 120 python3 -m cli.main bench train-speed --batch 16 --steps 15 --compile --pack "$DATA/train.lcp" \
@@ -39,7 +39,7 @@ DATA=${GPU_DATA:-.gpu-data}
     # 3. continue the bundled model, then export weights small enough to come back
     python3 -m cli.main train --data "$DATA/train.lcp" --val "$DATA/eval" --out /tmp/run --init codec/weights/default.lcw \
         --batch 16 --patch 256 --lr 1e-4 --min-lr 5e-6 --warmup 100 --val-every 1000 --val-images 2 \
-        --ckpt-minutes 2 --time-limit "${TRAIN_MINUTES:-5}" --steps "${TRAIN_STEPS:-20000}"
+        --ckpt-minutes 2 --time-limit "${TRAIN_MINUTES:-4}" --steps "${TRAIN_STEPS:-20000}"
     cp /tmp/run/log.jsonl "$OUT/train-log.jsonl"
     python3 -m cli.main export /tmp/run/last.pt -o "$OUT/candidate.lcw"
 } 2>&1 | tee "$OUT/gpu-checks.log"

@@ -11,13 +11,20 @@ import click
 @click.command()
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--images", type=int, default=0, help="Images used (0 = all).")
+@click.option("--qualities", default="2,4,7", show_default=True, help="Comma-separated qualities coded per image.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the results as JSON.")
-def determinism(folder: Path, images: int, out: Path | None) -> None:
+def determinism(folder: Path, images: int, qualities: str, out: Path | None) -> None:
     """Decode every file under 1 and 2 threads, int64 reference arithmetic (and CUDA if present)."""
     from bench.determinism import run
 
     if not folder.is_dir():
         raise click.ClickException(f"folder not found: {folder}")
+    try:
+        qs = tuple(float(q) for q in qualities.split(","))
+    except ValueError:
+        raise click.ClickException(f"--qualities must be numbers separated by commas, not {qualities!r}") from None
+    if not all(1.0 <= q <= 8.0 for q in qs):
+        raise click.ClickException("--qualities must lie in [1, 8]")
 
     def show(row: dict) -> None:
         flags = " ".join(f"{k}={'ok' if v is True else v}" for k, v in row.items()
@@ -25,7 +32,7 @@ def determinism(folder: Path, images: int, out: Path | None) -> None:
         click.echo(f"{row['image']} q{row['quality']:g}: {row['exact_bpp']:.4f} bpp exact, "
                    f"{row['float_bpp']:.4f} float; {flags}")
 
-    result = run(folder, limit=images or None, progress=show)
+    result = run(folder, qs, limit=images or None, progress=show)
     s = result["summary"]
     click.echo(f"{s['cases']} files; identical latents: " +
                ", ".join(f"{k} {v}/{s['cases']}" for k, v in s["identical"].items()))

@@ -172,3 +172,21 @@ def test_exact_layers_compute_what_the_float_layers_compute():
         got = fixed_point.to_real(xnet.inter(fixed_point.to_fixed(torch.cat([h, done], dim=1)),
                                              fixed_point.to_fixed(done[:, -model.context.slice_channels:])))
         assert float((got - ref).abs().max()) < 0.01 * max(1.0, float(ref.abs().max()))
+
+
+def test_bench_determinism_command_reports_identical_latents(tmp_path, eval_images):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    Image.fromarray(_crop(eval_images[3], 192, 128)).save(tmp_path / "a.png")
+    out = tmp_path / "det.json"
+    res = CliRunner().invoke(main, ["bench", "determinism", str(tmp_path), "--qualities", "3,6", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    import json
+
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["cases"] == 2 and summary["identical"] == {"torch_2_threads": 2, "int64_reference": 2}
+    assert abs(summary["rate_cost_percent"]) < 2.0
+    res = CliRunner().invoke(main, ["bench", "determinism", str(tmp_path), "--qualities", "9"])
+    assert res.exit_code != 0 and "[1, 8]" in res.output
