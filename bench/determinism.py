@@ -67,7 +67,8 @@ def _codec(device: str) -> ImageCodec:
     return ImageCodec(dataclasses.replace(loaded, model=copy.deepcopy(loaded.model)), device)
 
 
-def _latent(codec: ImageCodec, blob: bytes) -> torch.Tensor:
+def decode_latent(codec: ImageCodec, blob: bytes) -> torch.Tensor:
+    """The entropy-decoded latent y_hat of an untiled file (no synthesis), on the CPU."""
     header, streams = unpack_image(blob)
     h, w = header.height, header.width
     padded = (h + (-h) % HYPER_STRIDE, w + (-w) % HYPER_STRIDE)
@@ -96,18 +97,18 @@ def run(folder: Path, qualities: tuple[float, ...] = QUALITIES, limit: int | Non
         for q in qualities:
             with threads(1):
                 blob, enc_s = _timed(lambda: cpu.encode(img, q))
-                ref, dec_s = _timed(lambda: _latent(cpu, blob))
+                ref, dec_s = _timed(lambda: decode_latent(cpu, blob))
                 old, old_enc_s = _timed(lambda: legacy.encode(img, q))
-                _, old_dec_s = _timed(lambda: _latent(legacy, old))
+                _, old_dec_s = _timed(lambda: decode_latent(legacy, old))
             checks = {}
             with threads(2):
-                checks["torch_2_threads"] = torch.equal(_latent(cpu, blob), ref)
+                checks["torch_2_threads"] = torch.equal(decode_latent(cpu, blob), ref)
             with threads(1), integer_reference():
-                checks["int64_reference"] = torch.equal(_latent(cpu, blob), ref)
+                checks["int64_reference"] = torch.equal(decode_latent(cpu, blob), ref)
             if gpu is not None:
-                checks["cpu_encoded_gpu_decoded"] = torch.equal(_latent(gpu, blob), ref)
+                checks["cpu_encoded_gpu_decoded"] = torch.equal(decode_latent(gpu, blob), ref)
                 gblob = gpu.encode(img, q)
-                checks["gpu_encoded_cpu_decoded"] = torch.equal(_latent(cpu, gblob), _latent(gpu, gblob))
+                checks["gpu_encoded_cpu_decoded"] = torch.equal(decode_latent(cpu, gblob), decode_latent(gpu, gblob))
                 checks["gpu_encoded_cpu_pixels_max_diff"] = int(np.abs(
                     np.asarray(cpu.decode(gblob), dtype=np.int16) - np.asarray(gpu.decode(gblob), dtype=np.int16)).max())
             h, w = img.rgb.shape[:2]

@@ -22,6 +22,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.metrics import psnr_rgb
+
+ROOT = Path(__file__).resolve().parents[1]
+
 _RUN = """
 import json, resource, sys, time
 t0 = time.perf_counter()
@@ -66,17 +70,16 @@ def seams(folder: Path, images: int = 2, qualities: tuple[float, ...] = (2.0, 6.
             row = {"image": f"{p.stem} x2", "quality": q}
             for name, t in (("untiled", None), (f"tiles_{tile}", tile)):
                 blob = codec.encode(rgb, q, tile=t)
-                out = np.asarray(codec.decode(blob)).astype(np.float64)
-                row[name] = {"psnr": round(10 * math.log10(255**2 / float(np.mean((out - rgb) ** 2))), 2),
+                out = np.asarray(codec.decode(blob).convert("RGB"))
+                row[name] = {"psnr": round(psnr_rgb(rgb, out), 2),
                              "bpp": round(8 * len(blob) / (h * w), 3)}
             rows.append(row)
     return rows
 
 
 def _run(args: list[str], threads: int) -> dict:
-    root = Path(__file__).resolve().parents[1]
-    env = {"OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, "-c", _RUN, *args], capture_output=True, text=True, env=env, cwd=root)
+    env = {"OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", _RUN, *args], capture_output=True, text=True, env=env, cwd=ROOT)
     if proc.returncode:
         raise RuntimeError(proc.stderr)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -104,15 +107,14 @@ def main() -> None:
         enc = _run(["encode", str(src), "-o", str(lcd), "-q", str(a.quality)], a.threads)
         dec = _run(["decode", str(lcd), "-o", str(rec)], a.threads)
         with Image.open(rec) as im:
-            out = np.asarray(im.convert("RGB")).astype(np.float64)
-        mse = float(np.mean((out - rgb) ** 2))
+            out = np.asarray(im.convert("RGB"))
         h, w = rgb.shape[:2]
         info = json.loads(subprocess.run([sys.executable, "-m", "cli.main", "info", str(lcd), "--json"],
                                          capture_output=True, text=True, check=True,
-                                         cwd=Path(__file__).resolve().parents[1]).stdout)
+                                         cwd=ROOT).stdout)
         result = {"size": f"{w}x{h}", "quality": a.quality, "threads": a.threads, "bytes": lcd.stat().st_size,
                   "bpp": round(8 * lcd.stat().st_size / (w * h), 4), "tiles": info.get("tiles", 1),
-                  "format_version": info["format_version"], "psnr": round(10 * math.log10(255**2 / mse), 2),
+                  "format_version": info["format_version"], "psnr": round(psnr_rgb(rgb, out), 2),
                   "encode": enc, "decode": dec}
     print(json.dumps(result, indent=2))
     if a.out:

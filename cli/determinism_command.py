@@ -28,7 +28,7 @@ def determinism(folder: Path, images: int, qualities: str, out: Path | None) -> 
 
     def show(row: dict) -> None:
         flags = " ".join(f"{k}={'ok' if v is True else v}" for k, v in row.items()
-                         if isinstance(v, (bool, int)) and not isinstance(v, float) and k != "quality")
+                         if isinstance(v, (bool, int)) and k != "quality")
         click.echo(f"{row['image']} q{row['quality']:g}: {row['exact_bpp']:.4f} bpp exact, "
                    f"{row['float_bpp']:.4f} float; {flags}")
 

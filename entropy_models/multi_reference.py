@@ -53,6 +53,22 @@ class _SliceNets(nn.Module):
         )
 
 
+def _anchor_params(net, hyper: torch.Tensor, done: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Anchor features and raw head output of one slice; `net` is a `_SliceNets` (float) or an
+    `_ExactSliceNets` (fixed point), which have the same layers under the same names."""
+    inputs = [hyper, *done]
+    if net.inter is not None:
+        inputs.append(net.inter(torch.cat([hyper, *done], dim=1), done[-1]))
+    feats = net.anchor_body(torch.cat(inputs, dim=1))
+    return feats, net.anchor_head(feats)
+
+
+def _nonanchor_params(net, feats: torch.Tensor, anchors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Raw head output for the non-anchor half of one slice (same `net` contract as above)."""
+    glob = net.intra(feats, anchors, key_mask=mask)
+    return net.nonanchor_head(torch.cat([feats, net.local(anchors), glob], dim=1))
+
+
 class _ExactSliceNets:
     """`_SliceNets` converted to exact fixed-point layers."""
 
@@ -78,18 +94,12 @@ class ExactContext:
         self.nets = [_ExactSliceNets(net, self.tables, device) for net in model.nets]
 
     def _anchor_step(self, k: int, hyper: torch.Tensor, done: list[torch.Tensor]):
-        net = self.nets[k]
-        inputs = [hyper, *done]
-        if net.inter is not None:
-            inputs.append(net.inter(torch.cat([hyper, *done], dim=1), done[-1]))
-        feats = net.anchor_body(torch.cat(inputs, dim=1))
-        mean, raw = net.anchor_head(feats).chunk(2, dim=1)
+        feats, params = _anchor_params(self.nets[k], hyper, done)
+        mean, raw = params.chunk(2, dim=1)
         return feats, mean, raw
 
     def _nonanchor_step(self, k: int, feats: torch.Tensor, anchors: torch.Tensor, mask: torch.Tensor):
-        net = self.nets[k]
-        glob = net.intra(feats, anchors, key_mask=mask)
-        return net.nonanchor_head(torch.cat([feats, net.local(anchors), glob], dim=1)).chunk(2, dim=1)
+        return _nonanchor_params(self.nets[k], feats, anchors, mask).chunk(2, dim=1)
 
     def _code_pass(self, y_k, mean, raw, sel, coder, decode: bool) -> torch.Tensor:
         """As the float `_code_pass`, with a fixed-point mean and the raw scale parameter."""
@@ -132,18 +142,12 @@ class MultiReferenceEntropyModel(nn.Module):
     # ---- shared parameter steps ----------------------------------------------------------------
 
     def _anchor_step(self, k: int, hyper: torch.Tensor, done: list[torch.Tensor]):
-        net = self.nets[k]
-        inputs = [hyper, *done]
-        if net.inter is not None:
-            inputs.append(net.inter(torch.cat([hyper, *done], dim=1), done[-1]))
-        feats = net.anchor_body(torch.cat(inputs, dim=1))
-        mean, scale = _mean_scale(net.anchor_head(feats))
+        feats, params = _anchor_params(self.nets[k], hyper, done)
+        mean, scale = _mean_scale(params)
         return feats, mean, scale
 
     def _nonanchor_step(self, k: int, feats: torch.Tensor, anchors: torch.Tensor, mask: torch.Tensor):
-        net = self.nets[k]
-        glob = net.intra(feats, anchors, key_mask=mask)
-        return _mean_scale(net.nonanchor_head(torch.cat([feats, net.local(anchors), glob], dim=1)))
+        return _mean_scale(_nonanchor_params(self.nets[k], feats, anchors, mask))
 
     def _refine(self, k: int, hyper: torch.Tensor, done: list[torch.Tensor], y_hat_k: torch.Tensor) -> torch.Tensor:
         lrp = self.nets[k].lrp(torch.cat([hyper, *done, y_hat_k], dim=1))

@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 
 import entropy_models.fixed_point as fixed_point
-from bench.determinism import integer_reference
+from bench.determinism import decode_latent, integer_reference
 from codec import ImageCodec
-from codec.container import VERSION_FLOAT, unpack_image
+from codec.container import VERSION_FLOAT
 from codec.registry import get_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,12 +62,6 @@ def _crop(path: Path, w: int = 320, h: int = 192) -> np.ndarray:
         return np.ascontiguousarray(np.asarray(im.convert("RGB"))[:h, :w])
 
 
-def _latent(codec: ImageCodec, blob: bytes) -> torch.Tensor:
-    header, streams = unpack_image(blob)
-    padded = (header.height + (-header.height) % 64, header.width + (-header.width) % 64)
-    return codec.model.decompress_latent(streams[:2], padded, codec.device, header.exact).cpu()
-
-
 def test_exact_parameters_do_not_depend_on_the_arithmetic_backend(eval_images):
     # what a GPU (or another BLAS, or another thread split) changes is the order of the sums: decoding
     # with plain int64 integer arithmetic on the host instead of torch float64 BLAS must give the same
@@ -76,14 +70,14 @@ def test_exact_parameters_do_not_depend_on_the_arithmetic_backend(eval_images):
     rgb = _crop(eval_images[1])
     blob = codec.encode(rgb, 5.0)
     assert blob[4] == 3  # format version 3: exact entropy parameters
-    ref = _latent(codec, blob)
+    ref = decode_latent(codec, blob)
     with integer_reference():
-        assert torch.equal(_latent(codec, blob), ref)
+        assert torch.equal(decode_latent(codec, blob), ref)
         assert codec.encode(rgb, 5.0) == blob
         assert np.array_equal(np.asarray(codec.decode(blob)), np.asarray(ImageCodec.default().decode(blob)))
     torch.set_num_threads(2)
     try:
-        assert torch.equal(_latent(codec, blob), ref)
+        assert torch.equal(decode_latent(codec, blob), ref)
     finally:
         torch.set_num_threads(1)
 
@@ -150,7 +144,7 @@ def test_gpu_encoded_stream_decodes_identically_on_cpu(eval_images):
     cpu = ImageCodec(dataclasses.replace(loaded, model=copy.deepcopy(loaded.model)), device="cpu")
     for src, dst in ((gpu, cpu), (cpu, gpu)):
         blob = src.encode(rgb, 4.0)
-        assert torch.equal(_latent(src, blob), _latent(dst, blob))  # bit-identical entropy decoding
+        assert torch.equal(decode_latent(src, blob), decode_latent(dst, blob))  # bit-identical entropy decoding
         # synthesis stays float: pixels may differ by rounding, never more
         assert np.abs(np.asarray(src.decode(blob)).astype(int) - np.asarray(dst.decode(blob))).max() <= 1
 
