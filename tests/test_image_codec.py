@@ -170,8 +170,10 @@ def test_encode_to_target_bpp(codec, photo):
     target = (_bpp(codec.encode(photo, 2), photo) + _bpp(codec.encode(photo, 6), photo)) / 2
     blob, q = codec.encode_to_target(photo, bpp=target)
     assert _bpp(blob, photo) <= target and 2 <= q <= 6
-    # and it is the highest such quality, to the search tolerance
-    assert _bpp(codec.encode(photo, min(8.0, q + 0.02)), photo) > target
+    # and close to the highest such quality: file sizes are not strictly monotonic over steps of 0.01
+    # (a few bytes either way), so check a clearly higher quality and how close the file came
+    assert _bpp(codec.encode(photo, min(8.0, q + 0.1)), photo) > target
+    assert _bpp(blob, photo) > 0.97 * target
 
 
 def test_encode_to_target_psnr(codec, photo):
