@@ -85,6 +85,15 @@ def _run(args: list[str], threads: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _report(result: object, out: Path | None) -> None:
+    """Print the result as JSON and also write it to `out` if given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
@@ -94,11 +103,7 @@ def main() -> None:
     ap.add_argument("--seams", action="store_true", help="Only compare tiled and untiled coding at 1536x1024.")
     a = ap.parse_args()
     if a.seams:
-        rows = seams(a.folder)
-        print(json.dumps(rows, indent=2))
-        if a.out:
-            a.out.parent.mkdir(parents=True, exist_ok=True)
-            a.out.write_text(json.dumps(rows, indent=2))
+        _report(seams(a.folder), a.out)
         return
     with tempfile.TemporaryDirectory() as tmp:
         src, lcd, rec = Path(tmp) / "8k.png", Path(tmp) / "8k.lcd", Path(tmp) / "8k-dec.png"
@@ -116,10 +121,7 @@ def main() -> None:
                   "bpp": round(8 * lcd.stat().st_size / (w * h), 4), "tiles": info.get("tiles", 1),
                   "format_version": info["format_version"], "psnr": round(psnr_rgb(rgb, out), 2),
                   "encode": enc, "decode": dec}
-    print(json.dumps(result, indent=2))
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(result, indent=2))
+    _report(result, a.out)
 
 
 if __name__ == "__main__":

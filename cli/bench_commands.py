@@ -15,6 +15,14 @@ IMAGE_DEFAULT = "ours,jpeg,jpeg444,webp,avif,jp2k,heif,jxl,vvc"
 VIDEO_DEFAULT = "ours,x264,x265,svtav1,vp9,vvc"
 
 
+def comma_floats(text: str) -> list[float]:
+    """Parse an option like "1,2,4.5" (qualities); a bad list is a one-line usage error."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a comma-separated list of numbers: {text}") from None
+
+
 def bench_errors(fn):
     """Turn bench.errors.BenchError into click.ClickException (one line, exit code 1)."""
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .bench_commands import comma_floats
+
 
 @click.command()
 @click.argument("folder", type=click.Path(path_type=Path))
@@ -19,12 +21,9 @@ def determinism(folder: Path, images: int, qualities: str, out: Path | None) -> 
 
     if not folder.is_dir():
         raise click.ClickException(f"folder not found: {folder}")
-    try:
-        qs = tuple(float(q) for q in qualities.split(","))
-    except ValueError:
-        raise click.ClickException(f"--qualities must be numbers separated by commas, not {qualities!r}") from None
-    if not all(1.0 <= q <= 8.0 for q in qs):
-        raise click.ClickException("--qualities must lie in [1, 8]")
+    qs = tuple(comma_floats(qualities))
+    if not qs or not all(1.0 <= q <= 8.0 for q in qs):
+        raise click.ClickException("--qualities must be one or more numbers in [1, 8]")
 
     def show(row: dict) -> None:
         flags = " ".join(f"{k}={'ok' if v is True else v}" for k, v in row.items()

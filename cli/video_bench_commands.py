@@ -7,12 +7,7 @@ from pathlib import Path
 
 import click
 
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise click.BadParameter(f"not a comma-separated list of numbers: {text}") from None
+from .bench_commands import comma_floats
 
 
 @click.command("video-p")
@@ -26,7 +21,7 @@ def video_p(clips: tuple[Path, ...], frames: int, qualities: str, out: Path | No
 
     rows = []
     for clip in clips:
-        rows += p_vs_intra(clip, frames, _floats(qualities))
+        rows += p_vs_intra(clip, frames, comma_floats(qualities))
     md = ptest_markdown(rows)
     bd = p_bd_rates(rows)
     for clip, v in bd.items():

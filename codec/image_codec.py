@@ -183,7 +183,9 @@ class ImageCodec:
 
     def encode_to_target(self, image: Image.Image | np.ndarray | PreparedImage, bpp: float | None = None,
                          psnr: float | None = None) -> tuple[bytes, float]:
-        """Highest quality whose file fits `bpp`, or lowest quality whose PSNR reaches `psnr`."""
+        """Highest quality whose file fits `bpp`, or lowest quality whose PSNR reaches `psnr`, found by
+        bisection to TARGET_TOLERANCE. File size is monotonic in quality only up to a few bytes, so
+        for `bpp` a slightly higher quality may occasionally fit as well; the result always fits."""
         if (bpp is None) == (psnr is None):
             raise ValueError("give exactly one of bpp or psnr")
         a = self.analyse(image)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import subprocess
@@ -177,8 +178,6 @@ def test_bench_determinism_command_reports_identical_latents(tmp_path, eval_imag
     out = tmp_path / "det.json"
     res = CliRunner().invoke(main, ["bench", "determinism", str(tmp_path), "--qualities", "3,6", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    import json
-
     summary = json.loads(out.read_text())["summary"]
     assert summary["cases"] == 2 and summary["identical"] == {"torch_2_threads": 2, "int64_reference": 2}
     assert abs(summary["rate_cost_percent"]) < 2.0

@@ -59,9 +59,7 @@ def test_train_resume_export_encode(tmp_path, tiny_data):
     res = r.invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "run2"), *TINY[:-6],
                           "--steps", "1", "--init", str(weights)])
     assert res.exit_code == 0, res.output
-    from codec.training.loop import load_checkpoint as _load
-
-    assert _load(tmp_path / "run2" / "last.pt")["step"] == 1
+    assert load_checkpoint(tmp_path / "run2" / "last.pt")["step"] == 1
 
 
 def test_export_rejects_non_checkpoint(tmp_path):
