@@ -23,6 +23,17 @@ def comma_floats(text: str) -> list[float]:
         raise click.BadParameter(f"not a comma-separated list of numbers: {text}") from None
 
 
+def comma_qualities(text: str) -> list[float]:
+    """Parse a comma-separated list of qualities; each must lie in the codec's range [1, 8]."""
+    from codec.quality import QUALITY_MAX, QUALITY_MIN
+
+    qs = comma_floats(text)
+    if not qs or not all(QUALITY_MIN <= q <= QUALITY_MAX for q in qs):
+        raise click.BadParameter(f"qualities must be one or more numbers in [{QUALITY_MIN:g}, {QUALITY_MAX:g}], "
+                                 f"got {text!r}")
+    return qs
+
+
 def bench_errors(fn):
     """Turn bench.errors.BenchError into click.ClickException (one line, exit code 1)."""
 

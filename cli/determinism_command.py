@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .bench_commands import comma_floats
+from .bench_commands import comma_qualities
 
 
 @click.command()
@@ -21,9 +21,7 @@ def determinism(folder: Path, images: int, qualities: str, out: Path | None) -> 
 
     if not folder.is_dir():
         raise click.ClickException(f"folder not found: {folder}")
-    qs = tuple(comma_floats(qualities))
-    if not qs or not all(1.0 <= q <= 8.0 for q in qs):
-        raise click.ClickException("--qualities must be one or more numbers in [1, 8]")
+    qs = tuple(comma_qualities(qualities))
 
     def show(row: dict) -> None:
         flags = " ".join(f"{k}={'ok' if v is True else v}" for k, v in row.items()

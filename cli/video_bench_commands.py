@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .bench_commands import comma_floats
+from .bench_commands import comma_qualities
 
 
 @click.command("video-p")
@@ -19,9 +19,10 @@ def video_p(clips: tuple[Path, ...], frames: int, qualities: str, out: Path | No
     """Rate of low-delay P-coding vs all-intra at the same quality, per clip and quality."""
     from bench.video_ptest import p_bd_rates, p_vs_intra, ptest_markdown
 
+    qs = comma_qualities(qualities)
     rows = []
     for clip in clips:
-        rows += p_vs_intra(clip, frames, comma_floats(qualities))
+        rows += p_vs_intra(clip, frames, qs)
     md = ptest_markdown(rows)
     bd = p_bd_rates(rows)
     for clip, v in bd.items():
@@ -37,7 +38,7 @@ def video_p(clips: tuple[Path, ...], frames: int, qualities: str, out: Path | No
 @click.command("video-speed")
 @click.argument("clips", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--frames", type=click.IntRange(min=2), default=8, show_default=True)
-@click.option("--quality", type=float, default=4.0, show_default=True)
+@click.option("--quality", type=click.FloatRange(1.0, 8.0), default=4.0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write JSON here.")
 def video_speed(clips: tuple[Path, ...], frames: int, quality: float, out: Path | None) -> None:
     """Encode / decode frames per second of our video codec (CPU, and CUDA when present)."""

@@ -253,6 +253,11 @@ def test_bench_video_p_and_speed_commands(tmp_path, clip):
     res = r.invoke(main, ["bench", "video-speed", str(clip[0]), "--frames", "2", "--out", str(tmp_path / "s.json")])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "s.json").read_text())["rows"][0]["decode_fps"] > 0
+    # qualities outside the codec's range are a one-line usage error before any clip is read
+    res = r.invoke(main, ["bench", "video-p", str(clip[0]), "--quality", "4,9"])
+    assert res.exit_code == 2 and "[1, 8]" in res.output and "Traceback" not in res.output
+    res = r.invoke(main, ["bench", "video-speed", str(clip[0]), "--quality", "0.5"])
+    assert res.exit_code == 2 and "0.5" in res.output
 
 
 def test_exact_video_latents_do_not_depend_on_arithmetic_and_float_version_still_decodes(codec):
