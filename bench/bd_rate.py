@@ -113,3 +113,28 @@ def bd_psnr(rate_anchor: Sequence[float], quality_anchor: Sequence[float], rate_
     la, qa = _prepare(np.log(np.asarray(rate_anchor, dtype=np.float64)), quality_anchor, "anchor")
     lb, qb = _prepare(np.log(np.asarray(rate_test, dtype=np.float64)), quality_test, "test")
     return float(_mean_difference(la, qa, lb, qb, method, min_overlap, "rate"))
+
+
+def rate_differences(rate_anchor: Sequence[float], quality_anchor: Sequence[float], rate_test: Sequence[float],
+                     quality_test: Sequence[float]) -> list[tuple[float, float, float | None, float | None]]:
+    """Per test point: (rate, quality, anchor rate at that quality, rate difference in %).
+
+    Shows where along the curve the test codec wins or loses, which one BD-rate averages away. The
+    anchor's log-rate is interpolated over quality with pchip; test points outside the anchor's
+    quality range get None (never extrapolated).
+    """
+    from scipy.interpolate import PchipInterpolator
+
+    if np.any(np.asarray(rate_anchor, dtype=np.float64) <= 0) or np.any(np.asarray(rate_test, dtype=np.float64) <= 0):
+        raise ValueError("rates must be positive")
+    qa, la = _prepare(quality_anchor, np.log(np.asarray(rate_anchor, dtype=np.float64)), "anchor")
+    rb, qb = _prepare(rate_test, quality_test, "test")
+    curve = PchipInterpolator(qa, la)
+    rows: list[tuple[float, float, float | None, float | None]] = []
+    for r, q in zip(rb.tolist(), qb.tolist()):
+        if qa[0] <= q <= qa[-1]:
+            ra = float(np.exp(curve(q)))
+            rows.append((r, q, ra, (r / ra - 1.0) * 100.0))
+        else:
+            rows.append((r, q, None, None))
+    return rows

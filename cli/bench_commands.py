@@ -130,8 +130,10 @@ def summary(folder: Path, anchor: str | None, method: str) -> None:
 @click.option("--method", type=click.Choice(["pchip", "akima", "cubic"]), default="pchip", show_default=True)
 @click.option("--metric", default="psnr-rgb", show_default=True,
               help="Quality in the JSONs: psnr-rgb, ms-ssim (dB scale), psnr-yuv (video).")
+@click.option("--per-point", is_flag=True,
+              help="Also list, for each TEST point, the ANCHOR's rate at the same quality.")
 @bench_errors
-def bd_rate(anchor: Path, test: Path, method: str, metric: str) -> None:
+def bd_rate(anchor: Path, test: Path, method: str, metric: str, per_point: bool) -> None:
     """BD-rate (%) and BD-PSNR (dB) of TEST against ANCHOR (two codec JSONs)."""
     from bench.bd_rate import InsufficientOverlap, bd_psnr
     from bench.bd_rate import bd_rate as bd_rate_fn
@@ -154,3 +156,11 @@ def bd_rate(anchor: Path, test: Path, method: str, metric: str) -> None:
     click.echo(f"{t['name']} vs {a['name']} ({metric}, {method}):")
     click.echo(f"BD-rate: {rate:+.2f} %")
     click.echo(f"{label}: {quality:+.3f} dB")
+    if per_point:
+        from bench.bd_rate import rate_differences
+
+        unit = "dB" if metric.startswith("psnr") or metric == "ms-ssim" else ""
+        click.echo(f"{'rate':>8} {metric:>9} {a['name'] + ' rate':>12} {'difference':>10}")
+        for r, q, ra, d in rate_differences(ca[0], ca[1], ct[0], ct[1]):
+            tail = f"{ra:12.4f} {d:+9.1f} %" if ra is not None else f"{'outside':>12} {'-':>10}"
+            click.echo(f"{r:8.4f} {q:6.2f} {unit:2} {tail}")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.bd_rate import METHODS, InsufficientOverlap, bd_psnr, bd_rate
+from bench.bd_rate import METHODS, InsufficientOverlap, bd_psnr, bd_rate, rate_differences
 
 RATES = np.array([0.1, 0.2, 0.4, 0.8, 1.6])
 # PSNR linear in log2(rate): 4 dB per doubling. Every method reproduces a straight line exactly.
@@ -75,3 +75,17 @@ def test_bad_input_is_rejected() -> None:
         bd_rate(RATES[:3], PSNRS[:3], RATES[:3], PSNRS[:3], method="cubic")  # cubic needs 4 points
     with pytest.raises(ValueError):
         bd_rate(-RATES, PSNRS, RATES, PSNRS)
+
+
+def test_rate_differences_per_point_and_no_extrapolation() -> None:
+    # the test codec needs 0.9x the rate at every quality on the anchor's range; its last point lies
+    # beyond the anchor's best quality and gets no figure rather than an extrapolated one
+    rates = np.append(RATES[1:] * 0.9, 4.0)
+    psnrs = np.append(PSNRS[1:], PSNRS[-1] + 3.0)
+    rows = rate_differences(RATES, PSNRS, rates[::-1], psnrs[::-1])
+    assert [r[0] for r in rows] == pytest.approx(sorted(rates))
+    for r, q, ra, d in rows[:-1]:
+        assert ra == pytest.approx(r / 0.9, rel=1e-9) and d == pytest.approx(-10.0, abs=1e-9)
+    assert rows[-1][2:] == (None, None)
+    with pytest.raises(ValueError):
+        rate_differences(RATES, PSNRS, [0.0, 0.1], [30.0, 31.0])

@@ -50,6 +50,9 @@ def test_bd_rate_command(bench_out) -> None:
     assert "BD-rate:" in result.output and "BD-PSNR:" in result.output
     same = CliRunner().invoke(bd_rate, [str(out / "jpeg.json"), str(out / "jpeg.json"), "--method", "akima"])
     assert "BD-rate: +0.00 %" in same.output
+    per = CliRunner().invoke(bd_rate, [str(out / "jpeg.json"), str(out / "jpeg.json"), "--per-point"])
+    rows = [line.split() for line in per.output.splitlines() if line.strip().endswith("%") and "BD" not in line]
+    assert rows and all(r[-2] in ("+0.0", "-0.0") for r in rows), per.output
 
 
 def test_summary_command_rebuilds_from_jsons(bench_out) -> None:
