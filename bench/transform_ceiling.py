@@ -1,0 +1,86 @@
+"""How much of the distortion comes from the transforms and how much from quantization, per quality.
+
+For every image and quality, three reconstructions with the bundled image model: the real codec
+(encode to a file, decode), and the transforms alone, g_s(g_a(x) * gain * inverse gain) with the
+latent left unquantized. The unquantized PSNR is the ceiling that no entropy model or rate can lift at
+that quality: when the coded PSNR approaches it the level is limited by transform capacity, which is
+what a saturating top of the RD curve means.
+
+    python -m bench.transform_ceiling ../shared/data/eval --out bench/results/transform-ceiling.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.metrics import bpp, psnr_rgb
+from bench.run_images import list_images
+from codec import ImageCodec
+from codec.image_io import read_image
+from codec.transforms import HYPER_STRIDE, pad_to_multiple
+
+QUALITIES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
+
+
+def unquantized(codec: ImageCodec, rgb: np.ndarray, quality: float) -> np.ndarray:
+    """8-bit RGB through the analysis and synthesis transforms and the gains, without quantization."""
+    model = codec.model
+    h, w = rgb.shape[:2]
+    x = torch.from_numpy(rgb).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    q = torch.tensor([float(quality)])
+    with torch.no_grad():
+        y = model.g_a(pad_to_multiple(x, HYPER_STRIDE)) * model.gain.gain(q)
+        x_hat = model.g_s(y * model.gain.inverse_gain(q))[0, :, :h, :w]
+    return (x_hat.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+def run(folder: Path, qualities=QUALITIES, limit: int | None = None) -> dict:
+    """Mean coded bpp / PSNR and unquantized PSNR per quality over the images in `folder`."""
+    codec = ImageCodec.default()
+    paths = list_images(folder)[:limit] if limit else list_images(folder)
+    rows = []
+    for q in qualities:
+        coded_bpp, coded_psnr, ceiling = [], [], []
+        for path in paths:
+            img = read_image(path)
+            blob = codec.encode(img, q)
+            out = np.asarray(codec.decode(blob).convert("RGB"))
+            h, w = img.rgb.shape[:2]
+            coded_bpp.append(bpp(len(blob), h, w))
+            coded_psnr.append(psnr_rgb(img.rgb, out))
+            ceiling.append(psnr_rgb(img.rgb, unquantized(codec, img.rgb, q)))
+        rows.append({"quality": q, "bpp": round(float(np.mean(coded_bpp)), 4),
+                     "coded_psnr": round(float(np.mean(coded_psnr)), 3),
+                     "unquantized_psnr": round(float(np.mean(ceiling)), 3)})
+    return {"images": len(paths), "weights_hash": codec.loaded.weights_hash.hex(), "rows": rows}
+
+
+def markdown(result: dict) -> str:
+    lines = ["| quality | bpp | coded PSNR (dB) | unquantized PSNR (dB) | gap (dB) |", "|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['quality']:g} | {r['bpp']:.3f} | {r['coded_psnr']:.2f} | {r['unquantized_psnr']:.2f} | "
+                     f"{r['unquantized_psnr'] - r['coded_psnr']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--images", type=int, default=0, help="images used (0 = all)")
+    parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
+    args = parser.parse_args(argv)
+    result = run(args.folder, limit=args.images or None)
+    print(f"{result['images']} images, weights {result['weights_hash']}")
+    print(markdown(result), end="")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

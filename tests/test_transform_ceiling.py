@@ -1,0 +1,33 @@
+"""bench.transform_ceiling: the transforms alone bound what coding at a quality can reach."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from bench.transform_ceiling import main, unquantized
+from codec import ImageCodec
+
+
+def test_unquantized_ceiling_lies_above_the_coded_psnr(tmp_path, eval_images, capsys):
+    with Image.open(eval_images[0]) as im:
+        Image.fromarray(np.asarray(im.convert("RGB"))[:128, :192]).save(tmp_path / "a.png")
+    out = tmp_path / "ceiling.json"
+    main([str(tmp_path), "--out", str(out)])
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    assert result["images"] == 1 and [r["quality"] for r in rows] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert all(a["bpp"] < b["bpp"] for a, b in zip(rows, rows[1:]))
+    # quantization costs most at the lowest quality; never does coding beat the unquantized transforms
+    assert rows[0]["unquantized_psnr"] - rows[0]["coded_psnr"] > 1.0
+    assert all(r["unquantized_psnr"] > r["coded_psnr"] - 0.05 for r in rows)
+    assert "| 8 |" in capsys.readouterr().out
+
+
+def test_unquantized_keeps_size_and_dtype(eval_images):
+    with Image.open(eval_images[1]) as im:
+        rgb = np.ascontiguousarray(np.asarray(im.convert("RGB"))[:37, :53])
+    out = unquantized(ImageCodec.default(), rgb, 4.5)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
