@@ -237,9 +237,12 @@ def _read_stream(path: Path) -> bytes:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
 @click.option("--no-resume", is_flag=True, help="Start afresh even if OUT/last.pt exists.")
+@click.option("--arch", default=None, metavar="KEY=N,...",
+              help="Architecture changes from --init's (or the default), e.g. n=160; --init weights that "
+                   "are narrower are widened without changing their output.")
 @user_errors
 def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, device, init, val_every,
-          val_images, ckpt_minutes, time_limit, seed, compile_, no_resume) -> None:
+          val_images, ckpt_minutes, time_limit, seed, compile_, no_resume, arch) -> None:
     """Rate-distortion training (CPU or CUDA; run under torchrun for several processes/GPUs)."""
     from codec.errors import InputError
     from codec.training.loop import TrainConfig
@@ -255,10 +258,19 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
     for folder in ([] if is_pack else [data]) + ([val] if val else []):
         if not folder.is_dir():
             raise InputError(f"folder not found: {folder}")
+    model = None
+    if arch:
+        from codec.image_model import ModelConfig
+        from codec.training.loop import init_architecture
+
+        try:
+            model = (init_architecture(init) if init else ModelConfig()).updated(arch).to_dict()
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--arch") from None
     cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, steps=steps, batch=batch,
                       patch=patch, lr=lr, min_lr=min_lr, warmup=warmup, metric=metric, device=device,
                       init=init, val_every=val_every, val_images=val_images, ckpt_minutes=ckpt_minutes,
-                      time_limit=time_limit, seed=seed, compile=compile_)
+                      time_limit=time_limit, seed=seed, compile=compile_, model=model)
     try:
         path = run(cfg, resume=not no_resume)
     except (FileNotFoundError, ValueError) as exc:

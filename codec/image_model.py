@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -54,6 +54,25 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> "ModelConfig":
         known = {f: int(d[f]) for f in cls.__dataclass_fields__ if f in d}
         return cls(**known)
+
+    def updated(self, text: str) -> "ModelConfig":
+        """This config with fields changed by a spec like "n=160" or "n=128,hidden=160" (ValueError if bad)."""
+        changes = {}
+        for item in filter(None, (t.strip() for t in text.split(","))):
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            if not sep or key not in self.__dataclass_fields__:
+                raise ValueError(f"expected KEY=VALUE with KEY one of {', '.join(self.__dataclass_fields__)}, got {item!r}")
+            try:
+                changes[key] = int(value)
+            except ValueError:
+                raise ValueError(f"{key} must be an integer, got {value.strip()!r}") from None
+            if changes[key] <= 0:
+                raise ValueError(f"{key} must be positive, got {changes[key]}")
+        new = replace(self, **changes)
+        if new.m % new.slices:
+            raise ValueError(f"m={new.m} latent channels do not split into {new.slices} equal slices")
+        return new
 
 
 class ImageModel(nn.Module):

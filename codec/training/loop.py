@@ -19,7 +19,7 @@ import os
 import pickle
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -62,7 +62,9 @@ class TrainConfig:
     init: str | None = None  # weights (.lcw) or checkpoint to start from
     compile: bool = False  # torch.compile the model's forward (CUDA only; ignored with a note on CPU)
     log_every: int = 10  # steps per log row (metrics averaged over them); also when ranks agree to stop
-    model: dict = field(default_factory=lambda: ModelConfig().to_dict())
+    #: architecture (ModelConfig fields); None: the resumed run's, else the --init weights', else the
+    #: default. Given and wider than --init, the init weights are widened (codec.training.widen).
+    model: dict | None = None
 
 
 def _lr_at(cfg: TrainConfig, step: int) -> float:
@@ -216,19 +218,55 @@ def _save_checkpoint(path: Path, model, opt, step: int, cfg: TrainConfig, gen: t
     os.replace(tmp, path)
 
 
-def _init_weights(model: ImageModel, path: str) -> None:
+def _read_init(path: str) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """Tensors (without CDF tables) and architecture of --init weights (.lcw) or a checkpoint (.pt)."""
     from ..registry import load_weights_file
 
     if path.endswith(".pt"):
-        state = load_checkpoint(path)["model"]
+        ckpt = load_checkpoint(path)
+        state, arch = ckpt["model"], ckpt.get("config", {}).get("model")
     else:
-        state, _meta = load_weights_file(path)
+        state, meta = load_weights_file(path)
+        arch = json.loads(meta["config"]) if "config" in meta else None
     # exported weights carry the coder's CDF tables; a training model rebuilds them at export
-    state = {k: v for k, v in state.items() if not k.endswith("cdf_table")}
+    return {k: v for k, v in state.items() if not k.endswith("cdf_table")}, arch
+
+
+def init_architecture(path: str) -> ModelConfig:
+    """The architecture of --init weights or a checkpoint (the default if the file does not say)."""
+    _state, arch = _read_init(path)
+    return ModelConfig.from_dict(arch) if arch else ModelConfig()
+
+
+def resolve_architecture(cfg: TrainConfig, resume_from: Path | None) -> dict:
+    """The run's ModelConfig fields: as given, else the resumed run's, else --init's, else the default."""
+    saved = load_checkpoint(resume_from).get("config", {}).get("model") if resume_from is not None else None
+    if cfg.model is not None:
+        wanted = ModelConfig.from_dict(cfg.model)
+        if saved and ModelConfig.from_dict(saved) != wanted:
+            raise ValueError(f"the run being resumed ({resume_from}) has the architecture {saved}, not "
+                             f"{wanted.to_dict()}; start it elsewhere or with --no-resume")
+        return wanted.to_dict()
+    if saved:
+        return ModelConfig.from_dict(saved).to_dict()
+    return (init_architecture(cfg.init) if cfg.init else ModelConfig()).to_dict()
+
+
+def _init_weights(model: ImageModel, path: str) -> bool:
+    """Load --init weights into `model`, widening them if the model is wider; True if widened."""
+    from .widen import widen_state
+
+    state, _arch = _read_init(path)
+    own = model.state_dict()
+    widened = any(k not in state for k in own if not k.endswith("cdf_table")) or \
+        any(k in own and own[k].shape != v.shape for k, v in state.items())
+    if widened:
+        state = widen_state(model, state)
     missing, unexpected = model.load_state_dict(state, strict=False)
     bad = [k for k in missing if not k.endswith("cdf_table")]
     if bad or unexpected:
         raise ValueError(f"--init weights do not match the model: missing {bad[:3]}, unexpected {unexpected[:3]}")
+    return widened
 
 
 def is_pack_path(data: str | Path) -> bool:
@@ -257,6 +295,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     ckpt_path = out / "last.pt"
     log_every = max(1, int(cfg.log_every))
 
+    cfg = replace(cfg, model=resolve_architecture(cfg, ckpt_path if resume and ckpt_path.exists() else None))
     torch.manual_seed(cfg.seed + rank)
     model = ImageModel(ModelConfig.from_dict(cfg.model)).to(device)
     if device.type == "cuda":
@@ -272,7 +311,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
         torch.set_rng_state(state["torch_rng"])
         gen.set_state(state["gen_rng"])
     elif cfg.init:
-        _init_weights(model, cfg.init)
+        if _init_weights(model, cfg.init) and rank == 0:
+            _note(f"widened the --init weights to the architecture {cfg.model} (new channels start near zero)")
     sampler = make_sampler(cfg, device, seed=cfg.seed + 7919 * rank + step)
 
     eager = model

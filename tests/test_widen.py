@@ -1,0 +1,83 @@
+"""Widening the bundled weights to a wider architecture: same output at the start, then trainable."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from cli.main import main
+from codec import ImageCodec
+from codec.image_model import ImageModel, ModelConfig
+from codec.registry import bundled_paths, load_weights_file
+from codec.training.widen import widen_state
+
+
+def _bundled_state() -> dict[str, torch.Tensor]:
+    state, _meta = load_weights_file(bundled_paths()["default"])
+    return {k: v.float() for k, v in state.items() if not k.endswith("cdf_table")}
+
+
+@pytest.mark.parametrize("arch", ["n=128", "n=112,m=192,slices=6"])
+def test_widened_model_reconstructs_exactly_as_the_narrow_one(eval_images, arch):
+    state = _bundled_state()
+    narrow = ImageModel(ModelConfig())
+    narrow.load_state_dict(state, strict=False)
+    config = ModelConfig().updated(arch)
+    torch.manual_seed(0)
+    wide = ImageModel(config)
+    wide.load_state_dict(widen_state(wide, state), strict=False)
+    with Image.open(eval_images[2]) as im:
+        rgb = np.asarray(im.convert("RGB"))[:128, :192].copy()
+    x = torch.from_numpy(rgb).permute(2, 0, 1).float().div(255)[None]
+    q = torch.tensor([6.0])
+    with torch.no_grad():
+        a, b = narrow.eval()(x, q, table_scales=False), wide.eval()(x, q, table_scales=False)
+    # equal up to float summation order (wider convolutions block their sums differently)
+    torch.testing.assert_close(a["x_hat"], b["x_hat"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(a["y_likelihoods"], b["y_likelihoods"][:, :160], atol=1e-5, rtol=1e-4)
+    # new latent channels are ignored by g_s at first; new hidden channels are live, so training moves them
+    if config.m > 160:
+        assert wide.g_s.net[0].weight[160:, :96].abs().sum() == 0  # ConvTranspose2d: [in, out, k, k]
+    assert wide.g_a.net[0].weight[96:].abs().sum() > 0
+
+
+def test_narrowing_and_bad_specs_are_refused():
+    with pytest.raises(ValueError, match="does not fit"):
+        wide = ImageModel(ModelConfig(n=128))
+        widen_state(ImageModel(ModelConfig(n=64)), wide.state_dict())
+    for spec, msg in (("n=0", "positive"), ("width=3", "KEY=VALUE"), ("m=171", "slices"), ("n=x", "integer")):
+        with pytest.raises(ValueError, match=msg):
+            ModelConfig().updated(spec)
+
+
+def test_train_widened_from_bundled_weights_exports_a_working_model(tmp_path, data_dir):
+    d = tmp_path / "photos"
+    d.mkdir()
+    for p in sorted((data_dir / "train").glob("*.jpg"))[:1]:
+        with Image.open(p) as im:
+            im.convert("RGB").resize((192, 128)).save(d / (p.stem + ".png"))
+    run, weights = tmp_path / "run", tmp_path / "wide.lcw"
+    common = ["train", "--data", str(d), "--out", str(run), "--batch", "2", "--patch", "64", "--warmup", "1",
+              "--init", str(bundled_paths()["default"])]
+    r = CliRunner()
+    res = r.invoke(main, [*common, "--steps", "1", "--arch", "n=112"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "config.json").read_text())["model"]["n"] == 112
+    # resuming with another architecture is a clear error, without one it keeps the run's
+    res = r.invoke(main, [*common, "--steps", "2", "--arch", "n=128"])
+    assert res.exit_code != 0 and "architecture" in res.output and "Traceback" not in res.output
+    res = r.invoke(main, [*common, "--steps", "2"])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["export", str(run / "last.pt"), "-o", str(weights)])
+    assert res.exit_code == 0, res.output
+    codec = ImageCodec.from_model(str(weights))
+    assert codec.model.config.n == 112
+    img = Image.fromarray((np.random.default_rng(1).random((48, 80, 3)) * 255).astype(np.uint8))
+    assert codec.decode(codec.encode(img, 5)).size == (80, 48)
+    res = r.invoke(main, [*common[:3], "--out", str(tmp_path / "bad"), "--arch", "n=96,slices=7"])
+    assert res.exit_code == 2 and "--arch" in res.output
