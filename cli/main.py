@@ -229,7 +229,7 @@ def _read_stream(path: Path) -> bytes:
 @click.option("--warmup", type=int, default=500, show_default=True)
 @click.option("--metric", type=click.Choice(["mse", "ms-ssim"]), default="mse", show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
-@click.option("--init", default=None, help="Start from weights (.lcw) or a checkpoint (.pt).")
+@click.option("--init", default=None, help="Start from weights (.lcw, or a bundled model's name) or a checkpoint (.pt).")
 @click.option("--val-every", type=int, default=2000, show_default=True)
 @click.option("--val-images", type=int, default=4, show_default=True)
 @click.option("--ckpt-minutes", type=float, default=5.0, show_default=True)

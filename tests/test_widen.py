@@ -63,7 +63,7 @@ def test_train_widened_from_bundled_weights_exports_a_working_model(tmp_path, da
             im.convert("RGB").resize((192, 128)).save(d / (p.stem + ".png"))
     run, weights = tmp_path / "run", tmp_path / "wide.lcw"
     common = ["train", "--data", str(d), "--out", str(run), "--batch", "2", "--patch", "64", "--warmup", "1",
-              "--init", str(bundled_paths()["default"])]
+              "--init", "default"]  # a bundled model by name
     r = CliRunner()
     res = r.invoke(main, [*common, "--steps", "1", "--arch", "n=112"])
     assert res.exit_code == 0, res.output

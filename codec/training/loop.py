@@ -219,9 +219,11 @@ def _save_checkpoint(path: Path, model, opt, step: int, cfg: TrainConfig, gen: t
 
 
 def _read_init(path: str) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """Tensors (without CDF tables) and architecture of --init weights (.lcw) or a checkpoint (.pt)."""
-    from ..registry import load_weights_file
+    """Tensors (without CDF tables) and architecture of --init weights (.lcw, or a bundled model's
+    name) or a checkpoint (.pt)."""
+    from ..registry import bundled_paths, load_weights_file
 
+    path = str(bundled_paths().get(path, path))
     if path.endswith(".pt"):
         ckpt = load_checkpoint(path)
         state, arch = ckpt["model"], ckpt.get("config", {}).get("model")
