@@ -39,9 +39,9 @@ def unquantized(codec: ImageCodec, rgb: np.ndarray, quality: float) -> np.ndarra
     return (x_hat.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
-def run(folder: Path, qualities=QUALITIES, limit: int | None = None) -> dict:
+def run(folder: Path, qualities=QUALITIES, limit: int | None = None, model: str | None = None) -> dict:
     """Mean coded bpp / PSNR and unquantized PSNR per quality over the images in `folder`."""
-    codec = ImageCodec.default()
+    codec = ImageCodec.from_model(model) if model else ImageCodec.default()
     paths = list_images(folder)[:limit] if limit else list_images(folder)
     rows = []
     for q in qualities:
@@ -57,7 +57,8 @@ def run(folder: Path, qualities=QUALITIES, limit: int | None = None) -> dict:
         rows.append({"quality": q, "bpp": round(float(np.mean(coded_bpp)), 4),
                      "coded_psnr": round(float(np.mean(coded_psnr)), 3),
                      "unquantized_psnr": round(float(np.mean(ceiling)), 3)})
-    return {"images": len(paths), "weights_hash": codec.loaded.weights_hash.hex(), "rows": rows}
+    return {"images": len(paths), "weights_hash": codec.loaded.weights_hash.hex(),
+            "architecture": codec.model.config.to_dict(), "rows": rows}
 
 
 def markdown(result: dict) -> str:
@@ -72,10 +73,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--images", type=int, default=0, help="images used (0 = all)")
+    parser.add_argument("--model", default=None, help="weights file or bundled name (default: the bundled model)")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-    result = run(args.folder, limit=args.images or None)
-    print(f"{result['images']} images, weights {result['weights_hash']}")
+    result = run(args.folder, limit=args.images or None, model=args.model)
+    print(f"{result['images']} images, weights {result['weights_hash']}, architecture {result['architecture']}")
     print(markdown(result), end="")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
