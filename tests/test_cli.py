@@ -54,9 +54,12 @@ def test_bpp_target(tmp_path, small_png):
     res = CliRunner().invoke(main, ["encode", str(small_png), "-o", str(out), "--bpp", f"{target:.4f}"])
     assert res.exit_code == 0, res.output
     assert 8 * out.stat().st_size / (160 * 120) <= target
-    # sizes of a 160x120 image are only roughly monotone in quality (a few bytes of noise), so the
-    # bisection lands near, not exactly at, the quality that produced the target
-    assert json.loads(CliRunner().invoke(main, ["info", str(out), "--json"]).output)["quality"] >= 3.0
+    # sizes of a 160x120 image move in 4-byte steps and are only roughly monotone in quality (the
+    # bundled model gives 160-168 bytes for every quality from 2.7 to 3.5), so the bisection lands
+    # near, not exactly at, the quality that produced the target: check the size it reached instead
+    target_bytes = target * 160 * 120 / 8
+    assert out.stat().st_size >= target_bytes - 8
+    assert json.loads(CliRunner().invoke(main, ["info", str(out), "--json"]).output)["quality"] >= 2.5
 
 
 def test_existing_output_is_not_overwritten(tmp_path, small_png):

@@ -17,17 +17,22 @@ from codec.registry import bundled_paths, load_weights_file
 from codec.training.widen import widen_state
 
 
-def _bundled_state() -> dict[str, torch.Tensor]:
-    state, _meta = load_weights_file(bundled_paths()["default"])
-    return {k: v.float() for k, v in state.items() if not k.endswith("cdf_table")}
+def _bundled() -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    state, meta = load_weights_file(bundled_paths()["default"])
+    config = ModelConfig.from_dict(json.loads(meta["config"]))
+    return {k: v.float() for k, v in state.items() if not k.endswith("cdf_table")}, config
 
 
-@pytest.mark.parametrize("arch", ["n=128", "n=112,m=192,slices=6"])
+BASE = _bundled()[1]
+WIDER = [f"n={BASE.n + 32}", f"n={BASE.n + 16},m={BASE.m + BASE.m // BASE.slices},slices={BASE.slices + 1}"]
+
+
+@pytest.mark.parametrize("arch", WIDER)
 def test_widened_model_reconstructs_exactly_as_the_narrow_one(eval_images, arch):
-    state = _bundled_state()
-    narrow = ImageModel(ModelConfig())
+    state, base = _bundled()
+    narrow = ImageModel(base)
     narrow.load_state_dict(state, strict=False)
-    config = ModelConfig().updated(arch)
+    config = base.updated(arch)
     torch.manual_seed(0)
     wide = ImageModel(config)
     wide.load_state_dict(widen_state(wide, state), strict=False)
@@ -39,11 +44,11 @@ def test_widened_model_reconstructs_exactly_as_the_narrow_one(eval_images, arch)
         a, b = narrow.eval()(x, q, table_scales=False), wide.eval()(x, q, table_scales=False)
     # equal up to float summation order (wider convolutions block their sums differently)
     torch.testing.assert_close(a["x_hat"], b["x_hat"], atol=1e-5, rtol=0)
-    torch.testing.assert_close(a["y_likelihoods"], b["y_likelihoods"][:, :160], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(a["y_likelihoods"], b["y_likelihoods"][:, :base.m], atol=1e-5, rtol=1e-4)
     # new latent channels are ignored by g_s at first; new hidden channels are live, so training moves them
-    if config.m > 160:
-        assert wide.g_s.net[0].weight[160:, :96].abs().sum() == 0  # ConvTranspose2d: [in, out, k, k]
-    assert wide.g_a.net[0].weight[96:].abs().sum() > 0
+    if config.m > base.m:
+        assert wide.g_s.net[0].weight[base.m:, :base.n].abs().sum() == 0  # ConvTranspose2d: [in, out, k, k]
+    assert wide.g_a.net[0].weight[base.n:].abs().sum() > 0
 
 
 def test_narrowing_and_bad_specs_are_refused():
@@ -65,19 +70,19 @@ def test_train_widened_from_bundled_weights_exports_a_working_model(tmp_path, da
     common = ["train", "--data", str(d), "--out", str(run), "--batch", "2", "--patch", "64", "--warmup", "1",
               "--init", "default"]  # a bundled model by name
     r = CliRunner()
-    res = r.invoke(main, [*common, "--steps", "1", "--arch", "n=112"])
+    res = r.invoke(main, [*common, "--steps", "1", "--arch", f"n={BASE.n + 16}"])
     assert res.exit_code == 0, res.output
-    assert json.loads((run / "config.json").read_text())["model"]["n"] == 112
+    assert json.loads((run / "config.json").read_text())["model"]["n"] == BASE.n + 16
     # resuming with another architecture is a clear error, without one it keeps the run's
-    res = r.invoke(main, [*common, "--steps", "2", "--arch", "n=128"])
+    res = r.invoke(main, [*common, "--steps", "2", "--arch", f"n={BASE.n + 32}"])
     assert res.exit_code != 0 and "architecture" in res.output and "Traceback" not in res.output
     res = r.invoke(main, [*common, "--steps", "2"])
     assert res.exit_code == 0, res.output
     res = r.invoke(main, ["export", str(run / "last.pt"), "-o", str(weights)])
     assert res.exit_code == 0, res.output
     codec = ImageCodec.from_model(str(weights))
-    assert codec.model.config.n == 112
+    assert codec.model.config.n == BASE.n + 16
     img = Image.fromarray((np.random.default_rng(1).random((48, 80, 3)) * 255).astype(np.uint8))
     assert codec.decode(codec.encode(img, 5)).size == (80, 48)
-    res = r.invoke(main, [*common[:3], "--out", str(tmp_path / "bad"), "--arch", "n=96,slices=7"])
+    res = r.invoke(main, [*common[:3], "--out", str(tmp_path / "bad"), "--arch", "slices=7"])
     assert res.exit_code == 2 and "--arch" in res.output
