@@ -27,6 +27,13 @@ class InsufficientOverlap(ValueError):
     """The two curves share too little of the axis being integrated over."""
 
 
+def _check_rates(*rates: Sequence[float]) -> None:
+    """Rates enter as logs: every one must be positive."""
+    for r in rates:
+        if np.any(np.asarray(r, dtype=np.float64) <= 0):
+            raise ValueError("rates must be positive")
+
+
 def _prepare(x: Sequence[float], y: Sequence[float], what: str) -> tuple[np.ndarray, np.ndarray]:
     """Sort a curve by x, check it is usable (finite, >= 2 points, no repeated x)."""
     xa = np.asarray(x, dtype=np.float64)
@@ -88,9 +95,7 @@ def bd_rate(rate_anchor: Sequence[float], quality_anchor: Sequence[float], rate_
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    for r in (rate_anchor, rate_test):
-        if np.any(np.asarray(r, dtype=np.float64) <= 0):
-            raise ValueError("rates must be positive")
+    _check_rates(rate_anchor, rate_test)
     qa, la = _prepare(quality_anchor, np.log(np.asarray(rate_anchor, dtype=np.float64)), "anchor")
     qb, lb = _prepare(quality_test, np.log(np.asarray(rate_test, dtype=np.float64)), "test")
     diff = _mean_difference(qa, la, qb, lb, method, min_overlap, "quality")
@@ -107,9 +112,7 @@ def bd_psnr(rate_anchor: Sequence[float], quality_anchor: Sequence[float], rate_
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    for r in (rate_anchor, rate_test):
-        if np.any(np.asarray(r, dtype=np.float64) <= 0):
-            raise ValueError("rates must be positive")
+    _check_rates(rate_anchor, rate_test)
     la, qa = _prepare(np.log(np.asarray(rate_anchor, dtype=np.float64)), quality_anchor, "anchor")
     lb, qb = _prepare(np.log(np.asarray(rate_test, dtype=np.float64)), quality_test, "test")
     return float(_mean_difference(la, qa, lb, qb, method, min_overlap, "rate"))
@@ -125,8 +128,7 @@ def rate_differences(rate_anchor: Sequence[float], quality_anchor: Sequence[floa
     """
     from scipy.interpolate import PchipInterpolator
 
-    if np.any(np.asarray(rate_anchor, dtype=np.float64) <= 0) or np.any(np.asarray(rate_test, dtype=np.float64) <= 0):
-        raise ValueError("rates must be positive")
+    _check_rates(rate_anchor, rate_test)
     qa, la = _prepare(quality_anchor, np.log(np.asarray(rate_anchor, dtype=np.float64)), "anchor")
     rb, qb = _prepare(rate_test, quality_test, "test")
     curve = PchipInterpolator(qa, la)

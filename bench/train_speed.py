@@ -16,8 +16,8 @@ import time
 import torch
 
 from codec.image_model import ImageModel
-from codec.registry import get_model
-from codec.training.loop import _param_groups, _sample_qualities, _to_device, maybe_compile, rd_loss, TrainConfig
+from codec.training.loop import (_param_groups, _sample_qualities, _to_device, init_architecture, maybe_compile,
+                                 rd_loss, TrainConfig)
 
 
 def _sync(device: torch.device) -> None:
@@ -53,7 +53,7 @@ def step_throughput(patch: int, batch: int, steps: int = 20, warmup: int = 3, de
     """Images per second and ms per training step at one (patch, batch); warm-up steps not timed."""
     dev = pick_device(str(device))
     cfg = TrainConfig(data="", out="", batch=batch, patch=patch)
-    model = ImageModel(get_model(None).model.config).to(dev).train()  # the bundled model's architecture
+    model = ImageModel(init_architecture("default")).to(dev).train()  # the bundled model's architecture
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         torch.cuda.empty_cache()

@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from PIL import Image
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -18,12 +16,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_torchrun_two_processes(tmp_path, data_dir):
-    data = tmp_path / "data"
-    data.mkdir()
-    for p in sorted((data_dir / "train").glob("*.jpg"))[:2]:
-        with Image.open(p) as im:
-            im.convert("RGB").resize((256, 192)).save(data / (p.stem + ".png"))
+def test_torchrun_two_processes(tmp_path, tiny_data):
+    data = tiny_data
     out = tmp_path / "run"
     root = Path(__file__).resolve().parents[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",

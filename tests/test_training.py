@@ -18,15 +18,6 @@ TINY = ["--steps", "3", "--batch", "2", "--patch", "64", "--warmup", "1", "--val
         "--val-images", "1"]
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory, data_dir) -> Path:
-    d = tmp_path_factory.mktemp("train")
-    for p in sorted((data_dir / "train").glob("*.jpg"))[:2]:
-        with Image.open(p) as im:
-            im.convert("RGB").resize((256, 192)).save(d / (p.stem + ".png"))
-    return d
-
-
 def test_train_resume_export_encode(tmp_path, tiny_data):
     r = CliRunner()
     run = tmp_path / "run"

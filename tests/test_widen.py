@@ -60,12 +60,8 @@ def test_narrowing_and_bad_specs_are_refused():
             ModelConfig().updated(spec)
 
 
-def test_train_widened_from_bundled_weights_exports_a_working_model(tmp_path, data_dir):
-    d = tmp_path / "photos"
-    d.mkdir()
-    for p in sorted((data_dir / "train").glob("*.jpg"))[:1]:
-        with Image.open(p) as im:
-            im.convert("RGB").resize((192, 128)).save(d / (p.stem + ".png"))
+def test_train_widened_from_bundled_weights_exports_a_working_model(tmp_path, tiny_data):
+    d = tiny_data
     run, weights = tmp_path / "run", tmp_path / "wide.lcw"
     common = ["train", "--data", str(d), "--out", str(run), "--batch", "2", "--patch", "64", "--warmup", "1",
               "--init", "default"]  # a bundled model by name

@@ -240,25 +240,27 @@ def init_architecture(path: str) -> ModelConfig:
     return ModelConfig.from_dict(arch) if arch else ModelConfig()
 
 
-def resolve_architecture(cfg: TrainConfig, resume_from: Path | None) -> dict:
-    """The run's ModelConfig fields: as given, else the resumed run's, else --init's, else the default."""
-    saved = load_checkpoint(resume_from).get("config", {}).get("model") if resume_from is not None else None
+def resolve_architecture(cfg: TrainConfig, resumed: tuple[Path, dict] | None, init_arch: dict | None) -> dict:
+    """The run's ModelConfig fields: as given, else the resumed run's, else --init's, else the default.
+
+    `resumed` is the (path, state) of the checkpoint being resumed; `init_arch` the architecture the
+    --init file names (both already read by the caller, which needs them again)."""
+    saved = resumed[1].get("config", {}).get("model") if resumed is not None else None
     if cfg.model is not None:
         wanted = ModelConfig.from_dict(cfg.model)
         if saved and ModelConfig.from_dict(saved) != wanted:
-            raise ValueError(f"the run being resumed ({resume_from}) has the architecture {saved}, not "
+            raise ValueError(f"the run being resumed ({resumed[0]}) has the architecture {saved}, not "
                              f"{wanted.to_dict()}; start it elsewhere or with --no-resume")
         return wanted.to_dict()
     if saved:
         return ModelConfig.from_dict(saved).to_dict()
-    return (init_architecture(cfg.init) if cfg.init else ModelConfig()).to_dict()
+    return (ModelConfig.from_dict(init_arch) if init_arch else ModelConfig()).to_dict()
 
 
-def _init_weights(model: ImageModel, path: str) -> bool:
-    """Load --init weights into `model`, widening them if the model is wider; True if widened."""
+def _init_weights(model: ImageModel, state: dict[str, torch.Tensor]) -> bool:
+    """Load --init tensors into `model`, widening them if the model is wider; True if widened."""
     from .widen import widen_state
 
-    state, _arch = _read_init(path)
     own = model.state_dict()
     widened = any(k not in state for k in own if not k.endswith("cdf_table")) or \
         any(k in own and own[k].shape != v.shape for k, v in state.items())
@@ -297,7 +299,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     ckpt_path = out / "last.pt"
     log_every = max(1, int(cfg.log_every))
 
-    cfg = replace(cfg, model=resolve_architecture(cfg, ckpt_path if resume and ckpt_path.exists() else None))
+    resumed = (ckpt_path, load_checkpoint(ckpt_path)) if resume and ckpt_path.exists() else None
+    init_state, init_arch = _read_init(cfg.init) if cfg.init and resumed is None else (None, None)
+    cfg = replace(cfg, model=resolve_architecture(cfg, resumed, init_arch))
     torch.manual_seed(cfg.seed + rank)
     model = ImageModel(ModelConfig.from_dict(cfg.model)).to(device)
     if device.type == "cuda":
@@ -305,15 +309,15 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
     step = 0
-    if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
+    if resumed is not None:
+        state = resumed[1]
         model.load_state_dict(state["model"])
         _load_optimizer(opt, state["optimizer"])
         step = int(state["step"])
         torch.set_rng_state(state["torch_rng"])
         gen.set_state(state["gen_rng"])
-    elif cfg.init:
-        if _init_weights(model, cfg.init) and rank == 0:
+    elif init_state is not None:
+        if _init_weights(model, init_state) and rank == 0:
             _note(f"widened the --init weights to the architecture {cfg.model} (new channels start near zero)")
     sampler = make_sampler(cfg, device, seed=cfg.seed + 7919 * rank + step)
 
