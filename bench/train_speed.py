@@ -18,20 +18,11 @@ import torch
 from codec.image_model import ImageModel
 from codec.training.loop import (_param_groups, _sample_qualities, _to_device, init_architecture, maybe_compile,
                                  rd_loss, TrainConfig)
-
+from codec.training.runtime import pick_device
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but no CUDA device is available")
-    return dev
 
 
 def _device_name(dev: torch.device) -> str:
@@ -51,7 +42,7 @@ def _peak_mb(dev: torch.device) -> float:
 def step_throughput(patch: int, batch: int, steps: int = 20, warmup: int = 3, device: str | torch.device = "cpu",
                     compile_model: bool = False, pack: str | None = None) -> dict:
     """Images per second and ms per training step at one (patch, batch); warm-up steps not timed."""
-    dev = pick_device(str(device))
+    dev = pick_device(str(device), 0)
     cfg = TrainConfig(data="", out="", batch=batch, patch=patch)
     model = ImageModel(init_architecture("default")).to(dev).train()  # the bundled model's architecture
     if dev.type == "cuda":
@@ -106,7 +97,7 @@ def data_time(folder: str | None, pack: str | None, patch: int, batch: int, batc
     from codec.training.data import PatchSampler
     from codec.training.patch_pack import PackSampler
 
-    dev = pick_device(str(device))
+    dev = pick_device(str(device), 0)
     makers = {"folder": (folder, lambda: PatchSampler(folder, patch)), "pack": (pack, lambda: PackSampler(pack, patch, dev))}
     res = {}
     for name, (src, make) in makers.items():

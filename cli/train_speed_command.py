@@ -49,13 +49,14 @@ def train_speed(patch, batches, steps, warmup, device, compile_, pack, folder, d
 def _run(patch, batches, steps, warmup, device, compile_, pack, folder, data_only, out) -> None:
     import torch
 
-    from bench.train_speed import data_time, pick_device, step_throughput
+    from bench.train_speed import data_time, step_throughput
+    from codec.training.runtime import pick_device
 
     sizes = _batches(batches)
     if data_only and not (pack or folder):
         raise click.UsageError("--data-only needs --pack and/or --data-time FOLDER")
     try:
-        dev = pick_device(device)
+        dev = pick_device(device, 0)
     except (ValueError, RuntimeError) as exc:
         raise click.BadParameter(str(exc), param_hint="--device") from None
     result: dict = {"rows": []}

@@ -111,22 +111,23 @@ def bundled_paths() -> dict[str, Path]:
     return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.lcw"))}
 
 
+def resolve_weights(spec: str | Path, bundled: dict[str, Path], what: str) -> Path:
+    """The file a model spec names: a bundled name first, else a path that must exist (else InputError)."""
+    if isinstance(spec, str) and spec in bundled:
+        return bundled[spec].resolve()
+    path = Path(spec)
+    if not path.is_file():
+        names = ", ".join(sorted(bundled)) or "none"
+        raise InputError(f"no {what} named or at '{spec}' (bundled {what}s: {names})")
+    return path.resolve()
+
+
 _CACHE: dict[Path, LoadedModel] = {}
 
 
 def get_model(spec: str | Path | None = None) -> LoadedModel:
     """A bundled model by name (default: 'default') or a weights file by path; cached per process."""
-    if spec is None:
-        spec = DEFAULT_MODEL
-    bundled = bundled_paths()
-    if isinstance(spec, str) and spec in bundled:
-        path = bundled[spec]
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            names = ", ".join(sorted(bundled)) or "none"
-            raise InputError(f"no model named or at '{spec}' (bundled models: {names})")
-    path = path.resolve()
+    path = resolve_weights(DEFAULT_MODEL if spec is None else spec, bundled_paths(), "model")
     if path not in _CACHE:
         _CACHE[path] = load_model(path)
     return _CACHE[path]

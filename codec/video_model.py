@@ -19,7 +19,7 @@ from entropy_models.spatiotemporal import SpatiotemporalEntropyModel
 
 from .errors import InputError, UnknownModelError
 from .image_model import ImageModel, ModelConfig
-from .registry import WEIGHTS_DIR, LoadedModel, find_model_for, parse_weights, weights_hash
+from .registry import WEIGHTS_DIR, LoadedModel, find_model_for, parse_weights, resolve_weights, weights_hash
 
 VIDEO_WEIGHTS_FORMAT = "lcodec-video-weights-1"
 VIDEO_SUFFIX = ".lcv"
@@ -124,16 +124,7 @@ _CACHE: dict[Path, LoadedVideoModel] = {}
 
 def get_video_model(spec: str | Path | None = None, image_models: list[str | Path] | None = None) -> LoadedVideoModel:
     """A bundled video model by name (default: 'default') or a video weights file by path."""
-    spec = DEFAULT_VIDEO_MODEL if spec is None else spec
-    bundled = bundled_video_paths()
-    if isinstance(spec, str) and spec in bundled:
-        path = bundled[spec]
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            names = ", ".join(sorted(bundled)) or "none"
-            raise InputError(f"no video model named or at '{spec}' (bundled video models: {names})")
-    path = path.resolve()
+    path = resolve_weights(DEFAULT_VIDEO_MODEL if spec is None else spec, bundled_video_paths(), "video model")
     if path not in _CACHE:
         _CACHE[path] = load_video_model(path, image_models)
     return _CACHE[path]

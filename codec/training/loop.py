@@ -14,7 +14,6 @@ the same step. On CUDA the model runs channels_last under bf16 autocast, optiona
 from __future__ import annotations
 
 import json
-import math
 import os
 import pickle
 import sys
@@ -23,12 +22,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
 from ..image_model import ImageModel, ModelConfig
 from ..quality import LAMBDAS, QUALITY_MAX, QUALITY_MIN, lambda_for
 from .data import PatchSampler
+from .runtime import agree, close_run, distributed_setup, lr_at, pick_device
 from .validate import validate
 
 #: lambda for MS-SSIM training relative to the MSE lambda at the same quality (about the ratio
@@ -65,13 +64,6 @@ class TrainConfig:
     #: architecture (ModelConfig fields); None: the resumed run's, else the --init weights', else the
     #: default. Given and wider than --init, the init weights are widened (codec.training.widen).
     model: dict | None = None
-
-
-def _lr_at(cfg: TrainConfig, step: int) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
 
 
 def _param_groups(model: ImageModel, cfg: TrainConfig) -> list[dict]:
@@ -130,24 +122,6 @@ def rd_loss(out: dict, x: torch.Tensor, q: torch.Tensor, metric: str = "mse") ->
     return {"loss": (dist_term + bpp).mean(), "bpp": bpp.mean().detach(), "psnr": psnr.mean(), "mse": mse.mean().detach()}
 
 
-def _distributed() -> tuple[int, int, int]:
-    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) <= 1:
-        return 0, 1, 0
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend)
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
-
-
-def _pick_device(cfg: TrainConfig, local_rank: int) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(cfg.device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but no CUDA device is available")
-    return dev
-
-
 def config_from_dict(d: dict) -> TrainConfig:
     """A TrainConfig from a checkpoint's stored config: fields added since get their defaults, fields
     no longer known are dropped."""
@@ -183,13 +157,6 @@ def maybe_compile(net, device: torch.device, wanted: bool, quiet: bool = False):
         if not quiet:
             _note(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:100]}); running eagerly")
         return net, False
-
-
-def _agree(flag: bool, device: torch.device) -> bool:
-    """Rank 0's decision, on every rank."""
-    t = torch.tensor([1 if flag else 0], device=device)
-    dist.broadcast(t, 0)
-    return bool(t.item())
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -290,8 +257,8 @@ def make_sampler(cfg: TrainConfig, device: torch.device, seed: int):
 
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     """Run (or continue) training; returns the path of the last checkpoint."""
-    rank, world, local_rank = _distributed()
-    device = _pick_device(cfg, local_rank)
+    rank, world, local_rank = distributed_setup()
+    device = pick_device(cfg.device, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     out = Path(cfg.out)
@@ -346,7 +313,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     model.train()
     try:
         while step < cfg.steps:
-            lr = _lr_at(cfg, step)
+            lr = lr_at(cfg, step)
             for g in opt.param_groups:
                 g["lr"] = lr * g["lr_scale"]
             x = _to_device(sampler.batch(cfg.batch), device)
@@ -375,7 +342,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
             sync_point = step % log_every == 0
             over_time = bool(cfg.time_limit) and (time.time() - start) > cfg.time_limit * 60
             if world > 1 and cfg.time_limit:  # every rank must stop at the same step, or DDP waits forever
-                over_time = _agree(over_time, device) if sync_point else False
+                over_time = agree(over_time, device) if sync_point else False
             if rank == 0 and (sync_point or step == cfg.steps or over_time):
                 mean = (acc / n_acc).tolist()  # the only read-back of metrics: once per log row
                 row = {k: round(v, 5) for k, v in zip(("loss", "bpp", "psnr", "mse"), mean[:4])}
@@ -397,12 +364,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
             if over_time:
                 break
     finally:
-        bar.close()
-        if log:
-            log.close()
-        if world > 1:
-            dist.barrier()
-            dist.destroy_process_group()
+        close_run(bar, log, world)
     if rank == 0 and not ckpt_path.exists():
         _save_checkpoint(ckpt_path, model, opt, step, cfg, gen, sampler)
     return ckpt_path

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
 from entropy_models.quantize import noisy_or_rounded
@@ -24,7 +23,8 @@ from entropy_models.quantize import noisy_or_rounded
 from ..quality import QUALITY_MAX, QUALITY_MIN, lambda_for
 from ..registry import get_model
 from ..video_model import build_temporal_model, init_from_image
-from .loop import _distributed, _lr_at, _pick_device, load_checkpoint
+from .loop import load_checkpoint
+from .runtime import close_run, distributed_setup, lr_at, pick_device
 from .video_data import LatentClips
 
 
@@ -90,8 +90,8 @@ def _load_temporal(st, path: str) -> None:
 
 def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = True) -> Path:
     """Run (or continue) temporal-model training; returns the path of the last checkpoint."""
-    rank, world, local_rank = _distributed()
-    device = _pick_device(cfg, local_rank)
+    rank, world, local_rank = distributed_setup()
+    device = pick_device(cfg.device, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     out = Path(cfg.out)
@@ -141,7 +141,7 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
     st.train()
     try:
         while step < cfg.steps:
-            lr = _lr_at(cfg, step)
+            lr = lr_at(cfg, step)
             for g in opt.param_groups:
                 g["lr"] = lr
             y2, y1, y0 = (t.to(device) for t in data.batch(cfg.batch, cfg.crop, gen))
@@ -184,12 +184,7 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
             if over_time:
                 break
     finally:
-        bar.close()
-        if log:
-            log.close()
-        if world > 1:
-            dist.barrier()
-            dist.destroy_process_group()
+        close_run(bar, log, world)
     if rank == 0 and not ckpt_path.exists():
         save()
     return ckpt_path
