@@ -84,6 +84,28 @@ def load_weights_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return parse_weights(p.read_bytes(), str(p))
 
 
+def load_learned(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load every learned tensor of `state` into `module`, leaving out the coder's CDF tables (a training
+    model rebuilds them at export); returns what did not fit (empty when all did)."""
+    try:
+        missing, unexpected = module.load_state_dict(
+            {k: v for k, v in state.items() if not k.endswith("cdf_table")}, strict=False)
+    except RuntimeError as exc:  # shapes differ
+        return [str(exc).splitlines()[-1].strip()]
+    return [f"missing {k}" for k in missing if not k.endswith("cdf_table")] + [f"unexpected {k}" for k in unexpected]
+
+
+def load_with_tables(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load release weights, CDF tables included, into an image or temporal model (RuntimeError or
+    ValueError when they do not fit)."""
+    # table buffers have data-dependent shapes: size them from the file before loading
+    empty = torch.zeros(0, 0, dtype=torch.int32)
+    module.z_prior.cdf_table = torch.zeros_like(state.get("z_prior.cdf_table", empty))
+    module.context.gaussian.cdf_table = torch.zeros_like(state.get("context.gaussian.cdf_table", empty))
+    module.load_state_dict(state, strict=True)
+    module.load_tables()
+
+
 def load_model(path: str | Path) -> LoadedModel:
     """Load release weights from a file into an ImageModel ready for coding (CPU, eval mode)."""
     p = Path(path)
@@ -93,13 +115,8 @@ def load_model(path: str | Path) -> LoadedModel:
     state, meta = parse_weights(data, str(p))
     config = ModelConfig.from_dict(json.loads(meta.get("config", "{}")))
     model = ImageModel(config)
-    # table buffers have data-dependent shapes: size them from the file before loading
-    model.z_prior.cdf_table = torch.zeros_like(state.get("z_prior.cdf_table", torch.zeros(0, 0, dtype=torch.int32)))
-    model.context.gaussian.cdf_table = torch.zeros_like(
-        state.get("context.gaussian.cdf_table", torch.zeros(0, 0, dtype=torch.int32)))
     try:
-        model.load_state_dict(state, strict=True)
-        model.load_tables()
+        load_with_tables(model, state)
     except (RuntimeError, ValueError) as exc:
         raise InputError(f"weights file {p} does not fit the model: {str(exc).splitlines()[0]}") from None
     model.eval()

@@ -19,7 +19,8 @@ from entropy_models.spatiotemporal import SpatiotemporalEntropyModel
 
 from .errors import InputError, UnknownModelError
 from .image_model import ImageModel, ModelConfig
-from .registry import WEIGHTS_DIR, LoadedModel, find_model_for, parse_weights, resolve_weights, weights_hash
+from .registry import (WEIGHTS_DIR, LoadedModel, find_model_for, load_with_tables, parse_weights, resolve_weights,
+                       weights_hash)
 
 VIDEO_WEIGHTS_FORMAT = "lcodec-video-weights-1"
 VIDEO_SUFFIX = ".lcv"
@@ -102,12 +103,8 @@ def load_video_model(path: str | Path, image_models: list[str | Path] | None = N
         raise InputError(f"video weights {p} name a malformed image weights hash") from None
     image = find_model_for(meta.get("image_model", "?"), image_hash, image_models)
     st = build_temporal_model(image.model.config)
-    st.z_prior.cdf_table = torch.zeros_like(state.get("z_prior.cdf_table", torch.zeros(0, 0, dtype=torch.int32)))
-    st.context.gaussian.cdf_table = torch.zeros_like(
-        state.get("context.gaussian.cdf_table", torch.zeros(0, 0, dtype=torch.int32)))
     try:
-        st.load_state_dict(state, strict=True)
-        st.load_tables()
+        load_with_tables(st, state)
     except (RuntimeError, ValueError) as exc:
         raise InputError(f"video weights file {p} does not fit the model: {str(exc).splitlines()[0]}") from None
     st.float().eval()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..image_model import ImageModel, ModelConfig
-from ..registry import save_weights
+from ..registry import load_learned, save_weights
 from .loop import load_checkpoint
 
 
@@ -23,10 +23,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str = "defa
     except (KeyError, RuntimeError, ValueError, OSError) as exc:
         raise InputError(f"not an lcodec training checkpoint: {p} ({str(exc).splitlines()[0]})") from None
     model = ImageModel(config)
-    missing, unexpected = model.load_state_dict(
-        {k: v for k, v in model_state.items() if not k.endswith("cdf_table")}, strict=False)
-    if [k for k in missing if not k.endswith("cdf_table")] or unexpected:
-        raise InputError(f"checkpoint {p} does not match the model architecture")
+    if problems := load_learned(model, model_state):
+        raise InputError(f"checkpoint {p} does not match the model architecture ({problems[0]})")
     model.eval()
     model.build_tables()
     summary = {"steps": int(state.get("step", 0)), "train_data": str(state["config"].get("data", "")),
@@ -61,10 +59,8 @@ def export_video_checkpoint(checkpoint: str | Path, out: str | Path, name: str =
     image = find_model_for(state.get("image_model", "?"), image_hash, [cfg.get("init", "")]
                            if str(cfg.get("init", "")).endswith(".lcw") else None)
     st = build_temporal_model(image.model.config)
-    missing, unexpected = st.load_state_dict(
-        {k: v for k, v in state["model"].items() if not k.endswith("cdf_table")}, strict=False)
-    if [k for k in missing if not k.endswith("cdf_table")] or unexpected:
-        raise InputError(f"checkpoint {p} does not match the video model architecture")
+    if problems := load_learned(st, state["model"]):
+        raise InputError(f"checkpoint {p} does not match the video model architecture ({problems[0]})")
     st.eval()
     st.build_tables()
     summary = {"steps": int(state.get("step", 0)), "train_data": str(cfg.get("data", "")),

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from ..image_model import ImageModel, ModelConfig
 from ..quality import LAMBDAS, QUALITY_MAX, QUALITY_MIN, lambda_for
+from ..registry import bundled_paths, load_learned, load_weights_file
 from .data import PatchSampler
 from .runtime import agree, close_run, distributed_setup, lr_at, pick_device
 from .validate import validate
@@ -188,8 +189,6 @@ def _save_checkpoint(path: Path, model, opt, step: int, cfg: TrainConfig, gen: t
 def _read_init(path: str) -> tuple[dict[str, torch.Tensor], dict | None]:
     """Tensors (without CDF tables) and architecture of --init weights (.lcw, or a bundled model's
     name) or a checkpoint (.pt)."""
-    from ..registry import bundled_paths, load_weights_file
-
     path = str(bundled_paths().get(path, path))
     if path.endswith(".pt"):
         ckpt = load_checkpoint(path)
@@ -233,10 +232,8 @@ def _init_weights(model: ImageModel, state: dict[str, torch.Tensor]) -> bool:
         any(k in own and own[k].shape != v.shape for k, v in state.items())
     if widened:
         state = widen_state(model, state)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    bad = [k for k in missing if not k.endswith("cdf_table")]
-    if bad or unexpected:
-        raise ValueError(f"--init weights do not match the model: missing {bad[:3]}, unexpected {unexpected[:3]}")
+    if problems := load_learned(model, state):
+        raise ValueError(f"--init weights do not match the model: {', '.join(problems[:3])}")
     return widened
 
 

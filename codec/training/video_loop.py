@@ -21,7 +21,7 @@ from tqdm import tqdm
 from entropy_models.quantize import noisy_or_rounded
 
 from ..quality import QUALITY_MAX, QUALITY_MIN, lambda_for
-from ..registry import get_model
+from ..registry import get_model, load_learned
 from ..video_model import build_temporal_model, init_from_image
 from .loop import load_checkpoint
 from .runtime import close_run, distributed_setup, lr_at, pick_device
@@ -82,10 +82,8 @@ def _load_temporal(st, path: str) -> None:
         if not p.is_file():
             raise FileNotFoundError(f"video weights not found: {p}")
         state = parse_video_weights(p.read_bytes(), str(p))[0]
-    missing, unexpected = st.load_state_dict({k: v.float() if v.is_floating_point() else v
-                                              for k, v in state.items() if not k.endswith("cdf_table")}, strict=False)
-    if [k for k in missing if not k.endswith("cdf_table")] or unexpected:
-        raise ValueError(f"--init-temporal weights {path} do not match the video model")
+    if problems := load_learned(st, state):
+        raise ValueError(f"--init-temporal weights {path} do not match the video model ({problems[0]})")
 
 
 def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = True) -> Path:
