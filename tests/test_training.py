@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -106,3 +107,16 @@ def test_configs_of_older_checkpoints_still_load():
     cfg = TrainConfig(**old)
     assert cfg.compile is False and cfg.log_every == 10
     assert config_from_dict({**old, "retired_option": 1}) == cfg
+
+
+def test_load_learned_reports_what_does_not_fit():
+    from codec.registry import load_learned
+
+    net = torch.nn.Linear(3, 2)
+    good = {"weight": torch.ones(2, 3), "bias": torch.zeros(2), "z_prior.cdf_table": torch.zeros(4, 5)}
+    assert load_learned(net, good) == []
+    assert torch.equal(net.weight, torch.ones(2, 3))
+    assert load_learned(net, {"weight": torch.ones(2, 3)}) == ["missing bias"]
+    assert load_learned(net, {**good, "extra": torch.ones(1)}) == ["unexpected extra"]
+    wrong = load_learned(net, {"weight": torch.ones(4, 3), "bias": torch.zeros(2)})
+    assert len(wrong) == 1 and "weight" in wrong[0] and "size" in wrong[0]
