@@ -20,6 +20,7 @@ from codec.training.loop import (_param_groups, _sample_qualities, _to_device, i
                                  rd_loss, TrainConfig)
 from codec.training.runtime import pick_device
 
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -17,7 +18,10 @@ from codec.registry import bundled_paths, load_weights_file
 from codec.training.widen import widen_state
 
 
+@functools.lru_cache(maxsize=1)
 def _bundled() -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """The bundled weights (float, no tables) and their architecture, read once for the module (tests
+    only read them)."""
     state, meta = load_weights_file(bundled_paths()["default"])
     config = ModelConfig.from_dict(json.loads(meta["config"]))
     return {k: v.float() for k, v in state.items() if not k.endswith("cdf_table")}, config
