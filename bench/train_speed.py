@@ -16,8 +16,8 @@ import time
 import torch
 
 from codec.image_model import ImageModel
-from codec.training.loop import (_param_groups, _sample_qualities, _to_device, init_architecture, maybe_compile,
-                                 rd_loss, TrainConfig)
+from codec.training.loop import (init_architecture, maybe_compile, param_groups, sample_qualities, to_device,
+                                 train_step, TrainConfig)
 from codec.training.runtime import pick_device
 
 
@@ -51,7 +51,7 @@ def step_throughput(patch: int, batch: int, steps: int = 20, warmup: int = 3, de
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(dev)
     net, compiled = maybe_compile(model, dev, compile_model)
-    opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr)
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr)
     for g in opt.param_groups:
         g["lr"] = cfg.lr * g["lr_scale"]
     gen = torch.Generator().manual_seed(0)
@@ -65,14 +65,7 @@ def step_throughput(patch: int, batch: int, steps: int = 20, warmup: int = 3, de
         x = sampler.batch(batch) if sampler else torch.rand(batch, 3, patch, patch, device=dev)
         if dev.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        q = _to_device(_sample_qualities(batch, gen), dev)
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            out = net(x, q)
-        loss = rd_loss(out, x, q)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
+        train_step(net, model, opt, x, to_device(sample_qualities(batch, gen), dev), cfg)
 
     t0 = time.perf_counter()
     for _ in range(warmup):
@@ -107,11 +100,11 @@ def data_time(folder: str | None, pack: str | None, patch: int, batch: int, batc
         t0 = time.perf_counter()
         s = make()
         load = time.perf_counter() - t0
-        _to_device(s.batch(batch), dev)  # warm-up
+        to_device(s.batch(batch), dev)  # warm-up
         _sync(dev)
         t0 = time.perf_counter()
         for _ in range(batches):
-            _to_device(s.batch(batch), dev)
+            to_device(s.batch(batch), dev)
         _sync(dev)
         res[name] = {"device": _device_name(dev), "patch": patch, "batch": batch, "load_s": round(load, 2),
                      "ms_per_batch": round(1000 * (time.perf_counter() - t0) / batches, 2)}

@@ -62,18 +62,42 @@ def _release_dtype(name: str, t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def _checked_metadata(header: bytes, origin: str, fmt: str, what: str) -> dict:
+    """The `__metadata__` of a safetensors JSON header, which must say format `fmt`."""
+    try:
+        meta = json.loads(header).get("__metadata__", {})
+    except (ValueError, AttributeError) as exc:  # JSON and UTF-8 errors are ValueErrors; non-dict JSON
+        raise InputError(f"not an lcodec {what} file: {origin} ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        fmt_seen = meta.get("format") if isinstance(meta, dict) else None
+        raise InputError(f"not an lcodec {what} file: {origin} (format {fmt_seen!r})")
+    return meta
+
+
 def parse_weights(data: bytes, origin: str, fmt: str = WEIGHTS_FORMAT,
                   what: str = "weights") -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and metadata of a safetensors weights file whose metadata says format `fmt`."""
     try:
         state = st_load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
-    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (SafetensorError, ValueError) as exc:
         raise InputError(f"not an lcodec {what} file: {origin} ({exc})") from None
-    if meta.get("format") != fmt:
-        raise InputError(f"not an lcodec {what} file: {origin} (format {meta.get('format')!r})")
-    return state, meta
+    header_len = int.from_bytes(data[:8], "little")  # valid: safetensors parsed it
+    return state, _checked_metadata(data[8 : 8 + header_len], origin, fmt, what)
+
+
+def read_weights_metadata(path: str | Path, fmt: str = WEIGHTS_FORMAT, what: str = "weights") -> dict:
+    """A weights file's metadata (name, architecture, training summary) from its header alone, without
+    reading or checking the tensors (which `parse_weights` does when the weights are loaded)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"weights file not found: {p}")
+    with open(p, "rb") as f:
+        head = f.read(8)
+        header_len = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 0 < header_len <= min(p.stat().st_size - 8, 100_000_000):
+            raise InputError(f"not an lcodec {what} file: {p} (no safetensors header)")
+        header = f.read(header_len)
+    return _checked_metadata(header, str(p), fmt, what)
 
 
 def load_weights_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:

@@ -120,3 +120,30 @@ def test_load_learned_reports_what_does_not_fit():
     assert load_learned(net, {**good, "extra": torch.ones(1)}) == ["unexpected extra"]
     wrong = load_learned(net, {"weight": torch.ones(4, 3), "bias": torch.zeros(2)})
     assert len(wrong) == 1 and "weight" in wrong[0] and "size" in wrong[0]
+
+
+def test_weights_metadata_from_the_header_alone(tmp_path):
+    from codec.errors import InputError
+    from codec.registry import bundled_paths, read_weights_metadata
+    from codec.training.loop import init_architecture
+
+    path = bundled_paths()["default"]
+    full = load_weights_file(path)[1]
+    assert read_weights_metadata(path) == full
+    assert init_architecture("default").to_dict() == json.loads(full["config"])
+    # the header is all it reads: a file cut just after it still gives the metadata ...
+    data = path.read_bytes()
+    cut = tmp_path / "cut.lcw"
+    cut.write_bytes(data[: 8 + int.from_bytes(data[:8], "little") + 10])
+    assert read_weights_metadata(cut) == full
+    with pytest.raises(InputError, match="not an lcodec weights file"):
+        load_weights_file(cut)  # ... which loading the tensors refuses
+    for name, content in {"text.lcw": b"hello, not weights at all", "short.lcw": b"\x05\x00",
+                          "huge-header.lcw": (10**9).to_bytes(8, "little") + b"{}",
+                          "list.lcw": (2).to_bytes(8, "little") + b"[]"}.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(InputError, match="not an lcodec weights file"):
+            read_weights_metadata(tmp_path / name)
+    video = bundled_paths()["default"].with_suffix(".lcv")
+    with pytest.raises(InputError, match="format 'lcodec-video-weights-1'"):
+        read_weights_metadata(video)

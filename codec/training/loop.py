@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from ..image_model import ImageModel, ModelConfig
 from ..quality import LAMBDAS, QUALITY_MAX, QUALITY_MIN, lambda_for
-from ..registry import bundled_paths, load_learned, load_weights_file
+from ..registry import bundled_paths, load_learned, load_weights_file, read_weights_metadata
 from .data import PatchSampler
 from .runtime import agree, close_run, distributed_setup, lr_at, pick_device
 from .validate import validate
@@ -67,7 +67,7 @@ class TrainConfig:
     model: dict | None = None
 
 
-def _param_groups(model: ImageModel, cfg: TrainConfig) -> list[dict]:
+def param_groups(model: ImageModel, cfg: TrainConfig) -> list[dict]:
     """Everything at the base rate except the quality gain vectors (registered last), which get
     `gain_lr_scale` times it: stored as logs, they would otherwise move ~lr per step and leave each
     quality's quantization step near its initial value for thousands of steps."""
@@ -93,7 +93,7 @@ def _load_optimizer(opt: torch.optim.Optimizer, saved: dict) -> None:
         g["lr_scale"] = scale
 
 
-def _sample_qualities(n: int, gen: torch.Generator) -> torch.Tensor:
+def sample_qualities(n: int, gen: torch.Generator) -> torch.Tensor:
     """Half the samples at integer levels, half anywhere in between (trains interpolation too)."""
     levels = torch.randint(0, len(LAMBDAS), (n,), generator=gen).float() + QUALITY_MIN
     cont = torch.rand(n, generator=gen) * (QUALITY_MAX - QUALITY_MIN) + QUALITY_MIN
@@ -123,6 +123,21 @@ def rd_loss(out: dict, x: torch.Tensor, q: torch.Tensor, metric: str = "mse") ->
     return {"loss": (dist_term + bpp).mean(), "bpp": bpp.mean().detach(), "psnr": psnr.mean(), "mse": mse.mean().detach()}
 
 
+def train_step(net, model: ImageModel, opt: torch.optim.Optimizer, x: torch.Tensor, q: torch.Tensor,
+               cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One optimizer step on a batch (forward under bf16 autocast on CUDA, loss, backward, gradient
+    clipping, update): the loss parts and the gradient norm, left on the device. `net` is what is
+    called (DDP and/or compiled wrapper of `model`); the training loop and `bench train-speed` share it."""
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
+        out = net(x, q)
+    parts = rd_loss(out, x, q, cfg.metric)
+    opt.zero_grad(set_to_none=True)
+    parts["loss"].backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+    opt.step()
+    return parts, grad_norm
+
+
 def config_from_dict(d: dict) -> TrainConfig:
     """A TrainConfig from a checkpoint's stored config: fields added since get their defaults, fields
     no longer known are dropped."""
@@ -134,7 +149,7 @@ def _note(msg: str) -> None:
     print(f"lcodec: note: {msg}", file=sys.stderr, flush=True)
 
 
-def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Host tensor to `device` without making the host wait (pinned memory, asynchronous copy)."""
     if t.device == device:
         return t
@@ -201,8 +216,14 @@ def _read_init(path: str) -> tuple[dict[str, torch.Tensor], dict | None]:
 
 
 def init_architecture(path: str) -> ModelConfig:
-    """The architecture of --init weights or a checkpoint (the default if the file does not say)."""
-    _state, arch = _read_init(path)
+    """The architecture of --init weights (from the file's header only) or a checkpoint (the default if
+    the file does not say)."""
+    path = str(bundled_paths().get(path, path))
+    if path.endswith(".pt"):
+        arch = load_checkpoint(path).get("config", {}).get("model")
+    else:
+        meta = read_weights_metadata(path)
+        arch = json.loads(meta["config"]) if "config" in meta else None
     return ModelConfig.from_dict(arch) if arch else ModelConfig()
 
 
@@ -270,7 +291,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     model = ImageModel(ModelConfig.from_dict(cfg.model)).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)  # before DDP and the optimizer see the parameters
-    opt = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
     step = 0
     if resumed is not None:
@@ -299,26 +320,18 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     acc = None  # on the device: sums of loss, bpp, psnr, mse, grad norm since the last log row
     n_acc = 0
 
-    def forward_backward(x: torch.Tensor, q: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            outd = net(x, q)
-        parts = rd_loss(outd, x, q, cfg.metric)
-        opt.zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        return parts
-
     model.train()
     try:
         while step < cfg.steps:
             lr = lr_at(cfg, step)
             for g in opt.param_groups:
                 g["lr"] = lr * g["lr_scale"]
-            x = _to_device(sampler.batch(cfg.batch), device)
+            x = to_device(sampler.batch(cfg.batch), device)
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
-            q = _to_device(_sample_qualities(cfg.batch, gen), device)
+            q = to_device(sample_qualities(cfg.batch, gen), device)
             try:
-                parts = forward_backward(x, q)
+                parts, grad_norm = train_step(net, model, opt, x, q, cfg)
             except Exception as exc:  # noqa: BLE001 - only a compiled first step falls back; else re-raised
                 if not compiled or step != first_step:
                     raise
@@ -326,9 +339,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
                     _note(f"torch.compile failed at the first step ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:100] if str(exc) else ''}); running eagerly")
                 net, compiled = eager, False
-                parts = forward_backward(x, q)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            opt.step()
+                parts, grad_norm = train_step(net, model, opt, x, q, cfg)
             step += 1
             bar.update(1)
             if rank == 0:
