@@ -55,10 +55,25 @@ def test_train_resume_export_encode(tmp_path, tiny_data):
 
 
 def test_export_rejects_non_checkpoint(tmp_path):
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"not a checkpoint")
-    res = CliRunner().invoke(main, ["export", str(bad), "-o", str(tmp_path / "x.lcw")])
-    assert res.exit_code == 2 and not (tmp_path / "x.lcw").exists()
+    import io
+    import zipfile
+
+    saved = io.BytesIO()
+    torch.save({"model": {"w": torch.ones(3)}, "step": 1, "config": {}}, saved)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a.txt", "not torch")
+    listed = io.BytesIO()
+    torch.save([1, 2, 3], listed)
+    contents = {"text": b"not a checkpoint", "short": b"hi\n", "noise": np.random.default_rng(0).bytes(4096),
+                "truncated": saved.getvalue()[: len(saved.getvalue()) // 2], "zip": archive.getvalue(),
+                "list": listed.getvalue(), "no-architecture": saved.getvalue()}
+    for name, data in contents.items():
+        bad = tmp_path / f"{name}.pt"
+        bad.write_bytes(data)
+        res = CliRunner().invoke(main, ["export", str(bad), "-o", str(tmp_path / "x.lcw")])
+        assert res.exit_code == 2 and not (tmp_path / "x.lcw").exists(), (name, res.output)
+        assert "checkpoint" in res.output and "Traceback" not in res.output, (name, res.output)
 
 
 def test_msssim_training_step(tmp_path, tiny_data):

@@ -10,17 +10,25 @@ from ..registry import load_learned, save_weights
 from .loop import load_checkpoint
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str = "default",
-                      info: dict | None = None) -> bytes:
-    """Write `out` (safetensors weights with tables) from a ``last.pt``; returns the weights hash."""
+def _read(checkpoint: str | Path) -> tuple[Path, dict]:
+    """A checkpoint's path and contents (InputError if it is missing or not a checkpoint)."""
     p = Path(checkpoint)
     if not p.is_file():
         raise InputError(f"checkpoint not found: {p}")
     try:
-        state = load_checkpoint(p)
+        return p, load_checkpoint(p)
+    except (OSError, ValueError) as exc:
+        raise InputError(str(exc).splitlines()[0]) from None
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str = "default",
+                      info: dict | None = None) -> bytes:
+    """Write `out` (safetensors weights with tables) from a ``last.pt``; returns the weights hash."""
+    p, state = _read(checkpoint)
+    try:
         model_state = state["model"]
         config = ModelConfig.from_dict(state["config"]["model"])
-    except (KeyError, RuntimeError, ValueError, OSError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"not an lcodec training checkpoint: {p} ({str(exc).splitlines()[0]})") from None
     model = ImageModel(config)
     if problems := load_learned(model, model_state):
@@ -47,14 +55,11 @@ def export_video_checkpoint(checkpoint: str | Path, out: str | Path, name: str =
     from ..registry import find_model_for
     from ..video_model import build_temporal_model, save_video_weights
 
-    p = Path(checkpoint)
-    if not p.is_file():
-        raise InputError(f"checkpoint not found: {p}")
+    p, state = _read(checkpoint)
     try:
-        state = load_checkpoint(p)
         image_hash = bytes.fromhex(state["image_hash"])
         cfg = state["config"]
-    except (KeyError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"not an lcodec video training checkpoint: {p} ({exc})") from None
     image = find_model_for(state.get("image_model", "?"), image_hash, [cfg.get("init", "")]
                            if str(cfg.get("init", "")).endswith(".lcw") else None)

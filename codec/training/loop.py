@@ -14,8 +14,6 @@ the same step. On CUDA the model runs channels_last under bf16 autocast, optiona
 from __future__ import annotations
 
 import json
-import os
-import pickle
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -28,7 +26,7 @@ from ..image_model import ImageModel, ModelConfig
 from ..quality import LAMBDAS, QUALITY_MAX, QUALITY_MIN, lambda_for
 from ..registry import bundled_paths, load_learned, load_weights_file, read_weights_metadata
 from .data import PatchSampler
-from .runtime import agree, close_run, distributed_setup, lr_at, pick_device
+from .runtime import agree, close_run, lr_at, save_atomic, start_run
 from .validate import validate
 
 #: lambda for MS-SSIM training relative to the MSE lambda at the same quality (about the ratio
@@ -179,8 +177,11 @@ def load_checkpoint(path: str | Path) -> dict:
     """Load a training checkpoint (plain tensors and containers only: no pickled code runs)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError) as exc:
-        raise ValueError(f"not a readable lcodec checkpoint: {path} ({str(exc).splitlines()[0][:120]})") from None
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the restricted unpickler meets any bytes with any error
+        first = str(exc).splitlines()[0][:120] if str(exc) else ""
+        raise ValueError(f"not a readable lcodec checkpoint: {path} ({type(exc).__name__}: {first})") from None
     if not isinstance(state, dict) or "model" not in state or "step" not in state:
         raise ValueError(f"not an lcodec training checkpoint: {path}")
     return state
@@ -196,9 +197,7 @@ def _save_checkpoint(path: Path, model, opt, step: int, cfg: TrainConfig, gen: t
         "gen_rng": gen.get_state(),
         "sampler_seed": step,  # patch sampling resumes from a step-derived seed
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    save_atomic(state, path)
 
 
 def _read_init(path: str) -> tuple[dict[str, torch.Tensor], dict | None]:
@@ -275,13 +274,7 @@ def make_sampler(cfg: TrainConfig, device: torch.device, seed: int):
 
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     """Run (or continue) training; returns the path of the last checkpoint."""
-    rank, world, local_rank = distributed_setup()
-    device = pick_device(cfg.device, local_rank)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "last.pt"
+    rank, world, local_rank, device, out, ckpt_path = start_run(cfg.device, cfg.out)
     log_every = max(1, int(cfg.log_every))
 
     resumed = (ckpt_path, load_checkpoint(ckpt_path)) if resume and ckpt_path.exists() else None

@@ -1,11 +1,13 @@
 """What the image and video training loops share about where and how they run: the process group under
-torchrun, the device, the learning-rate schedule, rank agreement and the orderly end of a run."""
+torchrun, the device and output folder, the learning-rate schedule, rank agreement, checkpoint writes
+and the orderly end of a run."""
 
 from __future__ import annotations
 
 import math
 import os
-from typing import IO, Protocol
+from pathlib import Path
+from typing import IO, NamedTuple, Protocol
 
 import torch
 import torch.distributed as dist
@@ -48,6 +50,35 @@ def pick_device(wanted: str, local_rank: int) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for, but no CUDA device is available")
     return dev
+
+
+class Run(NamedTuple):
+    """Where this process of a run works."""
+
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+    out: Path
+    ckpt_path: Path  # the run's checkpoint, `out/last.pt`
+
+
+def start_run(wanted_device: str, out: str | Path) -> Run:
+    """Join torchrun's group (if any), select this process's device and make the output folder."""
+    rank, world, local_rank = distributed_setup()
+    device = pick_device(wanted_device, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return Run(rank, world, local_rank, device, out, out / "last.pt")
+
+
+def save_atomic(state: dict, path: Path) -> None:
+    """torch.save to a temporary name, then rename: a run cut off mid-write keeps its last checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
 
 
 def agree(flag: bool, device: torch.device) -> bool:

@@ -10,7 +10,6 @@ DistributedDataParallel under torchrun, a progress bar.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from ..quality import QUALITY_MAX, QUALITY_MIN, lambda_for
 from ..registry import get_model, load_learned
 from ..video_model import build_temporal_model, init_from_image
 from .loop import load_checkpoint
-from .runtime import close_run, distributed_setup, lr_at, pick_device
+from .runtime import close_run, lr_at, save_atomic, start_run
 from .video_data import LatentClips
 
 
@@ -88,13 +87,7 @@ def _load_temporal(st, path: str) -> None:
 
 def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = True) -> Path:
     """Run (or continue) temporal-model training; returns the path of the last checkpoint."""
-    rank, world, local_rank = distributed_setup()
-    device = pick_device(cfg.device, local_rank)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "last.pt"
+    rank, world, local_rank, device, out, ckpt_path = start_run(cfg.device, cfg.out)
     torch.manual_seed(cfg.seed + rank)
 
     image = get_model(cfg.init)
@@ -130,9 +123,7 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
         state = {"model": st.state_dict(), "optimizer": opt.state_dict(), "step": step, "config": asdict(cfg),
                  "image_hash": image.weights_hash.hex(), "image_model": image.name,
                  "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state()}
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, ckpt_path)
+        save_atomic(state, ckpt_path)
 
     start = last_ckpt = time.time()
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, dynamic_ncols=True, desc="train-video")
