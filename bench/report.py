@@ -125,6 +125,8 @@ def load_result(path: Path) -> dict[str, Any]:
         text = Path(path).read_text()
     except OSError as exc:
         raise BenchError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise BenchError(f"{path}: not valid JSON (not UTF-8 text)") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -140,7 +142,7 @@ def load_results(folder: Path) -> dict[str, dict[str, Any]]:
             continue
         try:
             data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise BenchError(f"{path}: not a readable JSON file ({exc})") from None
         if not isinstance(data, dict) or "results" not in data:
             continue

@@ -35,15 +35,17 @@ def comma_qualities(text: str) -> list[float]:
 
 
 def bench_errors(fn):
-    """Turn bench.errors.BenchError into click.ClickException (one line, exit code 1)."""
+    """Turn the errors a user causes (bench.errors.BenchError; codec.errors.LcodecError such as an
+    unreadable image in the folder) into click.ClickException (one line, exit code 1)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from bench.errors import BenchError
+        from codec.errors import LcodecError
 
         try:
             return fn(*args, **kwargs)
-        except BenchError as exc:
+        except (BenchError, LcodecError) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .bench_commands import bench_errors
+
 from .bench_commands import comma_qualities
 
 
@@ -15,6 +17,7 @@ from .bench_commands import comma_qualities
 @click.option("--images", type=int, default=0, help="Images used (0 = all).")
 @click.option("--qualities", default="2,4,7", show_default=True, help="Comma-separated qualities coded per image.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the results as JSON.")
+@bench_errors
 def determinism(folder: Path, images: int, qualities: str, out: Path | None) -> None:
     """Decode every file under 1 and 2 threads, int64 reference arithmetic (and CUDA if present)."""
     from bench.determinism import run

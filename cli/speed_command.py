@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .bench_commands import bench_errors
+
 
 @click.command()
 @click.argument("folder", type=click.Path(path_type=Path))
@@ -14,6 +16,7 @@ import click
 @click.option("--repeat", type=int, default=3, show_default=True)
 @click.option("--gap-images", type=int, default=0, help="Images for the rate-gap table (0 = all).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
+@bench_errors
 def speed(folder: Path, images: int, repeat: int, gap_images: int, out: Path | None) -> None:
     """Encode/decode time, range-coder throughput and real size vs estimated rate."""
     import torch

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .bench_commands import bench_errors
+
 from .bench_commands import comma_qualities
 
 
@@ -15,6 +17,7 @@ from .bench_commands import comma_qualities
 @click.option("--frames", type=click.IntRange(min=2), default=32, show_default=True)
 @click.option("--quality", "qualities", default="2,4,6", show_default=True, help="Comma-separated qualities.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write JSON here (and .md beside it).")
+@bench_errors
 def video_p(clips: tuple[Path, ...], frames: int, qualities: str, out: Path | None) -> None:
     """Rate of low-delay P-coding vs all-intra at the same quality, per clip and quality."""
     from bench.video_ptest import p_bd_rates, p_vs_intra, ptest_markdown
@@ -40,6 +43,7 @@ def video_p(clips: tuple[Path, ...], frames: int, qualities: str, out: Path | No
 @click.option("--frames", type=click.IntRange(min=2), default=8, show_default=True)
 @click.option("--quality", type=click.FloatRange(1.0, 8.0), default=4.0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write JSON here.")
+@bench_errors
 def video_speed(clips: tuple[Path, ...], frames: int, quality: float, out: Path | None) -> None:
     """Encode / decode frames per second of our video codec (CPU, and CUDA when present)."""
     import torch

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+import cli.main  # noqa: F401 - adds the bench commands kept in their own modules (speed, determinism, ...)
 from cli.bench_commands import bd_rate, bench
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -68,7 +69,12 @@ def test_summary_command_rebuilds_from_jsons(bench_out) -> None:
 
 def test_user_errors_are_one_line(tmp_path: Path, tiny_folder: Path) -> None:
     runner = CliRunner()
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.png").write_bytes(b"not an image at all")
     cases = [
+        ["speed", str(junk)],  # a folder holding a file that is not an image
+        ["determinism", str(junk)],
         ["images", str(tmp_path / "missing"), "--codecs", "jpeg", "--out", str(tmp_path / "o")],
         ["images", str(tmp_path), "--codecs", "jpeg", "--out", str(tmp_path / "o")],  # empty folder
         ["images", str(tiny_folder), "--codecs", "jpeg,png9", "--out", str(tmp_path / "o")],

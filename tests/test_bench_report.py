@@ -81,6 +81,11 @@ def test_bad_json_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("{not json")
     with pytest.raises(BenchError, match="not valid JSON"):
         report.load_result(bad)
+    bad.write_bytes(b"\xcb\x00 binary, not text")
+    with pytest.raises(BenchError, match="not valid JSON"):
+        report.load_result(bad)
+    with pytest.raises(BenchError, match="not a readable JSON"):
+        report.load_results(tmp_path)
     bad.write_text(json.dumps({"name": "x", "results": {"bpp": [1.0]}}))
     with pytest.raises(BenchError, match="lack"):
         report.load_result(bad)

@@ -76,6 +76,14 @@ def test_export_rejects_non_checkpoint(tmp_path):
         assert "checkpoint" in res.output and "Traceback" not in res.output, (name, res.output)
 
 
+def test_unreadable_training_photo_is_a_clean_error(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"not a jpeg")
+    res = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "photos"), "--out", str(tmp_path / "run"),
+                                    "--steps", "1", "--patch", "64", "--batch", "1"])
+    assert res.exit_code == 2 and "cannot read training photo" in res.output and "Traceback" not in res.output
+
+
 def test_msssim_training_step(tmp_path, tiny_data):
     pytest.importorskip("pytorch_msssim")
     res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "ms"), "--steps", "1",

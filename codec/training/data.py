@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import InputError
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 _JPEG_SUFFIXES = {".jpg", ".jpeg"}
 
@@ -30,6 +32,27 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
+def open_photos(folder: str | Path, side: int) -> list[tuple[Image.Image, float]]:
+    """Every photo in `folder` that yields `side` x `side` patches, decoded, with the least factor it
+    is downscaled by (2 for JPEGs, whose artefacts and noise must shrink away, else 1); InputError for
+    a photo that cannot be read or when none is large enough."""
+    photos = []
+    for p in list_images(folder):
+        try:
+            with Image.open(p) as im:
+                im = im.convert("RGB")
+                im.load()
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise InputError(f"cannot read training photo {p}: {str(exc)[:100]}") from None
+        min_factor = 2.0 if p.suffix.lower() in _JPEG_SUFFIXES else 1.0
+        if min(im.size) >= side * min_factor:
+            photos.append((im, min_factor))
+    if not photos:
+        raise InputError(f"no image in {folder} is large enough for {side}x{side} patches "
+                         f"(JPEGs need {2 * side} px on the short side, since they are downscaled >= 2x)")
+    return photos
+
+
 class PatchSampler:
     """Draws random training patches from a folder of photos, all held in memory."""
 
@@ -37,16 +60,7 @@ class PatchSampler:
         self.patch = patch
         self.max_factor = max_factor
         self.rng = random.Random(seed)
-        self.images: list[tuple[Image.Image, float]] = []
-        for path in list_images(folder):
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                im.load()
-            min_factor = 2.0 if path.suffix.lower() in _JPEG_SUFFIXES else 1.0
-            if min(im.size) >= patch * min_factor:
-                self.images.append((im, min_factor))
-        if not self.images:
-            raise ValueError(f"no image in {folder} is large enough for {patch}x{patch} patches")
+        self.images = open_photos(folder, patch)
 
     def sample(self) -> torch.Tensor:
         """One [3, P, P] float patch in [0, 1]."""

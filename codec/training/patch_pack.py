@@ -38,7 +38,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 
 from ..errors import InputError
-from .data import _JPEG_SUFFIXES, list_images
+from .data import open_photos
 
 PACK_FORMAT = "lcodec-patch-pack"
 PACK_VERSION = 1
@@ -71,24 +71,6 @@ def _safetensors_bytes(images: bytes, offsets: np.ndarray, meta: dict[str, str])
     return len(text).to_bytes(8, "little") + text + off + images
 
 
-def _open_photos(folder: str | Path, side: int) -> list[tuple[Image.Image, float]]:
-    photos = []
-    for p in list_images(folder):
-        try:
-            with Image.open(p) as im:
-                im = im.convert("RGB")
-                im.load()
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            raise InputError(f"cannot read training photo {p}: {str(exc)[:100]}") from None
-        min_factor = 2.0 if p.suffix.lower() in _JPEG_SUFFIXES else 1.0
-        if min(im.size) >= side * min_factor:
-            photos.append((im, min_factor))
-    if not photos:
-        raise InputError(f"no image in {folder} is large enough for {side}x{side} patches "
-                         f"(JPEGs need {2 * side} px on the short side, since they are downscaled >= 2x)")
-    return photos
-
-
 def build_pack(folder: str | Path, out: str | Path, side: int = DEFAULT_PACK_SIDE, max_mb: float = DEFAULT_MAX_MB,
                seed: int = 0, max_factor: float = 4.0, image_format: str = "webp",
                progress: Callable[[int, int], None] | None = None) -> dict:
@@ -100,7 +82,7 @@ def build_pack(folder: str | Path, out: str | Path, side: int = DEFAULT_PACK_SID
     if not 16 <= side <= _MAX_SIDE:
         raise InputError(f"patch side must be between 16 and {_MAX_SIDE}, not {side}")
     try:
-        photos = _open_photos(folder, side)
+        photos = open_photos(folder, side)
     except FileNotFoundError as exc:
         raise InputError(str(exc)) from None
     rng = random.Random(seed)
