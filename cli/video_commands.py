@@ -104,16 +104,16 @@ def video_info(path: Path) -> dict:
 @click.option("--distortion/--rate-only", default=False, show_default=True,
               help="Also penalise the reconstruction error through the frozen g_s (experimental: it did not help "
                    "the bundled model).")
-@click.option("--steps", type=int, default=3000, show_default=True)
-@click.option("--batch", type=int, default=8, show_default=True)
+@click.option("--steps", type=click.IntRange(min=0), default=3000, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--crop", type=int, default=16, show_default=True, help="Latent crop side (x16 pixels).")
 @click.option("--lr", type=float, default=2e-4, show_default=True)
-@click.option("--warmup", type=int, default=100, show_default=True)
-@click.option("--skip-first", type=int, default=0, show_default=True,
+@click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True)
+@click.option("--skip-first", type=click.IntRange(min=0), default=0, show_default=True,
               help="Frames skipped at the start of every clip (keep benchmark frames out of training).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
-@click.option("--ckpt-minutes", type=float, default=5.0, show_default=True)
-@click.option("--time-limit", type=float, default=0.0, help="Stop (with a checkpoint) after this many minutes.")
+@click.option("--ckpt-minutes", type=click.FloatRange(min=0), default=5.0, show_default=True)
+@click.option("--time-limit", type=click.FloatRange(min=0), default=0.0, help="Stop (with a checkpoint) after this many minutes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-resume", is_flag=True, help="Start afresh even if OUT/last.pt exists.")
 def train_video(data, out, init, init_temporal, distortion, steps, batch, crop, lr, warmup, skip_first, device, ckpt_minutes,

@@ -83,6 +83,10 @@ def test_existing_output_is_not_overwritten(tmp_path, small_png):
         ("good", ["decode", "good.lcd", "-o", "nodir/o.png"], 5, "does not exist"),
         ("good", ["decode", "good.lcd", "-o", "o.xyz"], 5, "extension"),
         ("good", ["encode", "small.png", "-q", "9"], 2, "quality"),
+        ("text", ["export", "notimage.png", "-o", "o.lcd"], 2, "not a readable lcodec checkpoint"),
+        ("text", ["train", "--data", ".", "--out", "notimage.png", "--steps", "1"], 2, "run folder"),
+        (None, ["train", "--data", ".", "--out", "run", "--device", "tpu"], 2, "unknown device 'tpu'"),
+        (None, ["train", "--data", ".", "--out", "run", "--batch", "0"], 2, "--batch"),
     ],
 )
 def test_user_errors_are_one_line(tmp_path, small_png, setup, args, code, words):

@@ -46,7 +46,10 @@ def pick_device(wanted: str, local_rank: int) -> torch.device:
     """The device for `--device` (auto: this process's GPU if there is one, else the CPU)."""
     if wanted == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(wanted)
+    try:
+        dev = torch.device(wanted)
+    except RuntimeError:
+        raise ValueError(f"unknown device {wanted!r} (auto, cpu, cuda or cuda:N)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for, but no CUDA device is available")
     return dev
@@ -70,7 +73,10 @@ def start_run(wanted_device: str, out: str | Path) -> Run:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot use {out} as the run folder: {exc.strerror or exc}") from None
     return Run(rank, world, local_rank, device, out, out / "last.pt")
 
 
