@@ -87,6 +87,7 @@ def test_existing_output_is_not_overwritten(tmp_path, small_png):
         ("text", ["train", "--data", ".", "--out", "notimage.png", "--steps", "1"], 2, "run folder"),
         (None, ["train", "--data", ".", "--out", "run", "--device", "tpu"], 2, "unknown device 'tpu'"),
         (None, ["train", "--data", ".", "--out", "run", "--batch", "0"], 2, "--batch"),
+        (None, ["train", "--data", ".", "--out", "run", "--init", "missing.pt"], 2, "cannot read checkpoint"),
     ],
 )
 def test_user_errors_are_one_line(tmp_path, small_png, setup, args, code, words):

@@ -177,8 +177,8 @@ def load_checkpoint(path: str | Path) -> dict:
     """Load a training checkpoint (plain tensors and containers only: no pickled code runs)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError:
-        raise
+    except OSError as exc:
+        raise ValueError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     except Exception as exc:  # noqa: BLE001 - the restricted unpickler meets any bytes with any error
         first = str(exc).splitlines()[0][:120] if str(exc) else ""
         raise ValueError(f"not a readable lcodec checkpoint: {path} ({type(exc).__name__}: {first})") from None
