@@ -287,13 +287,12 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
 def export(checkpoint: Path, output: Path, name: str | None, force: bool) -> None:
     """Turn a training checkpoint into release weights usable with --model (.lcw image, .lcv video)."""
     from codec.errors import OutputError
-    from codec.training.export import export_checkpoint, export_video_checkpoint, is_video_checkpoint
+    from codec.training.export import export_checkpoint
 
     if output.exists() and not force:
         raise OutputError(f"output exists: {output} (use --force to overwrite)")
-    video = checkpoint.is_file() and is_video_checkpoint(checkpoint)
     name = name or output.stem
-    h = (export_video_checkpoint if video else export_checkpoint)(checkpoint, output, name)
+    h = export_checkpoint(checkpoint, output, name)
     # the name goes into every stream and into `lcodec info`: say it, since it defaults to the file stem
     click.echo(f"{checkpoint} -> {output}: model name {name!r}, weights hash {h.hex()}")
 

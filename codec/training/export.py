@@ -17,14 +17,22 @@ def _read(checkpoint: str | Path) -> tuple[Path, dict]:
         raise InputError(f"checkpoint not found: {p}")
     try:
         return p, load_checkpoint(p)
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:  # load_checkpoint reports unreadable files (OSError included) as ValueError
         raise InputError(str(exc).splitlines()[0]) from None
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str = "default",
                       info: dict | None = None) -> bytes:
-    """Write `out` (safetensors weights with tables) from a ``last.pt``; returns the weights hash."""
+    """Write release weights from a ``last.pt`` of `lcodec train` (image, ``.lcw``) or of
+    `lcodec train-video` (``.lcv``), read once; returns the weights hash."""
     p, state = _read(checkpoint)
+    cfg = state.get("config")
+    video = isinstance(cfg, dict) and cfg.get("kind") == "video"
+    return (_export_video if video else _export_image)(p, state, out, name, info)
+
+
+def _export_image(p: Path, state: dict, out: str | Path, name: str, info: dict | None) -> bytes:
+    """Image weights (safetensors, with the coder's tables) from an image training checkpoint."""
     try:
         model_state = state["model"]
         config = ModelConfig.from_dict(state["config"]["model"])
@@ -41,21 +49,11 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str = "defa
     return save_weights(out, model, name, summary)
 
 
-def is_video_checkpoint(checkpoint: str | Path) -> bool:
-    """Whether a training checkpoint holds a temporal (video) entropy model."""
-    try:
-        return load_checkpoint(checkpoint).get("config", {}).get("kind") == "video"
-    except ValueError:
-        return False
-
-
-def export_video_checkpoint(checkpoint: str | Path, out: str | Path, name: str = "default",
-                            info: dict | None = None) -> bytes:
-    """Write video weights (``.lcv``) from a ``train-video`` checkpoint; returns their hash."""
+def _export_video(p: Path, state: dict, out: str | Path, name: str, info: dict | None) -> bytes:
+    """Video weights (``.lcv``) from a ``train-video`` checkpoint."""
     from ..registry import find_model_for
     from ..video_model import build_temporal_model, save_video_weights
 
-    p, state = _read(checkpoint)
     try:
         image_hash = bytes.fromhex(state["image_hash"])
         cfg = state["config"]

@@ -200,16 +200,19 @@ def _save_checkpoint(path: Path, model, opt, step: int, cfg: TrainConfig, gen: t
     save_atomic(state, path)
 
 
-def _read_init(path: str) -> tuple[dict[str, torch.Tensor], dict | None]:
-    """Tensors (without CDF tables) and architecture of --init weights (.lcw, or a bundled model's
-    name) or a checkpoint (.pt)."""
+def _read_init(path: str, tensors: bool = True) -> tuple[dict[str, torch.Tensor] | None, dict | None]:
+    """Tensors (without CDF tables; None unless `tensors`) and architecture of --init weights (.lcw, or
+    a bundled model's name) or a checkpoint (.pt). Without `tensors` a weights file is read only as far
+    as its header."""
     path = str(bundled_paths().get(path, path))
     if path.endswith(".pt"):
         ckpt = load_checkpoint(path)
         state, arch = ckpt["model"], ckpt.get("config", {}).get("model")
     else:
-        state, meta = load_weights_file(path)
+        state, meta = load_weights_file(path) if tensors else (None, read_weights_metadata(path))
         arch = json.loads(meta["config"]) if "config" in meta else None
+    if not tensors:
+        return None, arch
     # exported weights carry the coder's CDF tables; a training model rebuilds them at export
     return {k: v for k, v in state.items() if not k.endswith("cdf_table")}, arch
 
@@ -217,12 +220,7 @@ def _read_init(path: str) -> tuple[dict[str, torch.Tensor], dict | None]:
 def init_architecture(path: str) -> ModelConfig:
     """The architecture of --init weights (from the file's header only) or a checkpoint (the default if
     the file does not say)."""
-    path = str(bundled_paths().get(path, path))
-    if path.endswith(".pt"):
-        arch = load_checkpoint(path).get("config", {}).get("model")
-    else:
-        meta = read_weights_metadata(path)
-        arch = json.loads(meta["config"]) if "config" in meta else None
+    arch = _read_init(path, tensors=False)[1]
     return ModelConfig.from_dict(arch) if arch else ModelConfig()
 
 
