@@ -50,9 +50,22 @@ def save_weights(path: str | Path, model: ImageModel, name: str, extra: dict | N
         "config": json.dumps(model.config.to_dict()),
         "info": json.dumps(extra or {}),
     }
-    data = st_save(state, metadata=meta)
+    data = weights_bytes(state, meta)
     Path(path).write_bytes(data)
     return weights_hash(data)
+
+
+def weights_bytes(state: dict[str, torch.Tensor], meta: dict[str, str]) -> bytes:
+    """A safetensors file of `state` whose bytes depend only on the tensors and metadata: the library
+    writes its metadata map in an order that varies from process to process, which would give one
+    checkpoint exported twice two different weights hashes, so the header is rewritten in sorted order."""
+    data = st_save(state, metadata=meta)
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    header = {"__metadata__": dict(sorted(header.pop("__metadata__", {}).items())), **header}  # tensors: as written
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # tensor data starts 8-byte aligned, as the library writes it
+    return len(text).to_bytes(8, "little") + text + data[8 + n :]
 
 
 def _release_dtype(name: str, t: torch.Tensor) -> torch.Tensor:

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save as st_save
 
 from entropy_models.spatiotemporal import SpatiotemporalEntropyModel
 
 from .errors import InputError, UnknownModelError
 from .image_model import ImageModel, ModelConfig
 from .registry import (WEIGHTS_DIR, LoadedModel, find_model_for, load_with_tables, parse_weights, resolve_weights,
-                       weights_hash)
+                       weights_bytes, weights_hash)
 
 VIDEO_WEIGHTS_FORMAT = "lcodec-video-weights-1"
 VIDEO_SUFFIX = ".lcv"
@@ -80,7 +79,7 @@ def save_video_weights(path: str | Path, st: SpatiotemporalEntropyModel, name: s
         "image_hash": image.weights_hash.hex(),
         "info": json.dumps(extra or {}),
     }
-    data = st_save(state, metadata=meta)
+    data = weights_bytes(state, meta)
     Path(path).write_bytes(data)
     return weights_hash(data)
 

@@ -170,3 +170,17 @@ def test_weights_metadata_from_the_header_alone(tmp_path):
     video = bundled_paths()["default"].with_suffix(".lcv")
     with pytest.raises(InputError, match="format 'lcodec-video-weights-1'"):
         read_weights_metadata(video)
+
+
+def test_weights_bytes_do_not_depend_on_the_metadata_order():
+    from codec.registry import parse_weights, weights_bytes
+
+    state = {"b": torch.arange(6, dtype=torch.float16).view(2, 3), "a": torch.ones(4, dtype=torch.int32)}
+    meta = {"name": "x", "format": "lcodec-weights-1", "info": "{}", "config": "{}"}
+    data = weights_bytes(state, meta)
+    assert data == weights_bytes(state, dict(reversed(list(meta.items()))))
+    n = int.from_bytes(data[:8], "little")
+    assert n % 8 == 0 and data[8:].startswith(b'{"__metadata__":{"config":"{}","format":"lcodec-weights-1",'
+                                              b'"info":"{}","name":"x"},')
+    tensors, read_meta = parse_weights(data, "test")
+    assert read_meta == meta and all(torch.equal(tensors[k], v) for k, v in state.items())
