@@ -235,6 +235,8 @@ def _read_stream(path: Path) -> bytes:
 @click.option("--ckpt-minutes", type=click.FloatRange(min=0), default=5.0, show_default=True)
 @click.option("--time-limit", type=click.FloatRange(min=0), default=0.0, help="Stop (with a checkpoint) after this many minutes.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quality-bias", type=click.FloatRange(min=0.25, max=4.0), default=1.0, show_default=True,
+              help="Above 1, draw low quality levels more often (u**BIAS of a uniform u); 1 = uniform.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
 @click.option("--no-resume", is_flag=True, help="Start afresh even if OUT/last.pt exists.")
 @click.option("--arch", default=None, metavar="KEY=N,...",
@@ -242,7 +244,7 @@ def _read_stream(path: Path) -> bytes:
                    "are narrower are widened without changing their output.")
 @user_errors
 def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, device, init, val_every,
-          val_images, ckpt_minutes, time_limit, seed, compile_, no_resume, arch) -> None:
+          val_images, ckpt_minutes, time_limit, seed, quality_bias, compile_, no_resume, arch) -> None:
     """Rate-distortion training (CPU or CUDA; run under torchrun for several processes/GPUs)."""
     from codec.errors import InputError
     from codec.training.loop import TrainConfig
@@ -270,7 +272,8 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
     cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, steps=steps, batch=batch,
                       patch=patch, lr=lr, min_lr=min_lr, warmup=warmup, metric=metric, device=device,
                       init=init, val_every=val_every, val_images=val_images, ckpt_minutes=ckpt_minutes,
-                      time_limit=time_limit, seed=seed, compile=compile_, model=model)
+                      time_limit=time_limit, seed=seed, compile=compile_, model=model,
+                      quality_bias=quality_bias)
     try:
         path = run(cfg, resume=not no_resume)
     except (FileNotFoundError, ValueError) as exc:

@@ -184,3 +184,29 @@ def test_weights_bytes_do_not_depend_on_the_metadata_order():
                                               b'"info":"{}","name":"x"},')
     tensors, read_meta = parse_weights(data, "test")
     assert read_meta == meta and all(torch.equal(tensors[k], v) for k, v in state.items())
+
+
+def test_quality_bias_skews_training_towards_low_levels():
+    from codec.quality import QUALITY_MAX, QUALITY_MIN
+    from codec.training.loop import sample_qualities
+
+    # bias 1 draws exactly the sequence uniform sampling always drew (resumed runs stay reproducible)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    levels = torch.randint(0, 8, (64,), generator=g2).float() + QUALITY_MIN
+    cont = torch.rand(64, generator=g2) * (QUALITY_MAX - QUALITY_MIN) + QUALITY_MIN
+    pick = torch.rand(64, generator=g2) < 0.5
+    assert torch.equal(sample_qualities(64, g1), torch.where(pick, levels, cont))
+
+    uniform = sample_qualities(40_000, torch.Generator().manual_seed(0))
+    skewed = sample_qualities(40_000, torch.Generator().manual_seed(0), bias=1.4)
+    assert skewed.min() >= QUALITY_MIN and skewed.max() <= QUALITY_MAX
+    assert (skewed == skewed.round()).float().mean() > 0.45  # still half at integer levels
+    assert set(skewed[skewed == skewed.round()].tolist()) == set(range(1, 9))  # every level still drawn
+    assert skewed.mean() < uniform.mean() - 0.4
+    assert (skewed < 2).float().mean() > 1.5 * (uniform < 2).float().mean()
+
+
+def test_quality_bias_option_is_range_checked(tmp_path, tiny_data):
+    res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "r"),
+                                    "--quality-bias", "0"])
+    assert res.exit_code == 2 and "--quality-bias" in res.output

@@ -60,6 +60,8 @@ class TrainConfig:
     init: str | None = None  # weights (.lcw) or checkpoint to start from
     compile: bool = False  # torch.compile the model's forward (CUDA only; ignored with a note on CPU)
     log_every: int = 10  # steps per log row (metrics averaged over them); also when ranks agree to stop
+    #: > 1 draws low quality levels more often (see sample_qualities); 1 = uniform
+    quality_bias: float = 1.0
     #: architecture (ModelConfig fields); None: the resumed run's, else the --init weights', else the
     #: default. Given and wider than --init, the init weights are widened (codec.training.widen).
     model: dict | None = None
@@ -91,10 +93,20 @@ def _load_optimizer(opt: torch.optim.Optimizer, saved: dict) -> None:
         g["lr_scale"] = scale
 
 
-def sample_qualities(n: int, gen: torch.Generator) -> torch.Tensor:
-    """Half the samples at integer levels, half anywhere in between (trains interpolation too)."""
-    levels = torch.randint(0, len(LAMBDAS), (n,), generator=gen).float() + QUALITY_MIN
-    cont = torch.rand(n, generator=gen) * (QUALITY_MAX - QUALITY_MIN) + QUALITY_MIN
+def sample_qualities(n: int, gen: torch.Generator, bias: float = 1.0) -> torch.Tensor:
+    """Half the samples at integer levels, half anywhere in between (trains interpolation too).
+
+    `bias` > 1 skews both halves towards low qualities (a uniform u becomes u**bias): low-rate
+    samples have small losses, so with uniform sampling the shared transform drifts towards the
+    top levels. bias = 1 is uniform and draws exactly the numbers it always did."""
+    span = QUALITY_MAX - QUALITY_MIN
+    if bias == 1.0:
+        levels = torch.randint(0, len(LAMBDAS), (n,), generator=gen).float() + QUALITY_MIN
+        cont = torch.rand(n, generator=gen) * span + QUALITY_MIN
+    else:
+        u = torch.rand(n, generator=gen) ** bias
+        levels = (u * len(LAMBDAS)).floor().clamp(max=len(LAMBDAS) - 1) + QUALITY_MIN
+        cont = torch.rand(n, generator=gen) ** bias * span + QUALITY_MIN
     pick = torch.rand(n, generator=gen) < 0.5
     return torch.where(pick, levels, cont)
 
@@ -320,7 +332,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
             x = to_device(sampler.batch(cfg.batch), device)
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
-            q = to_device(sample_qualities(cfg.batch, gen), device)
+            q = to_device(sample_qualities(cfg.batch, gen, cfg.quality_bias), device)
             try:
                 parts, grad_norm = train_step(net, model, opt, x, q, cfg)
             except Exception as exc:  # noqa: BLE001 - only a compiled first step falls back; else re-raised
