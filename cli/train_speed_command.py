@@ -57,7 +57,7 @@ def _run(patch, batches, steps, warmup, device, compile_, pack, folder, data_onl
         raise click.UsageError("--data-only needs --pack and/or --data-time FOLDER")
     try:
         dev = pick_device(device, 0)
-    except (ValueError, RuntimeError) as exc:
+    except ValueError as exc:  # unknown device, or CUDA asked for without one
         raise click.BadParameter(str(exc), param_hint="--device") from None
     result: dict = {"rows": []}
     if not data_only:

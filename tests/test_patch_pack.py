@@ -199,3 +199,5 @@ def test_bench_train_speed_data_time_and_errors(pack, photos, tmp_path):
     bad.write_bytes(b"nothing")
     res = CliRunner().invoke(main, ["bench", "train-speed", "--data-only", "--pack", str(bad)])
     assert res.exit_code == 2 and "not an lcodec patch pack" in res.output
+    res = CliRunner().invoke(main, ["bench", "train-speed", "--device", "tpu"])
+    assert res.exit_code == 2 and "unknown device 'tpu'" in res.output

@@ -38,6 +38,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 
 from ..errors import InputError
+from ..registry import weights_bytes
 from .data import open_photos
 
 PACK_FORMAT = "lcodec-patch-pack"
@@ -57,18 +58,6 @@ def _encode(patch: Image.Image, image_format: str) -> bytes:
     else:
         patch.save(buf, format="PNG", compress_level=9)
     return buf.getvalue()
-
-
-def _safetensors_bytes(images: bytes, offsets: np.ndarray, meta: dict[str, str]) -> bytes:
-    """A safetensors file with the header written in a fixed order (the safetensors library writes its
-    metadata map in a random order, which would make two builds of the same pack differ)."""
-    off = offsets.astype("<i8").tobytes()
-    header = {"__metadata__": dict(sorted(meta.items())),
-              "offsets": {"dtype": "I64", "shape": [len(offsets)], "data_offsets": [0, len(off)]},
-              "images": {"dtype": "U8", "shape": [len(images)], "data_offsets": [len(off), len(off) + len(images)]}}
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # data starts 8-byte aligned, as the library writes it
-    return len(text).to_bytes(8, "little") + text + off + images
 
 
 def build_pack(folder: str | Path, out: str | Path, side: int = DEFAULT_PACK_SIDE, max_mb: float = DEFAULT_MAX_MB,
@@ -110,7 +99,9 @@ def build_pack(folder: str | Path, out: str | Path, side: int = DEFAULT_PACK_SID
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
     meta = {"format": PACK_FORMAT, "version": str(PACK_VERSION), "side": str(side), "count": str(len(blobs)),
             "image_format": image_format, "seed": str(seed), "source": str(Path(folder)), "photos": str(len(photos))}
-    data = _safetensors_bytes(b"".join(blobs), offsets, meta)
+    # registry.weights_bytes writes the metadata in sorted order: the same inputs give the same bytes
+    data = weights_bytes({"offsets": torch.from_numpy(offsets),
+                          "images": torch.frombuffer(bytearray(b"".join(blobs)), dtype=torch.uint8)}, meta)
     Path(out).write_bytes(data)
     return {**meta, "bytes": len(data)}
 
