@@ -226,6 +226,17 @@ def _fmt(x: float | None, spec: str) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
+def _machines_line(results: dict[str, dict]) -> str:
+    """Which machine each codec's figures (times above all) come from; one line if they share one."""
+    by_machine: dict[str, list[str]] = {}
+    for name, r in results.items():
+        by_machine.setdefault(r.get("machine") or machine_description(), []).append(name)
+    if len(by_machine) == 1:
+        return f"Machine: {next(iter(by_machine))}."
+    parts = [f"{m} ({', '.join(names)})" for m, names in by_machine.items()]
+    return "Machines (the codecs were run at different times; compare times within one machine): " + "; ".join(parts) + "."
+
+
 def write_summary(folder: Path, title: str, metrics: tuple[str, ...], preferred_anchors: tuple[str, ...],
                   anchor: str | None = None, method: str = "pchip", note: str = "") -> Path:
     """Rebuild summary.md and the RD plots in `folder` from every codec JSON found there."""
@@ -239,8 +250,7 @@ def write_summary(folder: Path, title: str, metrics: tuple[str, ...], preferred_
     lines = [f"# {title}", ""]
     if note:
         lines += [note, ""]
-    machine = ref.get("machine") or machine_description()
-    lines += [f"Machine: {machine}.", "",
+    lines += [_machines_line(results), "",
               f"Anchor: **{anchor_name}**. BD-rate: average bit-rate difference at equal quality "
               f"(negative = fewer bits than the anchor); BD-quality: average quality difference at equal "
               f"rate. Interpolation: {method.upper()} over the overlapping range; MS-SSIM on the dB scale "

@@ -74,6 +74,12 @@ def test_summary_uses_every_codec_json(tiny_folder: Path, tmp_path: Path) -> Non
     text = report.write_summary(tmp_path, anchor="jpeg", **kw).read_text()
     row = next(line for line in text.splitlines() if line.startswith("| ours |"))
     assert "-20.0 %" in row
+    assert text.count("Machine: ") == 1  # all run here: one machine line
+    # a result from another machine: the summary names each machine with its codecs
+    (tmp_path / "ours.json").write_text(json.dumps(dict(other, machine="Other CPU, 2 cores")))
+    text = report.write_summary(tmp_path, anchor="jpeg", **kw).read_text()
+    line = next(x for x in text.splitlines() if x.startswith("Machines"))
+    assert "Other CPU, 2 cores (ours)" in line and "(jpeg, jpeg444)" in line
 
 
 def test_bad_json_is_a_clear_error(tmp_path: Path) -> None:
