@@ -104,6 +104,8 @@ class RangeEncoder:
             # map below-range to even, above-range to odd non-negative integers, then Elias-gamma
             u = 2 * (-v - 1) if v < 0 else 2 * (v - esc) + 1
             n = (u + 1).bit_length() - 1
+            if n > 32:  # the decoder refuses longer codes; no real latent comes near this
+                raise ValueError(f"value {v} is beyond the range coder's escape range (about +-2^31 around the table)")
             self._enc.encode(np.array([n], dtype=np.int32), _LENGTH)
             if n:
                 bits = [((u + 1) >> i) & 1 for i in range(n)]

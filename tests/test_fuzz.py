@@ -122,11 +122,12 @@ def test_range_decoder_on_random_words_never_crashes_or_hangs(codec):
 
 
 def test_absurd_escaped_values_give_a_format_error_not_nan_pixels(codec, seeds):
-    # a stream our own encoder writes for a hyper-latent of absurd values (escapes of 2^32):
+    # a stream our own encoder writes for a hyper-latent of absurd values (escapes of 2^31, the most
+    # the escape code carries whatever a table's range):
     # valid range coding, valid CRC, but the model turns it into inf/NaN parameters
     header, streams = unpack_image(seeds[0])
     m = codec.model
-    z = torch.full((1, m.config.nz, 1, 1), float(2**32))
+    z = torch.full((1, m.config.nz, 1, 1), float(2**31))
     enc = RangeEncoder()
     m.z_prior.compress(z, enc)
     forged = pack_image(ImageHeader(header.model, header.weights_hash, header.quality, header.height,

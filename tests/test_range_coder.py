@@ -65,6 +65,9 @@ def test_out_of_range_values_are_escaped_not_clipped(gaussian_tables):
     sym[::97] = [10**6, -(10**6), 2**31 - 1, -(2**31), 7, -7, 40, -40, 123456, -99, 5][: len(sym[::97])]
     out, _ = _roundtrip(sym, idx, gaussian_tables)
     assert np.array_equal(out, sym)
+    # beyond what the escape code carries: a clear error, not the coder library's KeyError
+    with pytest.raises(ValueError, match="escape range"):
+        _roundtrip(np.array([2**40]), np.zeros(1, dtype=np.int64), gaussian_tables)
 
 
 def test_factorized_tables_roundtrip():
