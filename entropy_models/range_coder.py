@@ -21,7 +21,8 @@ _queue = constriction.stream.queue
 _model = constriction.stream.model
 
 _BIT = _model.Uniform(2)
-_LENGTH = _model.Uniform(33)  # number of overflow bits, 0..32
+_MAX_ESCAPE_BITS = 32  # an escaped value's Elias-gamma code has at most this many bits after its length
+_LENGTH = _model.Uniform(_MAX_ESCAPE_BITS + 1)  # number of overflow bits, 0.._MAX_ESCAPE_BITS
 
 
 class StreamError(ValueError):
@@ -104,7 +105,7 @@ class RangeEncoder:
             # map below-range to even, above-range to odd non-negative integers, then Elias-gamma
             u = 2 * (-v - 1) if v < 0 else 2 * (v - esc) + 1
             n = (u + 1).bit_length() - 1
-            if n > 32:  # the decoder refuses longer codes; no real latent comes near this
+            if n > _MAX_ESCAPE_BITS:  # the decoder refuses longer codes; no real latent comes near this
                 raise ValueError(f"value {v} is beyond the range coder's escape range (about +-2^31 around the table)")
             self._enc.encode(np.array([n], dtype=np.int32), _LENGTH)
             if n:
@@ -154,7 +155,7 @@ class RangeDecoder:
         res = np.empty(count, dtype=np.int64)
         for j in range(count):
             n = int(self._dec.decode(_LENGTH, 1)[0])
-            if n > 32:
+            if n > _MAX_ESCAPE_BITS:
                 raise StreamError("escape code too long")
             u1 = 1 << n
             if n:

@@ -101,7 +101,7 @@ def build_pack(folder: str | Path, out: str | Path, side: int = DEFAULT_PACK_SID
             "image_format": image_format, "seed": str(seed), "source": str(Path(folder)), "photos": str(len(photos))}
     # registry.weights_bytes writes the metadata in sorted order: the same inputs give the same bytes
     data = weights_bytes({"offsets": torch.from_numpy(offsets),
-                          "images": torch.frombuffer(bytearray(b"".join(blobs)), dtype=torch.uint8)}, meta)
+                          "images": torch.frombuffer(bytearray().join(blobs), dtype=torch.uint8)}, meta)
     Path(out).write_bytes(data)
     return {**meta, "bytes": len(data)}
 
