@@ -55,7 +55,10 @@ def codec_times(folder: Path, device: str = "cpu", quality: float = 4.0, images:
             dec.append(t2 - t1)
         sizes.append(f"{img.rgb.shape[1]}x{img.rgb.shape[0]}")
     return {"device": device, "threads": torch.get_num_threads(), "quality": quality, "sizes": sorted(set(sizes)),
-            "encode_s": round(statistics.median(enc), 4), "decode_s": round(statistics.median(dec), 4)}
+            "images": len(sizes), "repeat": repeat, "encode_s": round(statistics.median(enc), 4), "decode_s": round(statistics.median(dec), 4)}
+
+
+ESCAPE_EVERY = 10_000
 
 
 def coder_throughput(n: int = 2_000_000, seed: int = 0) -> dict:
@@ -68,7 +71,7 @@ def coder_throughput(n: int = 2_000_000, seed: int = 0) -> dict:
     idx = rng.integers(0, g.tables.count, n)
     scales = g.scale_table.numpy()[idx]
     sym = np.round(rng.standard_normal(n) * scales).astype(np.int64)
-    sym[rng.integers(0, n, n // 10000)] = 10_000  # a few escapes
+    sym[rng.integers(0, n, n // ESCAPE_EVERY)] = 10_000  # a few escapes
     t0 = time.perf_counter()
     enc = RangeEncoder()
     enc.encode(sym, idx, g.tables)
@@ -79,7 +82,7 @@ def coder_throughput(n: int = 2_000_000, seed: int = 0) -> dict:
     if not np.array_equal(out, sym):
         raise AssertionError("range coder round trip failed")
     return {"symbols": n, "encode_msym_s": round(n / (t1 - t0) / 1e6, 2), "decode_msym_s": round(n / (t2 - t1) / 1e6, 2),
-            "bits_per_symbol": round(8 * len(data) / n, 3)}
+            "bits_per_symbol": round(8 * len(data) / n, 3), "tables": int(g.tables.count), "escape_every": ESCAPE_EVERY}
 
 
 def rate_gap(folder: Path, qualities=QUALITIES, images: int | None = None) -> list[dict]:

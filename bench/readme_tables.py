@@ -1,0 +1,276 @@
+"""Render the README's measured tables from the committed files under `bench/results/`.
+
+Each generated table in README.md sits between `<!-- table:NAME -->` and `<!-- /table -->`; this
+module rebuilds the text between them from the result files, so a table can only show what a bench
+run wrote. `python -m bench.readme_tables` rewrites the README; `--check` only reports stale tables
+(and `tests/test_readme_tables.py` runs that check, so README and results cannot drift apart).
+The prose around the tables (comparisons with earlier runs, which machine) is written by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+MARK = re.compile(r"<!-- table:([a-z0-9-]+) -->\n(.*?)<!-- /table -->", re.S)
+
+# The issue's targets (not measurements): shown beside the measured figures.
+SPEED_TARGETS = {"encode": "<= 1.5 s", "decode": "<= 1.0 s", "coder": ">= 10 M/s"}
+
+
+class TableError(ValueError):
+    """A README marker names no known table, or a result file is missing or malformed."""
+
+
+def _load(results: Path, name: str) -> Any:
+    path = results / name
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TableError(f"{path}: missing (run the bench that writes it)") from None
+    except json.JSONDecodeError as exc:
+        raise TableError(f"{path}: not JSON ({exc})") from None
+
+
+def _rows(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines) + "\n"
+
+
+def _summary_table(results: Path, folder: str) -> str:
+    """The BD-rate table of a `lcodec bench summary` (its first table, verbatim)."""
+    path = results / folder / "summary.md"
+    if not path.is_file():
+        raise TableError(f"{path}: missing (run `lcodec bench summary {folder}`)")
+    lines = path.read_text().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("| codec | points")), None)
+    if start is None:
+        raise TableError(f"{path}: no BD-rate table")
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return "\n".join(lines[start:end]) + "\n"
+
+
+def images_summary(results: Path) -> str:
+    return _summary_table(results, "images")
+
+
+def video_summary(results: Path) -> str:
+    return _summary_table(results, "video")
+
+
+def video_carphone_summary(results: Path) -> str:
+    return _summary_table(results, "video-carphone")
+
+
+def per_point(results: Path) -> str:
+    """Our rate against JPEG 4:2:0's at each of our points' PSNR."""
+    from bench.bd_rate import rate_differences
+    from bench.report import curve
+
+    jpeg, ours = _load(results, "images/jpeg.json"), _load(results, "images/ours.json")
+    (ra, qa), (rb, qb) = curve(jpeg, "psnr-rgb"), curve(ours, "psnr-rgb")
+    order = sorted(range(len(rb)), key=lambda i: rb[i])
+    levels = [ours["results"]["quality"][i] for i in order]
+    body = []
+    for level, (r, q, r_jpeg, diff) in zip(levels, rate_differences(ra, qa, rb, qb)):
+        body.append([f"{level:g}", f"{r:.4f}", f"{q:.2f}",
+                     f"{r_jpeg:.4f}" if r_jpeg is not None else "outside JPEG's range",
+                     f"{diff:+.1f} %" if diff is not None else "-"])
+    return _rows(["quality", "our bpp", "PSNR (dB)", "JPEG bpp at that PSNR", "our rate vs JPEG"], body)
+
+
+def ours_vs_all(results: Path) -> str:
+    """BD figures of the bundled model against every reference codec benched on the images."""
+    from bench.report import bd_cell, load_results
+
+    codecs = load_results(results / "images")
+    if "ours" not in codecs:
+        raise TableError(f"{results / 'images' / 'ours.json'}: missing")
+    ours = codecs.pop("ours")
+    body = [[name, data["description"], bd_cell(data, ours, "psnr-rgb"), bd_cell(data, ours, "psnr-rgb", kind="quality"),
+             bd_cell(data, ours, "ms-ssim")] for name, data in codecs.items()]
+    number = lambda cell: float(cell.split()[0]) if cell[0] in "+-" else float("inf")
+    body.sort(key=lambda r: number(r[2]))
+    return _rows(["ours against", "codec", "BD-rate PSNR-RGB", "BD-PSNR-RGB", "BD-rate MS-SSIM (dB)"], body)
+
+
+def _ceiling_runs(results: Path) -> tuple[dict, list[tuple[int, dict]]]:
+    """The current ceiling and the earlier runs' (newest first), from transform-ceiling[-runN].json."""
+    current = _load(results, "transform-ceiling.json")
+    earlier = []
+    for path in results.glob("transform-ceiling-run*.json"):
+        m = re.fullmatch(r"transform-ceiling-run(\d+)\.json", path.name)
+        if m:
+            earlier.append((int(m.group(1)), _load(results, path.name)))
+    return current, sorted(earlier, key=lambda t: -t[0])
+
+
+def ceiling(results: Path) -> str:
+    """Coded vs unquantized PSNR per quality, for the bundled model and every earlier run kept."""
+    current, earlier = _ceiling_runs(results)
+    run = earlier[0][0] + 1 if earlier else 1
+    label = lambda k, d: f"run {k}" + (f" (N = {d['architecture']['n']})" if "architecture" in d else "")
+    header = ["quality", f"{label(run, current)}: bpp", "coded dB", "unquantized dB", "gap"]
+    for i, (k, d) in enumerate(earlier):
+        header.append(label(k, d) + (": coded / unquantized (gap)" if i == 0 else ""))
+    by_quality = [{r["quality"]: r for r in d["rows"]} for _, d in earlier]
+    body = []
+    for r in current["rows"]:
+        row = [f"{r['quality']:g}", f"{r['bpp']:.3f}", f"{r['coded_psnr']:.2f}", f"{r['unquantized_psnr']:.2f}",
+               f"{r['unquantized_psnr'] - r['coded_psnr']:.2f}"]
+        for rows in by_quality:
+            o = rows.get(r["quality"])
+            row.append("-" if o is None else f"{o['coded_psnr']:.2f} / {o['unquantized_psnr']:.2f} "
+                       f"({o['unquantized_psnr'] - o['coded_psnr']:.2f})")
+        body.append(row)
+    return _rows(header, body)
+
+
+def p_vs_intra(results: Path) -> str:
+    from bench.video_ptest import ptest_markdown
+
+    data = _load(results, "video/p-vs-intra.json")
+    text = ptest_markdown(data["rows"])
+    for clip, v in data.get("bd_rate_low_delay_vs_all_intra", {}).items():
+        text += f"\nBD-rate (PSNR-RGB) of low-delay P-coding vs all-intra, {clip}: " + \
+                (f"{v:+.1f} %" if isinstance(v, (int, float)) else str(v)) + "\n"
+    return text
+
+
+def video_speed(results: Path) -> str:
+    body = []
+    for r in _load(results, "video/speed.json")["rows"]:
+        where = "" if r["device"] == "cpu" else f" ({r['device']})"
+        body.append([r["clip"] + where, f"{r['width']}x{r['height']}", f"{r['encode_fps']:.2g} frames/s",
+                     f"{r['decode_fps']:.2g} frames/s"])
+    return _rows(["clip", "size", "encode", "decode"], body)
+
+
+def speed(results: Path) -> str:
+    data = _load(results, "speed.json")
+    body = []
+    for t in data["times"]:
+        where = "CPU" if t["device"] == "cpu" else f"GPU ({t['device']})"
+        what = (f"encode one {', '.join(t['sizes'])} image, {where}, {t['threads']} threads "
+                f"(median of {t['repeat']} x {t['images']} eval images, q{t['quality']:g})")
+        body.append([what, f"{t['encode_s']:.3f} s", SPEED_TARGETS["encode"] if t["device"] == "cpu" else ""])
+        body.append(["decode the same", f"{t['decode_s']:.3f} s", SPEED_TARGETS["decode"] if t["device"] == "cpu" else ""])
+    c = data["coder"]
+    body.append([f"range coder, {c['symbols'] / 1e6:g} M symbols over the {c['tables']} Gaussian tables "
+                 f"(1 in {c['escape_every']:,} escaped)",
+                 f"{c['encode_msym_s']} M symbols/s encode, {c['decode_msym_s']} M symbols/s decode",
+                 SPEED_TARGETS["coder"]])
+    return _rows(["what", "measured", "target"], body)
+
+
+def rate_gap(results: Path) -> str:
+    body = [[f"{r['quality']:g}", f"{r['real_bpp']:.4f}", f"{r['estimated_bpp']:.4f}", f"{r['gap_percent']:+.2f} %",
+             f"{r['continuous_estimate_bpp']:.4f}", f"{r['gap_vs_continuous_percent']:+.2f} %"]
+            for r in _load(results, "speed.json")["rate_gap"]]
+    return _rows(["quality", "real bpp", "estimate with the coder's table scales", "gap",
+                  "estimate with continuous scales (training rate term)", "gap"], body)
+
+
+def determinism(results: Path) -> str:
+    data = _load(results, "determinism.json")
+    s, rows = data["summary"], data["rows"]
+    images = len({r["image"] for r in rows})
+    qualities = ", ".join(f"q{q:g}" for q in sorted({r["quality"] for r in rows}))
+    n = s["cases"]
+    labels = {"torch_2_threads": "latents identical, torch float64 BLAS 1 thread vs 2 threads",
+              "int64_reference": "latents identical, torch float64 BLAS vs numpy int64 (no floating point)",
+              "cpu_encoded_gpu_decoded": "latents identical, encoded on the CPU, decoded on the GPU",
+              "gpu_encoded_cpu_decoded": "latents identical, encoded on the GPU, decoded on the CPU"}
+    body = [[labels.get(k, k), f"{v}/{n}"] for k, v in s["identical"].items()]
+    if "max_pixel_diff_gpu_vs_cpu_decode" in s:
+        body.append(["largest pixel difference, GPU vs CPU synthesis", str(s["max_pixel_diff_gpu_vs_cpu_decode"])])
+    m = s["median_s_1_thread"]
+    body += [["rate cost of exact parameters (bytes, version 3 vs float version 1)", f"{s['rate_cost_percent']:+.3f} %"],
+             ["median encode, 1 thread: exact / float", f"{m['exact']['encode']:.3f} s / {m['float']['encode']:.3f} s"],
+             ["median latent decode (entropy decoding, no synthesis), 1 thread: exact / float",
+              f"{m['exact']['latent_decode']:.3f} s / {m['float']['latent_decode']:.3f} s"]]
+    where = "CPU and GPU" if s.get("cuda") else "CPU"
+    return _rows([f"measured on the {images} evaluation images x {qualities} ({n} files), {where}", "result"], body)
+
+
+def huge_image(results: Path) -> str:
+    d = _load(results, "huge-image.json")
+    head = f"{d['size']}, q{d['quality']:g}, bundled model, format version {d['format_version']}"
+    enc, dec = d["encode"], d["decode"]
+    return _rows([head, "wall time", "peak memory (max RSS)"], [
+        [f"`lcodec encode` (PNG in, {d['tiles']} tiles, {d['bytes']:,} bytes, {d['bpp']:.3f} bpp)",
+         f"{enc['wall_s']:.1f} s", f"{enc['max_rss_gb']:.2f} GB"],
+        [f"`lcodec decode` (PNG out, {d['psnr']:.2f} dB)", f"{dec['wall_s']:.1f} s", f"{dec['max_rss_gb']:.2f} GB"]])
+
+
+def tiling_seams(results: Path) -> str:
+    rows = _load(results, "tiling-seams.json")
+    tiled = sorted({k for r in rows for k in r if k.startswith("tiles_")})
+    header = ["image, quality", "untiled dB / bpp"] + [f"{k.split('_')[1]}-pixel tiles dB / bpp" for k in tiled]
+    body = [[f"{r['image']}, q{r['quality']:g}", f"{r['untiled']['psnr']:.2f} / {r['untiled']['bpp']:.3f}"] +
+            [f"{r[k]['psnr']:.2f} / {r[k]['bpp']:.3f}" for k in tiled] for r in rows]
+    return _rows(header, body)
+
+
+TABLES: dict[str, Callable[[Path], str]] = {
+    "images-summary": images_summary, "video-summary": video_summary,
+    "video-carphone-summary": video_carphone_summary, "ours-vs-all": ours_vs_all, "per-point": per_point, "ceiling": ceiling,
+    "p-vs-intra": p_vs_intra, "video-speed": video_speed, "speed": speed, "rate-gap": rate_gap,
+    "determinism": determinism, "huge-image": huge_image, "tiling-seams": tiling_seams,
+}
+
+
+def render(readme: str, results: Path) -> tuple[str, list[str]]:
+    """The README with every marked table rebuilt, and the names of the tables that changed."""
+    changed: list[str] = []
+
+    def replace(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in TABLES:
+            raise TableError(f"README marker names an unknown table {name!r} (known: {', '.join(TABLES)})")
+        text = TABLES[name](results)
+        if text != m.group(2):
+            changed.append(name)
+        return f"<!-- table:{name} -->\n{text}<!-- /table -->"
+
+    out = MARK.sub(replace, readme)
+    opened = len(re.findall(r"<!-- table:[a-z0-9-]+ -->", readme))
+    if opened != len(MARK.findall(readme)):
+        raise TableError("README has a `<!-- table:NAME -->` marker without its `<!-- /table -->`")
+    return out, changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.readme_tables", description=__doc__.split("\n")[0])
+    ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument("--check", action="store_true", help="Only report stale tables (exit 1 if any).")
+    args = ap.parse_args(argv)
+    try:
+        text = args.readme.read_text()
+        out, changed = render(text, args.results)
+    except (OSError, TableError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        if changed:
+            print(f"stale README tables (run `python -m bench.readme_tables`): {', '.join(changed)}", file=sys.stderr)
+            return 1
+        print(f"{len(MARK.findall(text))} README tables match bench/results")
+        return 0
+    if changed:
+        args.readme.write_text(out)
+    print(f"updated: {', '.join(changed)}" if changed else "README tables already match bench/results")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The README's measured tables are rebuilt from bench/results and must match them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench import readme_tables
+from bench.readme_tables import TableError, main, render
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+
+
+def test_readme_tables_match_committed_results():
+    text = README.read_text()
+    out, changed = render(text, RESULTS)
+    assert changed == [], f"stale README tables: {changed} (run `python -m bench.readme_tables`)"
+    assert out == text
+    # Every table the module knows is in the README, so none can silently fall out of step.
+    for name in readme_tables.TABLES:
+        assert f"<!-- table:{name} -->" in text
+
+
+@pytest.fixture
+def results_copy(tmp_path: Path) -> Path:
+    dst = tmp_path / "results"
+    shutil.copytree(RESULTS, dst)
+    return dst
+
+
+def test_changed_result_makes_table_stale_and_is_rewritten(results_copy: Path, tmp_path: Path):
+    readme = tmp_path / "README.md"
+    readme.write_text(README.read_text())
+    speed = json.loads((results_copy / "speed.json").read_text())
+    speed["times"][0]["decode_s"] = 9.8765
+    speed["rate_gap"][0]["gap_percent"] = 12.345
+    (results_copy / "speed.json").write_text(json.dumps(speed))
+    args = ["--readme", str(readme), "--results", str(results_copy)]
+    assert main(args + ["--check"]) == 1
+    assert main(args) == 0
+    text = readme.read_text()
+    assert "| decode the same | 9.877 s | <= 1.0 s |" in text
+    assert "| 1 | " in text and "+12.35 %" in text
+    assert main(args + ["--check"]) == 0
+    # Text outside the markers is untouched.
+    assert text.replace("9.877 s", "X").count("\n") == README.read_text().count("\n")
+
+
+def test_new_ceiling_run_adds_a_column(results_copy: Path):
+    shutil.copy(results_copy / "transform-ceiling.json", results_copy / "transform-ceiling-run98.json")
+    table = readme_tables.ceiling(results_copy)
+    header = table.splitlines()[0]
+    assert header.startswith("| quality | run 99 (N = ")
+    assert "| run 98 (N = " in header and ": coded / unquantized (gap)" in header
+    row1 = table.splitlines()[2].split(" | ")
+    # The copied run repeats the current coded / unquantized figures.
+    assert row1[5] == f"{row1[2]} / {row1[3]} ({row1[4]})"
+
+
+def test_per_point_follows_the_codec_results(results_copy: Path):
+    ours = json.loads((results_copy / "images" / "ours.json").read_text())
+    ours["results"]["bpp"] = [b * 0.5 for b in ours["results"]["bpp"]]
+    (results_copy / "images" / "ours.json").write_text(json.dumps(ours))
+    before = readme_tables.per_point(RESULTS).splitlines()[2:]
+    after = readme_tables.per_point(results_copy).splitlines()[2:]
+    for b, a in zip(before, after):
+        rb = float(b.split(" | ")[1])
+        ra = float(a.split(" | ")[1])
+        assert ra == pytest.approx(rb / 2, abs=1e-4)
+        db, da = float(b.split(" | ")[4].split()[0]), float(a.split(" | ")[4].split()[0])
+        assert da < db
+
+
+def test_bad_markers_and_missing_results(results_copy: Path, tmp_path: Path):
+    with pytest.raises(TableError, match="unknown table 'nope'"):
+        render("<!-- table:nope -->\n| a |\n<!-- /table -->\n", results_copy)
+    with pytest.raises(TableError, match="without its"):
+        render("<!-- table:speed -->\n| a |\n", results_copy)
+    (results_copy / "huge-image.json").unlink()
+    with pytest.raises(TableError, match="huge-image.json: missing"):
+        render("<!-- table:huge-image -->\nold\n<!-- /table -->\n", results_copy)
+    readme = tmp_path / "R.md"
+    readme.write_text("<!-- table:huge-image -->\nold\n<!-- /table -->\n")
+    assert main(["--readme", str(readme), "--results", str(results_copy), "--check"]) == 2
