@@ -135,14 +135,10 @@ def ceiling(results: Path) -> str:
 
 
 def p_vs_intra(results: Path) -> str:
-    from bench.video_ptest import ptest_markdown
+    from bench.video_ptest import ptest_report
 
     data = _load(results, "video/p-vs-intra.json")
-    text = ptest_markdown(data["rows"])
-    for clip, v in data.get("bd_rate_low_delay_vs_all_intra", {}).items():
-        text += f"\nBD-rate (PSNR-RGB) of low-delay P-coding vs all-intra, {clip}: " + \
-                (f"{v:+.1f} %" if isinstance(v, (int, float)) else str(v)) + "\n"
-    return text
+    return ptest_report(data["rows"], data.get("bd_rate_low_delay_vs_all_intra", {}))
 
 
 def video_speed(results: Path) -> str:

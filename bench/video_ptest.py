@@ -111,3 +111,12 @@ def ptest_markdown(rows: list[dict]) -> str:
                      f"{r['intra_frame_bytes']:.0f} | {100 * r['saving']:.1f} % | {r['bpp_low_delay']:.4f} | "
                      f"{r['bpp_all_intra']:.4f} | {r['psnr_low_delay']:.2f} | {r['psnr_all_intra']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def ptest_report(rows: list[dict], bd: dict[str, float | str]) -> str:
+    """The table and one BD-rate line per clip, as written beside the JSON and shown in the README."""
+    md = ptest_markdown(rows)
+    for clip, v in bd.items():
+        md += f"\nBD-rate (PSNR-RGB) of low-delay P-coding vs all-intra, {clip}: " + \
+              (f"{v:+.1f} %" if isinstance(v, (int, float)) else str(v)) + "\n"
+    return md

@@ -20,17 +20,14 @@ from .bench_commands import comma_qualities
 @bench_errors
 def video_p(clips: tuple[Path, ...], frames: int, qualities: str, out: Path | None) -> None:
     """Rate of low-delay P-coding vs all-intra at the same quality, per clip and quality."""
-    from bench.video_ptest import p_bd_rates, p_vs_intra, ptest_markdown
+    from bench.video_ptest import p_bd_rates, p_vs_intra, ptest_report
 
     qs = comma_qualities(qualities)
     rows = []
     for clip in clips:
         rows += p_vs_intra(clip, frames, qs)
-    md = ptest_markdown(rows)
     bd = p_bd_rates(rows)
-    for clip, v in bd.items():
-        md += f"\nBD-rate (PSNR-RGB) of low-delay P-coding vs all-intra, {clip}: " + \
-              (f"{v:+.1f} %" if isinstance(v, float) else v) + "\n"
+    md = ptest_report(rows, bd)
     click.echo(md, nl=False)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

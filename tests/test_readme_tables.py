@@ -87,3 +87,13 @@ def test_bad_markers_and_missing_results(results_copy: Path, tmp_path: Path):
     readme = tmp_path / "R.md"
     readme.write_text("<!-- table:huge-image -->\nold\n<!-- /table -->\n")
     assert main(["--readme", str(readme), "--results", str(results_copy), "--check"]) == 2
+
+
+def test_p_vs_intra_report_lines():
+    from bench.video_ptest import ptest_report
+
+    rows = json.loads((RESULTS / "video" / "p-vs-intra.json").read_text())["rows"][:1]
+    md = ptest_report(rows, {"a.mp4": -18.39, "b.mp4": "n/a (too little overlap)"})
+    assert md.startswith("| clip | frames |")
+    assert "\nBD-rate (PSNR-RGB) of low-delay P-coding vs all-intra, a.mp4: -18.4 %\n" in md
+    assert md.endswith("vs all-intra, b.mp4: n/a (too little overlap)\n")
