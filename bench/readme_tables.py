@@ -76,9 +76,13 @@ def per_point(results: Path) -> str:
     from bench.report import curve
 
     jpeg, ours = _load(results, "images/jpeg.json"), _load(results, "images/ours.json")
-    (ra, qa), (rb, qb) = curve(jpeg, "psnr-rgb"), curve(ours, "psnr-rgb")
-    order = sorted(range(len(rb)), key=lambda i: rb[i])
-    levels = [ours["results"]["quality"][i] for i in order]
+    curves = curve(jpeg, "psnr-rgb"), curve(ours, "psnr-rgb")
+    if None in curves:
+        raise TableError(f"{results / 'images'}: jpeg.json or ours.json has no complete psnr-rgb curve")
+    (ra, qa), (rb, qb) = curves
+    # curve() and rate_differences() list the points by rate: name each by its quality level in that order
+    res = ours["results"]
+    levels = [level for _, level in sorted(zip(res["bpp"], res["quality"]))]
     body = []
     for level, (r, q, r_jpeg, diff) in zip(levels, rate_differences(ra, qa, rb, qb)):
         body.append([f"{level:g}", f"{r:.4f}", f"{q:.2f}",
@@ -95,8 +99,9 @@ def ours_vs_all(results: Path) -> str:
     if "ours" not in codecs:
         raise TableError(f"{results / 'images' / 'ours.json'}: missing")
     ours = codecs.pop("ours")
-    body = [[name, data["description"], bd_cell(data, ours, "psnr-rgb"), bd_cell(data, ours, "psnr-rgb", kind="quality"),
-             bd_cell(data, ours, "ms-ssim")] for name, data in codecs.items()]
+    body = [[name, data["description"], bd_cell(data, ours, "psnr-rgb"),
+             bd_cell(data, ours, "psnr-rgb", kind="quality"), bd_cell(data, ours, "ms-ssim")]
+            for name, data in codecs.items()]
     number = lambda cell: float(cell.split()[0]) if cell[0] in "+-" else float("inf")
     body.sort(key=lambda r: number(r[2]))
     return _rows(["ours against", "codec", "BD-rate PSNR-RGB", "BD-PSNR-RGB", "BD-rate MS-SSIM (dB)"], body)
@@ -154,11 +159,12 @@ def speed(results: Path) -> str:
     data = _load(results, "speed.json")
     body = []
     for t in data["times"]:
-        where = "CPU" if t["device"] == "cpu" else f"GPU ({t['device']})"
+        cpu = t["device"] == "cpu"
+        where = "CPU" if cpu else f"GPU ({t['device']})"
         what = (f"encode one {', '.join(t['sizes'])} image, {where}, {t['threads']} threads "
                 f"(median of {t['repeat']} x {t['images']} eval images, q{t['quality']:g})")
-        body.append([what, f"{t['encode_s']:.3f} s", SPEED_TARGETS["encode"] if t["device"] == "cpu" else ""])
-        body.append(["decode the same", f"{t['decode_s']:.3f} s", SPEED_TARGETS["decode"] if t["device"] == "cpu" else ""])
+        body.append([what, f"{t['encode_s']:.3f} s", SPEED_TARGETS["encode"] if cpu else ""])
+        body.append(["decode the same", f"{t['decode_s']:.3f} s", SPEED_TARGETS["decode"] if cpu else ""])
     c = data["coder"]
     body.append([f"range coder, {c['symbols'] / 1e6:g} M symbols over the {c['tables']} Gaussian tables "
                  f"(1 in {c['escape_every']:,} escaped)",
@@ -189,7 +195,8 @@ def determinism(results: Path) -> str:
     if "max_pixel_diff_gpu_vs_cpu_decode" in s:
         body.append(["largest pixel difference, GPU vs CPU synthesis", str(s["max_pixel_diff_gpu_vs_cpu_decode"])])
     m = s["median_s_1_thread"]
-    body += [["rate cost of exact parameters (bytes, version 3 vs float version 1)", f"{s['rate_cost_percent']:+.3f} %"],
+    body += [["rate cost of exact parameters (bytes, version 3 vs float version 1)",
+              f"{s['rate_cost_percent']:+.3f} %"],
              ["median encode, 1 thread: exact / float", f"{m['exact']['encode']:.3f} s / {m['float']['encode']:.3f} s"],
              ["median latent decode (entropy decoding, no synthesis), 1 thread: exact / float",
               f"{m['exact']['latent_decode']:.3f} s / {m['float']['latent_decode']:.3f} s"]]
@@ -218,7 +225,8 @@ def tiling_seams(results: Path) -> str:
 
 TABLES: dict[str, Callable[[Path], str]] = {
     "images-summary": images_summary, "video-summary": video_summary,
-    "video-carphone-summary": video_carphone_summary, "ours-vs-all": ours_vs_all, "per-point": per_point, "ceiling": ceiling,
+    "video-carphone-summary": video_carphone_summary, "ours-vs-all": ours_vs_all, "per-point": per_point,
+    "ceiling": ceiling,
     "p-vs-intra": p_vs_intra, "video-speed": video_speed, "speed": speed, "rate-gap": rate_gap,
     "determinism": determinism, "huge-image": huge_image, "tiling-seams": tiling_seams,
 }

@@ -22,6 +22,7 @@ from codec.transforms import HYPER_STRIDE, pad_to_multiple
 from entropy_models.range_coder import RangeDecoder, RangeEncoder
 
 QUALITIES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
+ESCAPE_EVERY = 10_000  # the coder benchmark escapes one symbol in this many
 
 
 def _images(folder: Path, limit: int | None = None) -> list[Path]:
@@ -55,10 +56,8 @@ def codec_times(folder: Path, device: str = "cpu", quality: float = 4.0, images:
             dec.append(t2 - t1)
         sizes.append(f"{img.rgb.shape[1]}x{img.rgb.shape[0]}")
     return {"device": device, "threads": torch.get_num_threads(), "quality": quality, "sizes": sorted(set(sizes)),
-            "images": len(sizes), "repeat": repeat, "encode_s": round(statistics.median(enc), 4), "decode_s": round(statistics.median(dec), 4)}
-
-
-ESCAPE_EVERY = 10_000
+            "images": len(sizes), "repeat": repeat,
+            "encode_s": round(statistics.median(enc), 4), "decode_s": round(statistics.median(dec), 4)}
 
 
 def coder_throughput(n: int = 2_000_000, seed: int = 0) -> dict:
@@ -82,7 +81,8 @@ def coder_throughput(n: int = 2_000_000, seed: int = 0) -> dict:
     if not np.array_equal(out, sym):
         raise AssertionError("range coder round trip failed")
     return {"symbols": n, "encode_msym_s": round(n / (t1 - t0) / 1e6, 2), "decode_msym_s": round(n / (t2 - t1) / 1e6, 2),
-            "bits_per_symbol": round(8 * len(data) / n, 3), "tables": int(g.tables.count), "escape_every": ESCAPE_EVERY}
+            "bits_per_symbol": round(8 * len(data) / n, 3), "tables": int(g.tables.count),
+            "escape_every": ESCAPE_EVERY}
 
 
 def rate_gap(folder: Path, qualities=QUALITIES, images: int | None = None) -> list[dict]:

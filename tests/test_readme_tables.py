@@ -97,3 +97,14 @@ def test_p_vs_intra_report_lines():
     assert md.startswith("| clip | frames |")
     assert "\nBD-rate (PSNR-RGB) of low-delay P-coding vs all-intra, a.mp4: -18.4 %\n" in md
     assert md.endswith("vs all-intra, b.mp4: n/a (too little overlap)\n")
+
+
+def test_per_point_names_each_point_by_its_level_whatever_the_json_order(results_copy: Path):
+    path = results_copy / "images" / "ours.json"
+    ours = json.loads(path.read_text())
+    res = ours["results"]
+    order = list(range(len(res["bpp"])))[::-1]
+    for key in ("quality", "bpp", "psnr-rgb", "ms-ssim", "enc_s", "dec_s"):
+        res[key] = [res[key][i] for i in order]
+    path.write_text(json.dumps(ours))
+    assert readme_tables.per_point(results_copy) == readme_tables.per_point(RESULTS)
