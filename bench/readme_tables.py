@@ -93,17 +93,22 @@ def per_point(results: Path) -> str:
 
 def ours_vs_all(results: Path) -> str:
     """BD figures of the bundled model against every reference codec benched on the images."""
-    from bench.report import bd_cell, load_results
+    from bench.report import BDUnavailable, bd_cell, bd_value, load_results
 
     codecs = load_results(results / "images")
     if "ours" not in codecs:
         raise TableError(f"{results / 'images' / 'ours.json'}: missing")
     ours = codecs.pop("ours")
-    body = [[name, data["description"], bd_cell(data, ours, "psnr-rgb"),
-             bd_cell(data, ours, "psnr-rgb", kind="quality"), bd_cell(data, ours, "ms-ssim")]
-            for name, data in codecs.items()]
-    number = lambda cell: float(cell.split()[0]) if cell[0] in "+-" else float("inf")
-    body.sort(key=lambda r: number(r[2]))
+
+    def order(name: str) -> float:  # codecs we beat most first; n/a rows at the end
+        try:
+            return bd_value(codecs[name], ours, "psnr-rgb")
+        except BDUnavailable:
+            return float("inf")
+
+    body = [[name, codecs[name]["description"], bd_cell(codecs[name], ours, "psnr-rgb"),
+             bd_cell(codecs[name], ours, "psnr-rgb", kind="quality"), bd_cell(codecs[name], ours, "ms-ssim")]
+            for name in sorted(codecs, key=order)]
     return _rows(["ours against", "codec", "BD-rate PSNR-RGB", "BD-PSNR-RGB", "BD-rate MS-SSIM (dB)"], body)
 
 

@@ -168,19 +168,32 @@ def curve(data: dict[str, Any], metric: str) -> tuple[list[float], list[float]] 
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def bd_cell(anchor: dict, test: dict, metric: str, method: str = "pchip", kind: str = "rate") -> str:
-    """A table cell: BD-rate (%) or BD-quality (dB) of `test` vs `anchor`, or why it is n/a."""
+class BDUnavailable(ValueError):
+    """A BD figure cannot be computed; the message says why (shown as 'n/a (...)')."""
+
+
+def bd_value(anchor: dict, test: dict, metric: str, method: str = "pchip", kind: str = "rate") -> float:
+    """BD-rate (%) or BD-quality (dB) of `test` vs `anchor`; BDUnavailable says why there is none."""
     a, t = curve(anchor, metric), curve(test, metric)
     if a is None or t is None:
-        return "n/a (no data)"
+        raise BDUnavailable("no data")
     try:
         if kind == "rate":
-            return f"{bd_rate(a[0], a[1], t[0], t[1], method=method):+.1f} %"
-        return f"{bd_psnr(a[0], a[1], t[0], t[1], method=method):+.2f} dB"
+            return bd_rate(a[0], a[1], t[0], t[1], method=method)
+        return bd_psnr(a[0], a[1], t[0], t[1], method=method)
     except InsufficientOverlap:
-        return "n/a (too little overlap)"
+        raise BDUnavailable("too little overlap") from None
     except ValueError as exc:
+        raise BDUnavailable(str(exc)) from None
+
+
+def bd_cell(anchor: dict, test: dict, metric: str, method: str = "pchip", kind: str = "rate") -> str:
+    """A table cell: BD-rate (%) or BD-quality (dB) of `test` vs `anchor`, or why it is n/a."""
+    try:
+        value = bd_value(anchor, test, metric, method, kind)
+    except BDUnavailable as exc:
         return f"n/a ({exc})"
+    return f"{value:+.1f} %" if kind == "rate" else f"{value:+.2f} dB"
 
 
 def per_image_bd_cell(anchor: dict, test: dict, metric: str, method: str = "pchip") -> str:
