@@ -211,12 +211,9 @@ def per_image_bd_cell(anchor: dict, test: dict, metric: str, method: str = "pchi
         if not isinstance(other, dict) or other.get("sha1") != item.get("sha1"):
             continue
         shared += 1
-        a, t = curve(item, metric), curve(other, metric)
-        if a is None or t is None:
-            continue
         try:
-            values.append(bd_rate(a[0], a[1], t[0], t[1], method=method))
-        except ValueError:  # includes InsufficientOverlap: that image is left out, and counted as such
+            values.append(bd_value(item, other, metric, method))
+        except BDUnavailable:  # no curve or too little overlap: that image is left out, and counted as such
             continue
     if not values:
         return "n/a (no overlap)" if shared else "n/a (no shared images)"
