@@ -303,7 +303,7 @@ def read_y4m_frame(data: bytes) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 class OursImageCodec(ImageCodecAdapter):
-    """lcodec's own image codec (`codec.ImageCodec.default()`), quality 1..8."""
+    """lcodec's own image codec (`codec.ImageCodec.default()`), every integer quality of its model (1..8)."""
 
     def __init__(self) -> None:
         super().__init__(name="ours", description="lcodec ImageCodec (bundled default model)",
@@ -334,6 +334,7 @@ class OursImageCodec(ImageCodecAdapter):
 
             torch.set_num_threads(self.params["torch_threads"])
             self._codec = ImageCodec.default()
+            self.values = tuple(range(1, int(self._codec.max_quality) + 1))
         return self._codec
 
     def settings(self) -> dict:

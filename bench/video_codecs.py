@@ -302,6 +302,7 @@ class OursVideoCodec(VideoCodecAdapter):
             from codec.video_codec import VideoCodec
 
             self._codec = VideoCodec.default()
+            self.values = tuple(range(1, int(self._codec.images.max_quality) + 1))
         return self._codec
 
     def settings(self, intra_period: int, frames: int) -> dict[str, Any]:

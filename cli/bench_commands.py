@@ -24,12 +24,14 @@ def comma_floats(text: str) -> list[float]:
 
 
 def comma_qualities(text: str) -> list[float]:
-    """Parse a comma-separated list of qualities; each must lie in the codec's range [1, 8]."""
-    from codec.quality import QUALITY_MAX, QUALITY_MIN
+    """Parse a comma-separated list of qualities; each must lie in the bundled model's range [1, levels]."""
+    from codec.quality import QUALITY_MIN
+    from codec.registry import bundled_levels
 
+    top = bundled_levels()
     qs = comma_floats(text)
-    if not qs or not all(QUALITY_MIN <= q <= QUALITY_MAX for q in qs):
-        raise click.BadParameter(f"qualities must be one or more numbers in [{QUALITY_MIN:g}, {QUALITY_MAX:g}], "
+    if not qs or not all(QUALITY_MIN <= q <= top for q in qs):
+        raise click.BadParameter(f"qualities must be one or more numbers in [{QUALITY_MIN:g}, {top:g}], "
                                  f"got {text!r}")
     return qs
 

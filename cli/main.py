@@ -70,7 +70,7 @@ def main() -> None:
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (default: INPUT with .lcd).")
-@click.option("-q", "--quality", type=float, default=None, help="Quality 1..8, fractions allowed (default 4).")
+@click.option("-q", "--quality", type=float, default=None, help="Quality 1..8, or 1..levels of a --model with more; fractions allowed (default 4).")
 @click.option("--bpp", type=float, default=None, help="Target bits per pixel: highest quality that fits.")
 @click.option("--psnr", type=float, default=None, help="Target PSNR in dB: lowest quality that reaches it.")
 @click.option("--model", "model", default=None, help="Bundled model name or weights file (.lcw).")
@@ -240,8 +240,9 @@ def _read_stream(path: Path) -> bytes:
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
 @click.option("--no-resume", is_flag=True, help="Start afresh even if OUT/last.pt exists.")
 @click.option("--arch", default=None, metavar="KEY=N,...",
-              help="Architecture changes from --init's (or the default), e.g. n=160; --init weights that "
-                   "are narrower are widened without changing their output.")
+              help="Architecture changes from --init's (or the default), e.g. n=160 or levels=12 (more "
+                   "quality levels, higher rates); --init weights that are narrower are widened without "
+                   "changing their output.")
 @user_errors
 def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, device, init, val_every,
           val_images, ckpt_minutes, time_limit, seed, quality_bias, compile_, no_resume, arch) -> None:

@@ -8,7 +8,7 @@ Byte layout (integers little-endian, ``varint`` = unsigned LEB128)::
     mode         u8        0 = RGB, 1 = L (grey), 2 = RGBA, 3 = LA
     model name   u8 length + UTF-8 bytes
     weights hash 8 bytes   first 8 bytes of the SHA-256 of the weights file
-    quality      u16       round(quality * 4096), quality in [1, 8]
+    quality      u16       round(quality * 4096), quality in [1, 12] (at most the model's levels)
     height       varint    original height in pixels
     width        varint    original width in pixels
     streams      u8        number of payload streams (2: z, y; 3 with an alpha stream)
@@ -36,6 +36,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from .errors import FormatError
+from .quality import QUALITY_MAX, QUALITY_MIN
 
 MAGIC = b"LCDC"
 VERSION_FLOAT = 1  # untiled, float entropy parameters (read only)
@@ -208,7 +209,7 @@ def read_header(data: bytes) -> tuple[ImageHeader, int]:
     width = r.varint()
     if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
         raise FormatError(f"corrupt header (implausible size {width}x{height})")
-    if not (1.0 <= quality <= 8.0):
+    if not (QUALITY_MIN <= quality <= QUALITY_MAX):
         raise FormatError(f"corrupt header (quality {quality:g} out of range)")
     tile = 0
     if version != VERSION_FLOAT:

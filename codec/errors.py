@@ -18,6 +18,10 @@ class InputError(LcodecError):
     exit_code = 2
 
 
+class QualityError(InputError, ValueError):
+    """A quality outside [1, the model's levels] (a ValueError too, for callers that check values)."""
+
+
 class FormatError(LcodecError):
     """A stream is not an lcodec file, has an unsupported version, or is corrupt or truncated."""
 

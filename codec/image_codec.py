@@ -18,7 +18,7 @@ from entropy_models.range_coder import StreamError
 from .container import TILE_MAX, TILE_MIN, VERSION, VERSION_FLOAT, ImageHeader, pack_image, unpack_image
 from .errors import FormatError, InputError, TargetError
 from .image_io import DEFAULT_MAX_PIXELS, PreparedImage, decode_alpha, encode_alpha, finish, prepare
-from .quality import QUALITY_MAX, QUALITY_MIN, check_quality
+from .quality import QUALITY_MIN, check_quality
 from .registry import LoadedModel, find_model_for, get_model
 from .transforms import HYPER_STRIDE, LATENT_STRIDE, pad_to_multiple
 
@@ -79,7 +79,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class ImageCodec:
-    """Encode and decode images with one learned model (any quality in [1, 8])."""
+    """Encode and decode images with one learned model (any quality in [1, its levels]: 8 for the bundled one)."""
 
     def __init__(self, loaded: LoadedModel, device: str | torch.device = "cpu") -> None:
         self.loaded = loaded
@@ -88,6 +88,11 @@ class ImageCodec:
         #: Format version written: 3 (exact fixed-point entropy parameters); 1 writes the old float
         #: path (kept for compatibility tests; such files decode reliably only on the CPU).
         self.write_version = VERSION
+
+    @property
+    def max_quality(self) -> float:
+        """The model's top quality: its number of trained levels."""
+        return float(self.model.config.levels)
 
     @classmethod
     def default(cls, device: str | torch.device = "cpu") -> "ImageCodec":
@@ -168,12 +173,12 @@ class ImageCodec:
 
     def encode(self, image: Image.Image | np.ndarray | PreparedImage, quality: float = 4.0,
                tile: int | None = None) -> bytes:
-        """Encode at a quality in [1, 8] (fractions interpolate between the trained levels).
+        """Encode at a quality in [1, max_quality] (fractions interpolate between the trained levels).
 
         Images above 2048x2048 pixels are coded in `tile` x `tile` tiles (default 2048); pass
         `tile` to force tiling (a multiple of 64, at least 256).
         """
-        quality = self._quantized_quality(check_quality(quality))
+        quality = self._quantized_quality(check_quality(quality, self.max_quality))
         return self._encode_analysis(self.analyse(image, tile), quality)[0]
 
     @staticmethod
@@ -201,7 +206,7 @@ class ImageCodec:
         def ok(value: float) -> bool:
             return value <= bpp if bpp is not None else value >= psnr
 
-        lo, hi = QUALITY_MIN, QUALITY_MAX
+        lo, hi = QUALITY_MIN, self.max_quality
         blob_hi, v_hi = measure(hi)
         if ok(v_hi) and bpp is not None:
             return blob_hi, hi
@@ -293,6 +298,8 @@ class ImageCodec:
 
     def _decode_checked(self, header: ImageHeader, streams: list[bytes]) -> Image.Image:
         has_alpha = header.mode in ("RGBA", "LA")
+        if header.quality > self.max_quality:
+            raise FormatError(f"corrupt header (quality {header.quality:g} above the model's {self.max_quality:g} levels)")
         if len(streams) != header.expected_streams():
             raise FormatError(f"corrupt file ({len(streams)} streams for a {header.mode} image)")
         h, w = header.height, header.width

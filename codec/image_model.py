@@ -18,7 +18,7 @@ from entropy_models.fixed_point import ExactSequential, to_fixed, to_real, weigh
 from entropy_models.multi_reference import ExactContext, MultiReferenceEntropyModel
 from entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
 
-from .quality import GainUnit
+from .quality import DEFAULT_LEVELS, LAMBDAS, GainUnit
 from .transforms import (
     HYPER_STRIDE,
     AnalysisTransform,
@@ -46,6 +46,7 @@ class ModelConfig:
     hyper: int = 128  # hyper feature channels fed to the context model
     slices: int = 5
     hidden: int = 128  # width of the entropy-parameter networks
+    levels: int = DEFAULT_LEVELS  # trained quality levels: the first `levels` rungs of the lambda ladder
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -70,6 +71,8 @@ class ModelConfig:
             if changes[key] <= 0:
                 raise ValueError(f"{key} must be positive, got {changes[key]}")
         new = replace(self, **changes)
+        if not 2 <= new.levels <= len(LAMBDAS):
+            raise ValueError(f"levels must be between 2 and {len(LAMBDAS)} (the lambda ladder), got {new.levels}")
         if new.m % new.slices:
             raise ValueError(f"m={new.m} latent channels do not split into {new.slices} equal slices")
         return new
@@ -87,7 +90,7 @@ class ImageModel(nn.Module):
         self.h_s = HyperSynthesis(config.nz, config.hyper)
         self.z_prior = FactorizedPrior(config.nz)
         self.context = MultiReferenceEntropyModel(config.m, config.hyper, config.slices, config.hidden)
-        self.gain = GainUnit(config.m)
+        self.gain = GainUnit(config.m, config.levels)
 
     # ---- training ------------------------------------------------------------------------------
 

@@ -3,6 +3,9 @@
 After "Asymmetric Gained Deep Image Compression" (Cui et al. 2021): level l scales the latent by a
 gain vector before quantization and by an inverse-gain vector after it. A fractional quality
 interpolates neighbouring levels geometrically (linearly in log-gain), as does its training lambda.
+
+The lambdas form one fixed ladder; a model trains the first ``levels`` rungs of it (8 by default,
+the bundled model's count), so quality q means the same trade-off in every model that has it.
 """
 
 from __future__ import annotations
@@ -12,16 +15,24 @@ import math
 import torch
 from torch import nn
 
+from .errors import QualityError
+
+#: Rate-distortion trade-off per integer quality 1..12 (loss = lambda * 255^2 * MSE + bpp): the
+#: first eight are the bundled model's levels; the rest continue the same ratio (~1.84 per level)
+#: for models trained with more levels (higher rates).
+LAMBDAS = (0.0018, 0.0033, 0.0061, 0.0113, 0.0208, 0.0383, 0.0705, 0.13, 0.24, 0.44, 0.81, 1.49)
+#: Levels of a model whose weights do not say (every model before levels became configurable).
+DEFAULT_LEVELS = 8
 QUALITY_MIN = 1.0
-QUALITY_MAX = 8.0
-#: Rate-distortion trade-off per integer quality 1..8 (loss = lambda * 255^2 * MSE + bpp).
-LAMBDAS = (0.0018, 0.0033, 0.0061, 0.0113, 0.0208, 0.0383, 0.0705, 0.13)
+#: Highest quality any model can have (the top of the ladder); one model's top is its level count.
+QUALITY_MAX = float(len(LAMBDAS))
 
 
-def check_quality(q: float) -> float:
+def check_quality(q: float, top: float = QUALITY_MAX) -> float:
+    """`q` as a float if it lies in [1, top] (QualityError otherwise); `top` is the model's level count."""
     q = float(q)
-    if not (QUALITY_MIN <= q <= QUALITY_MAX) or math.isnan(q):
-        raise ValueError(f"quality must be between {QUALITY_MIN:g} and {QUALITY_MAX:g}, got {q:g}")
+    if not (QUALITY_MIN <= q <= top) or math.isnan(q):
+        raise QualityError(f"quality must be between {QUALITY_MIN:g} and {top:g}, got {q:g}")
     return q
 
 
@@ -37,7 +48,7 @@ def lambda_for(q: torch.Tensor) -> torch.Tensor:
 class GainUnit(nn.Module):
     """Per-level gain and inverse-gain vectors over the latent channels, stored as logs."""
 
-    def __init__(self, channels: int, levels: int = len(LAMBDAS)) -> None:
+    def __init__(self, channels: int, levels: int = DEFAULT_LEVELS) -> None:
         super().__init__()
         # start from the step sizes high-rate theory suggests: gain ~ sqrt(lambda)
         mid = math.log(LAMBDAS[levels // 2])

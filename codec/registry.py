@@ -165,6 +165,12 @@ def bundled_paths() -> dict[str, Path]:
     return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.lcw"))}
 
 
+def bundled_levels(name: str = DEFAULT_MODEL) -> int:
+    """Quality levels of a bundled model, read from its header alone (no tensors loaded)."""
+    meta = read_weights_metadata(bundled_paths()[name])
+    return ModelConfig.from_dict(json.loads(meta.get("config", "{}"))).levels
+
+
 def resolve_weights(spec: str | Path, bundled: dict[str, Path], what: str) -> Path:
     """The file a model spec names: a bundled name first, else a path that must exist (else InputError)."""
     if isinstance(spec, str) and spec in bundled:

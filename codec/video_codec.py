@@ -88,7 +88,7 @@ class VideoCodec:
 
         `intra_period`: an I-frame every that many frames; -1 (or 0): only the first frame is intra.
         """
-        quality = ImageCodec._quantized_quality(check_quality(quality))
+        quality = ImageCodec._quantized_quality(check_quality(quality, self.images.max_quality))
         if not (1 <= width <= MAX_VIDEO_SIDE and 1 <= height <= MAX_VIDEO_SIDE) or width * height > MAX_FRAME_PIXELS:
             raise InputError(f"video frames of {width}x{height} are not supported (at most {MAX_FRAME_PIXELS} pixels)")
         if intra_period < -1:
@@ -153,6 +153,9 @@ class VideoCodec:
         ph, pw = h.height + (-h.height) % HYPER_STRIDE, h.width + (-h.width) % HYPER_STRIDE
         refs: list[torch.Tensor] = []
         for record in reader.records(offset, start_frame):
+            if record.quality > self.images.max_quality:
+                raise FormatError(f"frame {record.index}: corrupt record (quality {record.quality:g} above the "
+                                  f"model's {self.images.max_quality:g} levels)")
             y_hat = self._decode_latent(record, refs, (ph, pw), h.exact)
             refs = [y_hat] if record.type == FRAME_I else [refs[-1], y_hat]
             if record.index >= first:

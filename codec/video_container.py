@@ -46,6 +46,7 @@ from typing import BinaryIO
 
 from .container import MAGIC, QUALITY_SCALE, varint
 from .errors import FormatError
+from .quality import QUALITY_MAX, QUALITY_MIN
 
 VERSION_FLOAT = 1  # float entropy parameters (read only)
 VERSION = 2  # exact fixed-point entropy parameters and temporal mean
@@ -334,6 +335,6 @@ class VideoReader:
             kind = FRAME_TYPES[ftype]
             raise FormatError(f"frame {expected} ({kind}-frame): corrupt record (CRC-32 mismatch)")
         quality = struct.unpack("<H", q_raw)[0] / QUALITY_SCALE
-        if not 1.0 <= quality <= 8.0:
+        if not QUALITY_MIN <= quality <= QUALITY_MAX:
             raise FormatError(f"frame {expected}: corrupt record (quality {quality:g})")
         return FrameRecord(ftype, index, quality, streams, offset)

@@ -160,3 +160,13 @@ def test_input_pixel_limit_and_pillow_bomb_guard(tmp_path, monkeypatch):
     assert read_image(p, max_pixels=100_000).rgb.shape == (200, 300, 3)
     assert Image.MAX_IMAGE_PIXELS == 10_000
 
+
+
+def test_quality_above_the_models_levels_is_a_format_error(codec, seeds):
+    # the container accepts the whole ladder (1..12); the bundled model has 8 levels, so a valid-CRC
+    # header claiming quality 9 for it must fail cleanly instead of extrapolating its gains
+    header, streams = unpack_image(seeds[0])
+    forged = pack_image(ImageHeader(header.model, header.weights_hash, 9.0, header.height, header.width),
+                        streams)
+    with pytest.raises(FormatError, match="above the model's 8 levels"):
+        codec.decode(forged)

@@ -153,7 +153,8 @@ def test_weights_metadata_from_the_header_alone(tmp_path):
     path = bundled_paths()["default"]
     full = load_weights_file(path)[1]
     assert read_weights_metadata(path) == full
-    assert init_architecture("default").to_dict() == json.loads(full["config"])
+    # weights exported before `levels` existed do not store it: they have the default 8
+    assert init_architecture("default").to_dict() == {"levels": 8, **json.loads(full["config"])}
     # the header is all it reads: a file cut just after it still gives the metadata ...
     data = path.read_bytes()
     cut = tmp_path / "cut.lcw"
@@ -187,9 +188,10 @@ def test_weights_bytes_do_not_depend_on_the_metadata_order():
 
 
 def test_quality_bias_skews_training_towards_low_levels():
-    from codec.quality import QUALITY_MAX, QUALITY_MIN
+    from codec.quality import QUALITY_MIN
     from codec.training.loop import sample_qualities
 
+    QUALITY_MAX = 8.0  # the default model's levels  # noqa: N806
     # bias 1 draws exactly the sequence uniform sampling always drew (resumed runs stay reproducible)
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     levels = torch.randint(0, 8, (64,), generator=g2).float() + QUALITY_MIN
@@ -204,6 +206,10 @@ def test_quality_bias_skews_training_towards_low_levels():
     assert set(skewed[skewed == skewed.round()].tolist()) == set(range(1, 9))  # every level still drawn
     assert skewed.mean() < uniform.mean() - 0.4
     assert (skewed < 2).float().mean() > 1.5 * (uniform < 2).float().mean()
+
+    # a model with more levels draws all of them, and nothing above its top
+    wide = sample_qualities(40_000, torch.Generator().manual_seed(0), bias=1.4, levels=12)
+    assert wide.max() <= 12 and set(wide[wide == wide.round()].tolist()) == set(range(1, 13))
 
 
 def test_quality_bias_option_is_range_checked(tmp_path, tiny_data):

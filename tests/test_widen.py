@@ -86,3 +86,46 @@ def test_train_widened_from_bundled_weights_exports_a_working_model(tmp_path, ti
     assert codec.decode(codec.encode(img, 5)).size == (80, 48)
     res = r.invoke(main, [*common[:3], "--out", str(tmp_path / "bad"), "--arch", "slices=7"])
     assert res.exit_code == 2 and "--arch" in res.output
+
+
+def test_added_quality_levels_keep_the_old_ones_and_extend_the_gain_ladder():
+    state, base = _bundled()
+    config = base.updated(f"levels={base.levels + 4}")
+    wide = ImageModel(config)
+    wide.load_state_dict(widen_state(wide, state), strict=False)
+    old = state["gain.log_gain"]
+    new = wide.gain.log_gain.detach()
+    assert new.shape == (base.levels + 4, base.m)
+    assert torch.equal(new[: base.levels], old)  # the trained levels code exactly as before
+    step = old[-1] - old[-2]
+    torch.testing.assert_close(new[-1], old[-1] + 4 * step)
+    torch.testing.assert_close(wide.gain.log_inv_gain.detach()[-1],
+                               state["gain.log_inv_gain"][-1] + 4 * (state["gain.log_inv_gain"][-1]
+                                                                     - state["gain.log_inv_gain"][-2]))
+    for spec in ("levels=1", "levels=13"):
+        with pytest.raises(ValueError, match="levels"):
+            base.updated(spec)
+
+
+def test_model_with_more_levels_codes_the_new_qualities(tmp_path, tiny_data):
+    from codec.errors import QualityError
+
+    run, weights = tmp_path / "run", tmp_path / "ten.lcw"
+    r = CliRunner()
+    res = r.invoke(main, ["train", "--data", str(tiny_data), "--out", str(run), "--batch", "2", "--patch", "64",
+                          "--warmup", "1", "--init", "default", "--steps", "1", "--arch", "levels=10"])
+    assert res.exit_code == 0, res.output
+    assert r.invoke(main, ["export", str(run / "last.pt"), "-o", str(weights)]).exit_code == 0
+    codec = ImageCodec.from_model(str(weights))
+    assert codec.max_quality == 10.0
+    img = Image.fromarray((np.random.default_rng(2).random((40, 72, 3)) * 255).astype(np.uint8))
+    blobs = {q: codec.encode(img, q) for q in (8, 10)}
+    assert len(blobs[10]) > len(blobs[8])  # the extrapolated levels spend more bits
+    assert codec.decode(blobs[10]).size == (72, 40) and ImageCodec.info(blobs[10])["quality"] == 10
+    # the bundled model has 8 levels: quality 10 is a clean error, and so is its file named with another hash
+    with pytest.raises(QualityError, match="between 1 and 8"):
+        ImageCodec.default().encode(img, 10)
+    src, out = tmp_path / "a.png", tmp_path / "a.lcd"
+    img.save(src)
+    res = r.invoke(main, ["encode", str(src), "-o", str(out), "-q", "9"])
+    assert res.exit_code == 2 and "between 1 and 8" in res.output and "Traceback" not in res.output

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from ..image_model import ImageModel, ModelConfig
-from ..quality import LAMBDAS, QUALITY_MAX, QUALITY_MIN, lambda_for
+from ..quality import DEFAULT_LEVELS, QUALITY_MIN, lambda_for
 from ..registry import bundled_paths, load_learned, load_weights_file, read_weights_metadata
 from .data import PatchSampler
 from .runtime import agree, close_run, lr_at, save_atomic, start_run
@@ -93,22 +93,22 @@ def _load_optimizer(opt: torch.optim.Optimizer, saved: dict) -> None:
         g["lr_scale"] = scale
 
 
-def sample_qualities(n: int, gen: torch.Generator, bias: float = 1.0) -> torch.Tensor:
-    """Half the samples at integer levels, half anywhere in between (trains interpolation too).
+def sample_qualities(n: int, gen: torch.Generator, bias: float = 1.0, levels: int = DEFAULT_LEVELS) -> torch.Tensor:
+    """Qualities in [1, levels]: half at integer levels, half anywhere in between (trains interpolation too).
 
     `bias` > 1 skews both halves towards low qualities (a uniform u becomes u**bias): low-rate
     samples have small losses, so with uniform sampling the shared transform drifts towards the
     top levels. bias = 1 is uniform and draws exactly the numbers it always did."""
-    span = QUALITY_MAX - QUALITY_MIN
+    span = levels - QUALITY_MIN
     if bias == 1.0:
-        levels = torch.randint(0, len(LAMBDAS), (n,), generator=gen).float() + QUALITY_MIN
+        ints = torch.randint(0, levels, (n,), generator=gen).float() + QUALITY_MIN
         cont = torch.rand(n, generator=gen) * span + QUALITY_MIN
     else:
         u = torch.rand(n, generator=gen) ** bias
-        levels = (u * len(LAMBDAS)).floor().clamp(max=len(LAMBDAS) - 1) + QUALITY_MIN
+        ints = (u * levels).floor().clamp(max=levels - 1) + QUALITY_MIN
         cont = torch.rand(n, generator=gen) ** bias * span + QUALITY_MIN
     pick = torch.rand(n, generator=gen) < 0.5
-    return torch.where(pick, levels, cont)
+    return torch.where(pick, ints, cont)
 
 
 def rd_loss(out: dict, x: torch.Tensor, q: torch.Tensor, metric: str = "mse") -> dict[str, torch.Tensor]:
@@ -332,7 +332,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
             x = to_device(sampler.batch(cfg.batch), device)
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
-            q = to_device(sample_qualities(cfg.batch, gen, cfg.quality_bias), device)
+            q = to_device(sample_qualities(cfg.batch, gen, cfg.quality_bias, model.config.levels), device)
             try:
                 parts, grad_norm = train_step(net, model, opt, x, q, cfg)
             except Exception as exc:  # noqa: BLE001 - only a compiled first step falls back; else re-raised

@@ -16,6 +16,12 @@ from .data import list_images
 VAL_QUALITIES = (1.0, 4.0, 8.0)
 
 
+def val_qualities(levels: int) -> tuple[float, ...]:
+    """The VAL_QUALITIES a model with `levels` levels has, and always its top level."""
+    qs = tuple(q for q in VAL_QUALITIES if q < levels)
+    return qs + (float(levels),)
+
+
 @torch.no_grad()
 def validate(model: ImageModel, folder: str, max_images: int, device: torch.device) -> dict:
     """Mean real bpp and PSNR per validation quality over the first `max_images` images."""
@@ -23,7 +29,7 @@ def validate(model: ImageModel, folder: str, max_images: int, device: torch.devi
     coder.build_tables()
     res: dict = {}
     paths = list_images(folder)[:max_images]
-    for q in VAL_QUALITIES:
+    for q in val_qualities(model.config.levels):
         bpps, psnrs = [], []
         for p in paths:
             with Image.open(p) as im:

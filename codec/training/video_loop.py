@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from entropy_models.quantize import noisy_or_rounded
 
-from ..quality import QUALITY_MAX, QUALITY_MIN, lambda_for
+from ..quality import QUALITY_MIN, lambda_for
 from ..registry import get_model, load_learned
 from ..video_model import build_temporal_model, init_from_image
 from .loop import load_checkpoint
@@ -134,7 +134,7 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
             for g in opt.param_groups:
                 g["lr"] = lr
             y2, y1, y0 = (t.to(device) for t in data.batch(cfg.batch, cfg.crop, gen))
-            q = torch.rand(cfg.batch, generator=gen) * (QUALITY_MAX - QUALITY_MIN) + QUALITY_MIN
+            q = torch.rand(cfg.batch, generator=gen) * (image_model.config.levels - QUALITY_MIN) + QUALITY_MIN
             with torch.no_grad():
                 g = image_model.gain.gain(q.to(device))
                 y, ref1, ref2 = y0 * g, noisy_or_rounded(y1 * g, True), noisy_or_rounded(y2 * g, True)

@@ -10,6 +10,9 @@ new parts are set so that the wider model reconstructs exactly as the narrow one
 * GDN keeps the fresh initialisation for new channels, whose cross-terms with old channels are
   exactly zero after the re-parameterisation;
 * the quality gains of new latent channels start at the mean of the old channels' gains per level;
+* added quality levels (``levels``, the next rungs of the lambda ladder) extend each channel's
+  log-gain and log-inverse-gain by the step between its last two levels, so the old levels code
+  exactly as before and the new ones start as an extrapolation of them;
 * modules the narrow model lacks (the entropy networks of an added channel slice) keep their
   fresh initialisation: the slice is coded last, so no earlier slice depends on it.
 
@@ -59,7 +62,14 @@ def _widen(module: nn.Module, pname: str, fresh: torch.Tensor, old: torch.Tensor
     if isinstance(module, GDN):
         return out  # fresh beta/gamma for new channels: no coupling with old ones
     if isinstance(module, GainUnit):
-        out[:, old.shape[1]:] = old.mean(dim=1, keepdim=True).to(out.dtype)
+        rows = old.to(out.dtype)
+        if out.shape[0] > rows.shape[0]:  # more quality levels: continue each channel's log-gain ladder
+            if rows.shape[0] < 2:
+                raise ValueError(f"cannot add quality levels to {key}: it has only {rows.shape[0]}")
+            k = torch.arange(1, out.shape[0] - rows.shape[0] + 1, dtype=out.dtype).view(-1, 1)
+            rows = torch.cat([rows, rows[-1] + k * (rows[-1] - rows[-2])])
+        out[:, :rows.shape[1]] = rows
+        out[:, rows.shape[1]:] = rows.mean(dim=1, keepdim=True)
         return out
     raise ValueError(f"cannot widen {key} ({type(module).__name__})")
 
