@@ -153,6 +153,19 @@ def test_corrupt_p_frame_is_reported_with_its_index(encoded, tmp_path):
     assert not (tmp_path / "bad.y4m").exists() and not list(tmp_path.glob(".bad*"))
 
 
+def test_frame_quality_above_the_models_levels_is_a_format_error(encoded, codec):
+    from codec.video_container import FrameRecord
+
+    # a well-formed record (valid CRC, same length) claiming quality 9 for a model with 8 levels
+    data = bytearray(encoded.read_bytes())
+    rec = list(VideoReader(io.BytesIO(bytes(data))).records())[2]
+    forged = FrameRecord(rec.type, rec.index, 9.0, rec.streams).pack()
+    assert len(forged) == rec.nbytes()
+    data[rec.offset : rec.offset + len(forged)] = forged
+    with pytest.raises(FormatError, match="frame 2: corrupt record .quality 9 above the model's 8 levels"):
+        list(codec.decode(io.BytesIO(bytes(data))))
+
+
 def test_truncated_and_foreign_streams(encoded, tmp_path):
     data = encoded.read_bytes()
     for cut in (3, 20, 60, len(data) // 2, len(data) - 1):
