@@ -9,6 +9,7 @@ from PIL import Image
 
 from bench.transform_ceiling import main, unquantized
 from codec import ImageCodec
+from codec.container import unpack_image
 
 
 def test_unquantized_ceiling_lies_above_the_coded_psnr(tmp_path, eval_images, capsys):
@@ -31,3 +32,27 @@ def test_unquantized_keeps_size_and_dtype(eval_images):
         rgb = np.ascontiguousarray(np.asarray(im.convert("RGB"))[:37, :53])
     out = unquantized(ImageCodec.default(), rgb, 4.5)
     assert out.shape == rgb.shape and out.dtype == np.uint8
+
+
+def test_widened_levels_reach_higher_rates_and_keep_the_old_ones(tmp_path, eval_images):
+    from bench.level_extension import main as extension_main
+    from bench.level_extension import widened_weights
+
+    with Image.open(eval_images[3]) as im:
+        rgb = np.ascontiguousarray(np.asarray(im.convert("RGB"))[:96, :160])
+    weights = tmp_path / "ten.lcw"
+    widened_weights(10, weights)
+    wide, base = ImageCodec.from_model(str(weights)), ImageCodec.default()
+    assert wide.max_quality == 10 and wide.loaded.weights_hash != base.loaded.weights_hash
+    # an old level codes to the same streams (only the model's name and hash in the header differ)
+    a, b = wide.encode(rgb, 8), base.encode(rgb, 8)
+    assert unpack_image(a)[1] == unpack_image(b)[1]
+    assert np.array_equal(np.asarray(wide.decode(a)), np.asarray(base.decode(b)))
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    out = tmp_path / "ext.json"
+    extension_main([str(tmp_path), "--levels", "10", "--from", "8", "--out", str(out)])
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    assert [r["quality"] for r in rows] == [8, 9, 10] and result["architecture"]["levels"] == 10
+    assert rows[0]["bpp"] < rows[1]["bpp"] < rows[2]["bpp"]
+    assert result["widened_from"] == base.loaded.weights_hash.hex()

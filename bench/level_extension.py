@@ -1,0 +1,69 @@
+"""What added quality levels give before any training: the starting point of a `--arch levels=N` run.
+
+The bundled model is widened to `--levels` levels (codec.training.widen: the old levels keep their
+gains, the new ones continue each channel's log-gain step) and written as a weights file; then
+bench.transform_ceiling codes the images at every level from `--from` up (real files) and runs the
+transforms alone. The rows show how far the extrapolated levels reach in rate, and how close they sit
+to the transform ceiling, i.e. what training the new levels has to add.
+
+    python -m bench.level_extension ../shared/data/eval --levels 12 --out bench/results/level-extension.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from bench.transform_ceiling import markdown
+from bench.transform_ceiling import run as ceiling_run
+from codec.image_model import ImageModel, ModelConfig
+from codec.registry import bundled_paths, load_weights_file, load_with_tables, save_weights, weights_hash
+from codec.training.widen import widen_state
+
+
+def widened_weights(levels: int, out: Path, name: str = "default") -> str:
+    """Write the bundled model `name` widened to `levels` quality levels to `out`; its hash (hex)."""
+    path = bundled_paths()[name]
+    state, meta = load_weights_file(path)
+    config = ModelConfig.from_dict(json.loads(meta.get("config", "{}"))).updated(f"levels={levels}")
+    model = ImageModel(config)
+    learned = {k: v.float() for k, v in state.items() if not k.endswith("cdf_table")}
+    full = widen_state(model, learned)
+    # the CDF tables depend on the prior and the scale table, not on the gains: reuse them unchanged
+    full.update({k: v for k, v in state.items() if k.endswith("cdf_table")})
+    load_with_tables(model, full)
+    source = weights_hash(path.read_bytes()).hex()
+    return save_weights(out, model, f"{name}-levels{levels}", extra={"widened_from": source}).hex()
+
+
+def run(folder: Path, levels: int, first: int, limit: int | None = None) -> dict:
+    """transform_ceiling rows for qualities first..levels of the widened bundled model."""
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / f"levels{levels}.lcw"
+        widened_weights(levels, weights)
+        result = ceiling_run(folder, tuple(float(q) for q in range(first, levels + 1)), limit, str(weights))
+    result["widened_from"] = weights_hash(bundled_paths()["default"].read_bytes()).hex()
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--levels", type=int, default=12, help="levels of the widened model (at most 12)")
+    parser.add_argument("--from", dest="first", type=int, default=7, help="lowest quality measured")
+    parser.add_argument("--images", type=int, default=0, help="images used (0 = all)")
+    parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
+    args = parser.parse_args(argv)
+    result = run(args.folder, args.levels, args.first, args.images or None)
+    print(f"{result['images']} images, widened weights {result['weights_hash']}, "
+          f"architecture {result['architecture']}")
+    print(markdown(result), end="")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
