@@ -16,7 +16,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from bench.transform_ceiling import markdown
+from bench.transform_ceiling import report
 from bench.transform_ceiling import run as ceiling_run
 from codec.image_model import ImageModel, ModelConfig
 from codec.registry import bundled_paths, load_weights_file, load_with_tables, save_weights, weights_hash
@@ -56,13 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=0, help="images used (0 = all)")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-    result = run(args.folder, args.levels, args.first, args.images or None)
-    print(f"{result['images']} images, widened weights {result['weights_hash']}, "
-          f"architecture {result['architecture']}")
-    print(markdown(result), end="")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    report(run(args.folder, args.levels, args.first, args.images or None), args.out, "widened weights")
 
 
 if __name__ == "__main__":

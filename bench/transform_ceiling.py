@@ -69,6 +69,15 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def report(result: dict, out: Path | None, weights: str = "weights") -> None:
+    """Print a result (header line and table) and write it as JSON to `out` if given."""
+    print(f"{result['images']} images, {weights} {result['weights_hash']}, architecture {result['architecture']}")
+    print(markdown(result), end="")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path)
@@ -76,12 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None, help="weights file or bundled name (default: the bundled model)")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-    result = run(args.folder, limit=args.images or None, model=args.model)
-    print(f"{result['images']} images, weights {result['weights_hash']}, architecture {result['architecture']}")
-    print(markdown(result), end="")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    report(run(args.folder, limit=args.images or None, model=args.model), args.out)
 
 
 if __name__ == "__main__":
