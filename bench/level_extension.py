@@ -12,40 +12,40 @@ to the transform ceiling, i.e. what training the new levels has to add.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 from bench.transform_ceiling import report
 from bench.transform_ceiling import run as ceiling_run
-from codec.image_model import ImageModel, ModelConfig
-from codec.registry import bundled_paths, load_weights_file, load_with_tables, save_weights, weights_hash
+from codec.image_model import ImageModel
+from codec.registry import bundled_paths, config_of, load_with_tables, parse_weights, save_weights, weights_hash
 from codec.training.widen import widen_state
 
 
 def widened_weights(levels: int, out: Path, name: str = "default") -> str:
-    """Write the bundled model `name` widened to `levels` quality levels to `out`; its hash (hex)."""
+    """Write the bundled model `name` widened to `levels` quality levels to `out`; returns the hash (hex)
+    of the bundled weights it was widened from (also stored in the new file's info)."""
     path = bundled_paths()[name]
-    state, meta = load_weights_file(path)
-    config = ModelConfig.from_dict(json.loads(meta.get("config", "{}"))).updated(f"levels={levels}")
-    model = ImageModel(config)
+    data = path.read_bytes()
+    state, meta = parse_weights(data, str(path))
+    model = ImageModel(config_of(meta).updated(f"levels={levels}"))
     learned = {k: v.float() for k, v in state.items() if not k.endswith("cdf_table")}
     full = widen_state(model, learned)
     # the CDF tables depend on the prior and the scale table, not on the gains: reuse them unchanged
     full.update({k: v for k, v in state.items() if k.endswith("cdf_table")})
     load_with_tables(model, full)
-    source = weights_hash(path.read_bytes()).hex()
-    return save_weights(out, model, f"{name}-levels{levels}", extra={"widened_from": source}).hex()
+    source = weights_hash(data).hex()
+    save_weights(out, model, f"{name}-levels{levels}", extra={"widened_from": source})
+    return source
 
 
 def run(folder: Path, levels: int, first: int, limit: int | None = None) -> dict:
     """transform_ceiling rows for qualities first..levels of the widened bundled model."""
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / f"levels{levels}.lcw"
-        widened_weights(levels, weights)
+        source = widened_weights(levels, weights)
         result = ceiling_run(folder, tuple(float(q) for q in range(first, levels + 1)), limit, str(weights))
-    result["widened_from"] = weights_hash(bundled_paths()["default"].read_bytes()).hex()
-    return result
+    return {**result, "widened_from": source}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -143,6 +143,11 @@ def load_with_tables(module: torch.nn.Module, state: dict[str, torch.Tensor]) ->
     module.load_tables()
 
 
+def config_of(meta: dict) -> ModelConfig:
+    """The architecture a weights file's metadata names (the default for files that name none)."""
+    return ModelConfig.from_dict(json.loads(meta.get("config", "{}")))
+
+
 def load_model(path: str | Path) -> LoadedModel:
     """Load release weights from a file into an ImageModel ready for coding (CPU, eval mode)."""
     p = Path(path)
@@ -150,7 +155,7 @@ def load_model(path: str | Path) -> LoadedModel:
         raise InputError(f"weights file not found: {p}")
     data = p.read_bytes()
     state, meta = parse_weights(data, str(p))
-    config = ModelConfig.from_dict(json.loads(meta.get("config", "{}")))
+    config = config_of(meta)
     model = ImageModel(config)
     try:
         load_with_tables(model, state)
@@ -168,7 +173,7 @@ def bundled_paths() -> dict[str, Path]:
 def bundled_levels(name: str = DEFAULT_MODEL) -> int:
     """Quality levels of a bundled model, read from its header alone (no tensors loaded)."""
     meta = read_weights_metadata(bundled_paths()[name])
-    return ModelConfig.from_dict(json.loads(meta.get("config", "{}"))).levels
+    return config_of(meta).levels
 
 
 def resolve_weights(spec: str | Path, bundled: dict[str, Path], what: str) -> Path:
