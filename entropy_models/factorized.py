@@ -2,7 +2,9 @@
 
 Each channel has its own univariate density, given as the derivative of a monotone cumulative built
 from small positive-weight matrices; the probability of an integer is c(x + 1/2) - c(x - 1/2).
-For coding, that pmf is tabulated once per channel into integer frequencies (``build_tables``).
+For coding, that pmf is tabulated once per channel into integer frequencies (``build_tables``),
+which give every value at least 2**-16; the likelihoods add that floor too, so the model's rate is
+the coder's (see ``gaussian``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cdf_tables import CdfTables, quantize_pmf, stack_tables
+from .cdf_tables import PRECISION, CdfTables, quantize_pmf, stack_tables
 from .quantize import noisy_or_rounded, ste_round
 from .range_coder import RangeDecoder, RangeEncoder
 
-_LIKELIHOOD_BOUND = 1e-9
+_TABLE_FLOOR = 2.0**-PRECISION
 _TABLE_TAIL = 1e-9
 _MAX_RANGE = 512
 
@@ -69,7 +71,7 @@ class FactorizedPrior(nn.Module):
         c = z.shape[1]
         v = z_lik_in.transpose(0, 1).reshape(c, 1, -1)
         lik = self._likelihood_cn(v).reshape(c, z.shape[0], *z.shape[2:]).transpose(0, 1)
-        lik = torch.clamp(lik, min=_LIKELIHOOD_BOUND)
+        lik = lik + _TABLE_FLOOR
         z_hat = ste_round(z) if training else torch.round(z)
         return z_hat, lik
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from .contexts import LinearAttention, anchor_mask
 from .fixed_point import ACT_MAX, ONE, ExactConv, ExactLinearAttention, ExactSequential, Tables
-from .gaussian import SCALE_MIN, GaussianConditional, gaussian_likelihood
+from .gaussian import SCALE_MIN, GaussianConditional
 from .quantize import ste_round
 from .range_coder import RangeDecoder, RangeEncoder, StreamError
 
@@ -177,7 +177,7 @@ class MultiReferenceEntropyModel(nn.Module):
             if not training and table_scales:
                 scale = self.gaussian.scale_table[self.gaussian.scale_indexes(scale)]
             y_rate = y_k + torch.empty_like(y_k).uniform_(-0.5, 0.5) if training else torch.round(y_k - mean) + mean
-            liks.append(gaussian_likelihood(y_rate, mean, scale))
+            liks.append(self.gaussian.likelihood(y_rate, mean, scale))
             y_hat_k = anchors + self._quantize(y_k, mean_n, training) * (1 - maskf)
             done.append(self._refine(k, hyper, done, y_hat_k))
         return torch.cat(done, dim=1), torch.cat(liks, dim=1)

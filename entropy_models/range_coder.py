@@ -22,7 +22,9 @@ _model = constriction.stream.model
 
 _BIT = _model.Uniform(2)
 _MAX_ESCAPE_BITS = 32  # an escaped value's Elias-gamma code has at most this many bits after its length
-_LENGTH = _model.Uniform(_MAX_ESCAPE_BITS + 1)  # number of overflow bits, 0.._MAX_ESCAPE_BITS
+#: An escaped value first codes its overflow's bit count, uniformly over this many choices.
+ESCAPE_LENGTH_CHOICES = _MAX_ESCAPE_BITS + 1
+_LENGTH = _model.Uniform(ESCAPE_LENGTH_CHOICES)  # number of overflow bits, 0.._MAX_ESCAPE_BITS
 
 
 class StreamError(ValueError):
