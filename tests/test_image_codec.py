@@ -205,3 +205,20 @@ def test_input_formats(codec, photo, tmp_path, ext):
     prepared = read_image(path)
     assert prepared.rgb.shape == (photo.height, photo.width, 3)
     assert codec.decode(codec.encode(prepared, 4)).size == photo.size
+
+
+def test_real_streams_match_the_models_rate_estimate(codec, eval_images):
+    """Issue 2: files within 1 % of the model's own -log2 likelihood estimate (here, the two streams)."""
+    import torch
+
+    from codec.transforms import HYPER_STRIDE
+
+    with Image.open(eval_images[2]) as im:
+        arr = np.asarray(im.convert("RGB").crop((0, 0, 512, 384)), dtype=np.float32)
+    x = torch.from_numpy(arr).permute(2, 0, 1).div(255).unsqueeze(0)
+    assert x.shape[-1] % HYPER_STRIDE == 0 and x.shape[-2] % HYPER_STRIDE == 0
+    for q in (1.0, 8.0):
+        streams, _ = codec.model.compress(x, q)
+        real = 8 * sum(len(s) for s in streams)
+        est = codec.model.estimate_bits(x, q)
+        assert abs(real - est) < 0.01 * est + 64, (q, real, est)  # + the coder's final 32-bit words

@@ -101,3 +101,53 @@ def test_packed_tables_survive_a_state_dict(gaussian_tables):
     again = CdfTables.from_tensor(gaussian_tables.to_tensor())
     assert np.array_equal(again.freqs, gaussian_tables.freqs)
     assert np.array_equal(again.offsets, gaussian_tables.offsets)
+
+
+def _table_cost_bits(sym: np.ndarray, idx: np.ndarray, t: CdfTables) -> np.ndarray:
+    """What the coder spends on each symbol: its table entry, or the escape and its overflow code."""
+    pos = sym - t.offsets[idx]
+    esc = t.lengths[idx] - 1
+    out = (pos < 0) | (pos >= esc)
+    bits = -np.log2(t.freqs[idx, np.where(out, esc, pos)] / 2**PRECISION)
+    u = np.where(pos < 0, 2 * (-pos - 1), 2 * (pos - esc) + 1)
+    overflow = np.log2(33) + np.floor(np.log2(np.maximum(u, 0) + 1))
+    return bits + np.where(out, overflow, 0.0)
+
+
+def test_model_likelihood_is_what_the_coder_spends(gaussian_tables):
+    import torch
+
+    rng = np.random.default_rng(5)
+    n = 40_000
+    g = GaussianConditional()
+    idx = rng.integers(0, gaussian_tables.count, n)
+    scales = g.scale_table.numpy()[idx]
+    # heavier tails than the Gaussian the tables assume: the latents of real images look like this
+    sym = np.round(rng.standard_t(2.5, n) * scales).astype(np.int64)
+    sym[::500] *= 40  # and some values far beyond any table's range
+    lik = g.likelihood(torch.from_numpy(sym).float(), torch.zeros(n), torch.from_numpy(scales).float())
+    est = -np.log2(lik.double().numpy())
+    cost = _table_cost_bits(sym, idx, gaussian_tables)
+    # every value, in range or escaped, to about a bit (integer frequencies are floored; the escape
+    # estimate is smooth in the overflow), where a bare Gaussian charges far values 30 bits or more
+    assert np.abs(est - cost).max() < 1.1
+    _, data = _roundtrip(sym, idx, gaussian_tables)
+    assert abs(8 * len(data) - est.sum()) < 0.005 * est.sum()
+    outside = cost > 16
+    assert outside.sum() > 50  # the test really exercises escapes
+
+
+def test_factorized_likelihood_floor_matches_its_tables():
+    import torch
+
+    prior = FactorizedPrior(4)
+    prior.build_tables()
+    prior.eval()
+    z = torch.arange(-30, 31, dtype=torch.float32).repeat(4, 1).view(1, 4, 1, 61)
+    _, lik = prior(z)
+    est = -np.log2(lik.detach().double().numpy().ravel())
+    idx = np.repeat(np.arange(4), 61)
+    cost = _table_cost_bits(z.numpy().astype(np.int64).ravel(), idx, prior.tables)
+    inside = cost <= 16
+    assert inside.sum() > 20 and np.abs(est[inside] - cost[inside]).max() < 1.1
+    assert est.max() <= 16.0 + 1e-6  # a bare density would charge the far values ~30 bits
