@@ -127,5 +127,8 @@ def test_model_with_more_levels_codes_the_new_qualities(tmp_path, tiny_data):
         ImageCodec.default().encode(img, 10)
     src, out = tmp_path / "a.png", tmp_path / "a.lcd"
     img.save(src)
-    res = r.invoke(main, ["encode", str(src), "-o", str(out), "-q", "9"])
-    assert res.exit_code == 2 and "between 1 and 8" in res.output and "Traceback" not in res.output
+    for q in ("9", "13"):  # above the model's levels, or above the whole ladder: the model's own range
+        res = r.invoke(main, ["encode", str(src), "-o", str(out), "-q", q])
+        assert res.exit_code == 2 and "between 1 and 8" in res.output and "Traceback" not in res.output
+    res = r.invoke(main, ["encode", str(src), "-o", str(out), "-q", "0.5"])
+    assert res.exit_code == 2 and "at least 1" in res.output and not out.exists()
