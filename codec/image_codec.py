@@ -296,10 +296,15 @@ class ImageCodec:
             codec = ImageCodec(find_model_for(header.model, header.weights_hash, extra_models), self.device)
         return codec._decode_checked(header, streams)
 
+    def check_stored_quality(self, quality: float, what: str) -> None:
+        """A stored quality above this model's levels can only come from a corrupt or forged file:
+        FormatError, `what` naming the place (the container itself accepts the whole ladder)."""
+        if quality > self.max_quality:
+            raise FormatError(f"{what} (quality {quality:g} above the model's {self.max_quality:g} levels)")
+
     def _decode_checked(self, header: ImageHeader, streams: list[bytes]) -> Image.Image:
         has_alpha = header.mode in ("RGBA", "LA")
-        if header.quality > self.max_quality:
-            raise FormatError(f"corrupt header (quality {header.quality:g} above the model's {self.max_quality:g} levels)")
+        self.check_stored_quality(header.quality, "corrupt header")
         if len(streams) != header.expected_streams():
             raise FormatError(f"corrupt file ({len(streams)} streams for a {header.mode} image)")
         h, w = header.height, header.width

@@ -153,9 +153,7 @@ class VideoCodec:
         ph, pw = h.height + (-h.height) % HYPER_STRIDE, h.width + (-h.width) % HYPER_STRIDE
         refs: list[torch.Tensor] = []
         for record in reader.records(offset, start_frame):
-            if record.quality > self.images.max_quality:
-                raise FormatError(f"frame {record.index}: corrupt record (quality {record.quality:g} above the "
-                                  f"model's {self.images.max_quality:g} levels)")
+            self.images.check_stored_quality(record.quality, f"frame {record.index}: corrupt record")
             y_hat = self._decode_latent(record, refs, (ph, pw), h.exact)
             refs = [y_hat] if record.type == FRAME_I else [refs[-1], y_hat]
             if record.index >= first:
