@@ -303,11 +303,13 @@ def read_y4m_frame(data: bytes) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 class OursImageCodec(ImageCodecAdapter):
-    """lcodec's own image codec (`codec.ImageCodec.default()`), every integer quality of its model (1..8)."""
+    """lcodec's own image codec (`codec.ImageCodec.default()`), every integer quality of its model.
+
+    The sweep is the model's own levels, known once the weights load (`check()` or `settings()`)."""
 
     def __init__(self) -> None:
         super().__init__(name="ours", description="lcodec ImageCodec (bundled default model)",
-                         values=(1, 2, 3, 4, 5, 6, 7, 8),
+                         values=(),
                          params={"library": "lcodec codec.ImageCodec.default()", "device": "cpu",
                                  "torch_threads": 1})
         self._codec = None

@@ -282,12 +282,13 @@ class OursVideoCodec(VideoCodecAdapter):
     It codes RGB: the clip's 4:2:0 planes go to RGB with the bench's one conversion (`planes_to_rgb`)
     and the decoded RGB comes back to 4:2:0 with its inverse, so PSNR-YUV and PSNR-RGB are measured on
     exactly the planes every other codec is measured on. The rate is the whole .lcd file (header,
-    frame records, CRCs and index included), not only the range-coded payloads.
+    frame records, CRCs and index included), not only the range-coded payloads. The sweep is every
+    integer quality of the image model, known once the weights load (`check()` or `settings()`).
     """
 
     def __init__(self) -> None:
         super().__init__(name="ours", description="lcodec video (spatiotemporal entropy model, low delay P)",
-                         setting="quality", values=(1, 2, 3, 4, 5, 6, 7, 8),
+                         setting="quality", values=(),
                          params={"threads": "torch default", "rate": "whole .lcd file"})
         self._codec = None
 

@@ -102,6 +102,8 @@ def test_ours_video_codes_real_files_and_settings_name_the_weights() -> None:
     codec.check()
     s = codec.settings(0, 3)
     assert len(s["weights_hash"]) == 16 and len(s["image_weights_hash"]) == 16
+    # the sweep is every level of the image model, read from its weights
+    assert s["values"] == list(range(1, int(codec.codec().images.max_quality) + 1))
     lo, hi = (measure_video(codec, frames, fps, v, intra_period=0) for v in (2, 6))
     assert hi["bytes"] > lo["bytes"] > 0
     assert hi["psnr-yuv"] > lo["psnr-yuv"] > 20
