@@ -21,7 +21,6 @@ from codec.image_io import read_image
 from codec.transforms import HYPER_STRIDE, pad_to_multiple
 from entropy_models.range_coder import RangeDecoder, RangeEncoder
 
-QUALITIES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
 ESCAPE_EVERY = 10_000  # the coder benchmark escapes one symbol in this many
 
 
@@ -85,10 +84,13 @@ def coder_throughput(n: int = 2_000_000, seed: int = 0) -> dict:
             "escape_every": ESCAPE_EVERY}
 
 
-def rate_gap(folder: Path, qualities=QUALITIES, images: int | None = None) -> list[dict]:
-    """Per quality: total real bytes vs the model's estimate over the folder (and the gap in %)."""
+def rate_gap(folder: Path, qualities: tuple[float, ...] | None = None, images: int | None = None) -> list[dict]:
+    """Per quality (default: every level of the bundled model): total real bytes vs the model's
+    estimate over the folder (and the gap in %)."""
     codec = ImageCodec.default()
     model = codec.model
+    if qualities is None:
+        qualities = tuple(float(q) for q in range(1, model.config.levels + 1))
     rows = []
     paths = _images(folder, images)
     for q in qualities:

@@ -24,8 +24,6 @@ from codec import ImageCodec
 from codec.image_io import read_image
 from codec.transforms import HYPER_STRIDE, pad_to_multiple
 
-QUALITIES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
-
 
 def unquantized(codec: ImageCodec, rgb: np.ndarray, quality: float) -> np.ndarray:
     """8-bit RGB through the analysis and synthesis transforms and the gains, without quantization."""
@@ -39,9 +37,13 @@ def unquantized(codec: ImageCodec, rgb: np.ndarray, quality: float) -> np.ndarra
     return (x_hat.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
-def run(folder: Path, qualities=QUALITIES, limit: int | None = None, model: str | None = None) -> dict:
-    """Mean coded bpp / PSNR and unquantized PSNR per quality over the images in `folder`."""
+def run(folder: Path, qualities: tuple[float, ...] | None = None, limit: int | None = None,
+        model: str | None = None) -> dict:
+    """Mean coded bpp / PSNR and unquantized PSNR per quality (default: every level of the model)
+    over the images in `folder`."""
     codec = ImageCodec.from_model(model) if model else ImageCodec.default()
+    if qualities is None:
+        qualities = tuple(float(q) for q in range(1, codec.model.config.levels + 1))
     paths = list_images(folder)[:limit] if limit else list_images(folder)
     rows = []
     for q in qualities:

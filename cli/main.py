@@ -70,7 +70,7 @@ def main() -> None:
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (default: INPUT with .lcd).")
-@click.option("-q", "--quality", type=float, default=None, help="Quality 1..8, or 1..levels of a --model with more; fractions allowed (default 4).")
+@click.option("-q", "--quality", type=float, default=None, help="Quality 1 to the model's top level (12 for the bundled model); fractions allowed (default 4).")
 @click.option("--bpp", type=float, default=None, help="Target bits per pixel: highest quality that fits.")
 @click.option("--psnr", type=float, default=None, help="Target PSNR in dB: lowest quality that reaches it.")
 @click.option("--model", "model", default=None, help="Bundled model name or weights file (.lcw).")
@@ -234,6 +234,9 @@ def _read_stream(path: Path) -> bytes:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quality-bias", type=click.FloatRange(min=0.25, max=4.0), default=1.0, show_default=True,
               help="Above 1, draw low quality levels more often (u**BIAS of a uniform u); 1 = uniform.")
+@click.option("--level-weight", type=click.FloatRange(min=0.0, max=1.0), default=0.0, show_default=True,
+              help="Weight each sample's loss by (lambda/lambda_1)**-P so high levels, whose losses are "
+                   "largest, do not steer the shared transforms alone; 0 = unweighted.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
 @click.option("--no-resume", is_flag=True, help="Start afresh even if OUT/last.pt exists.")
 @click.option("--arch", default=None, metavar="KEY=N,...",
@@ -242,7 +245,8 @@ def _read_stream(path: Path) -> bytes:
                    "changing their output.")
 @user_errors
 def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, device, init, val_every,
-          val_images, ckpt_minutes, time_limit, seed, quality_bias, compile_, no_resume, arch) -> None:
+          val_images, ckpt_minutes, time_limit, seed, quality_bias, level_weight, compile_, no_resume,
+          arch) -> None:
     """Rate-distortion training (CPU or CUDA; run under torchrun for several processes/GPUs)."""
     from codec.errors import InputError
     from codec.training.loop import TrainConfig
@@ -271,7 +275,7 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
                       patch=patch, lr=lr, min_lr=min_lr, warmup=warmup, metric=metric, device=device,
                       init=init, val_every=val_every, val_images=val_images, ckpt_minutes=ckpt_minutes,
                       time_limit=time_limit, seed=seed, compile=compile_, model=model,
-                      quality_bias=quality_bias)
+                      quality_bias=quality_bias, level_weight=level_weight)
     try:
         path = run(cfg, resume=not no_resume)
     except (FileNotFoundError, ValueError) as exc:

@@ -4,8 +4,9 @@ After "Asymmetric Gained Deep Image Compression" (Cui et al. 2021): level l scal
 gain vector before quantization and by an inverse-gain vector after it. A fractional quality
 interpolates neighbouring levels geometrically (linearly in log-gain), as does its training lambda.
 
-The lambdas form one fixed ladder; a model trains the first ``levels`` rungs of it (8 by default,
-the bundled model's count), so quality q means the same trade-off in every model that has it.
+The lambdas form one fixed ladder; a model trains the first ``levels`` rungs of it (8 unless its
+configuration says otherwise; the bundled model has all 12), so quality q means the same trade-off in
+every model that has it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from torch import nn
 
 from .errors import QualityError
 
-#: Rate-distortion trade-off per integer quality 1..12 (loss = lambda * 255^2 * MSE + bpp): the
-#: first eight are the bundled model's levels; the rest continue the same ratio (~1.84 per level)
-#: for models trained with more levels (higher rates).
+#: Rate-distortion trade-off per integer quality 1..12 (loss = lambda * 255^2 * MSE + bpp), ~1.84
+#: apart: an 8-level model (the default configuration) trains the first eight, the bundled model all.
 LAMBDAS = (0.0018, 0.0033, 0.0061, 0.0113, 0.0208, 0.0383, 0.0705, 0.13, 0.24, 0.44, 0.81, 1.49)
 #: Levels of a model whose weights do not say (every model before levels became configurable).
 DEFAULT_LEVELS = 8

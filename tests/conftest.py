@@ -32,3 +32,21 @@ def tiny_data(tmp_path_factory, data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def eval_images(data_dir: Path) -> list[Path]:
     return sorted((data_dir / "eval").glob("*.png"))
+
+
+@pytest.fixture(scope="session")
+def eight_level_weights(tmp_path_factory) -> Path:
+    """The bundled image model cut down to its first 8 quality levels, as a weights file: what tests of
+    adding levels start from (the bundled model has all 12 rungs of the ladder, so it cannot gain more)."""
+    import dataclasses
+
+    from codec.image_model import ImageModel
+    from codec.registry import bundled_paths, config_of, load_with_tables, parse_weights, save_weights
+
+    path = bundled_paths()["default"]
+    state, meta = parse_weights(path.read_bytes(), str(path))
+    model = ImageModel(dataclasses.replace(config_of(meta), levels=8))
+    load_with_tables(model, {k: v[:8] if k.startswith("gain.") else v for k, v in state.items()})
+    out = tmp_path_factory.mktemp("eight") / "eight.lcw"
+    save_weights(out, model, "default")
+    return out

@@ -82,7 +82,7 @@ def test_existing_output_is_not_overwritten(tmp_path, small_png):
         ("flipped", ["decode", "flip.lcd", "-o", "o.png"], 3, "CRC"),
         ("good", ["decode", "good.lcd", "-o", "nodir/o.png"], 5, "does not exist"),
         ("good", ["decode", "good.lcd", "-o", "o.xyz"], 5, "extension"),
-        ("good", ["encode", "small.png", "-q", "9"], 2, "quality"),
+        ("good", ["encode", "small.png", "-q", "13"], 2, "quality"),  # above the whole lambda ladder
         ("text", ["export", "notimage.png", "-o", "o.lcd"], 2, "not a readable lcodec checkpoint"),
         ("text", ["train", "--data", ".", "--out", "notimage.png", "--steps", "1"], 2, "run folder"),
         (None, ["train", "--data", ".", "--out", "run", "--device", "tpu"], 2, "unknown device 'tpu'"),

@@ -181,5 +181,8 @@ def test_bench_determinism_command_reports_identical_latents(tmp_path, eval_imag
     summary = json.loads(out.read_text())["summary"]
     assert summary["cases"] == 2 and summary["identical"] == {"torch_2_threads": 2, "int64_reference": 2}
     assert abs(summary["rate_cost_percent"]) < 2.0
-    res = CliRunner().invoke(main, ["bench", "determinism", str(tmp_path), "--qualities", "9"])
-    assert res.exit_code != 0 and "[1, 8]" in res.output
+    from codec.registry import bundled_levels
+
+    levels = bundled_levels()
+    res = CliRunner().invoke(main, ["bench", "determinism", str(tmp_path), "--qualities", str(levels + 1)])
+    assert res.exit_code != 0 and f"[1, {levels}]" in res.output

@@ -216,3 +216,33 @@ def test_quality_bias_option_is_range_checked(tmp_path, tiny_data):
     res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "r"),
                                     "--quality-bias", "0"])
     assert res.exit_code == 2 and "--quality-bias" in res.output
+
+
+def test_level_weight_evens_out_the_levels_say_without_changing_the_logged_loss():
+    from codec.quality import lambda_for
+    from codec.training.loop import rd_loss
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 16, 16, generator=gen)
+    out = {"x_hat": x + 0.01 * torch.randn(2, 3, 16, 16, generator=gen),
+           "y_likelihoods": torch.full((2, 8, 4, 4), 0.25), "z_likelihoods": torch.full((2, 4, 1, 1), 0.5)}
+    q = torch.tensor([1.0, 12.0])
+    plain = rd_loss(out, x, q)
+    weighted = rd_loss(out, x, q, level_weight=0.5)
+    assert torch.equal(plain["objective"], plain["loss"])
+    assert torch.equal(weighted["loss"], plain["loss"])  # logs stay comparable across runs
+    mse = ((out["x_hat"] - x) ** 2).flatten(1).mean(1)
+    lam = lambda_for(q)
+    per_sample = lam * 255.0**2 * mse + (8 * 16 * 2 + 4 * 1) / (16 * 16)
+    expected = (per_sample * (lam / lam[0]) ** -0.5).mean()
+    assert torch.allclose(weighted["objective"], expected, rtol=1e-5)
+    # the top level's share of the objective shrinks by (lambda_12 / lambda_1)**0.5, about 29x
+    share = per_sample[1] / per_sample.sum()
+    w_share = per_sample[1] * (lam[1] / lam[0]) ** -0.5 / expected / 2
+    assert w_share < share / 2
+
+
+def test_level_weight_option_is_range_checked(tmp_path, tiny_data):
+    res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "r"),
+                                    "--level-weight", "2"])
+    assert res.exit_code == 2 and "--level-weight" in res.output

@@ -153,10 +153,16 @@ def test_corrupt_p_frame_is_reported_with_its_index(encoded, tmp_path):
     assert not (tmp_path / "bad.y4m").exists() and not list(tmp_path.glob(".bad*"))
 
 
-def test_frame_quality_above_the_models_levels_is_a_format_error(encoded, codec):
+def test_frame_quality_above_the_models_levels_is_a_format_error(encoded, codec, monkeypatch):
+    import dataclasses
+
     from codec.video_container import FrameRecord
 
-    # a well-formed record (valid CRC, same length) claiming quality 9 for a model with 8 levels
+    # a well-formed record (valid CRC, same length) claiming quality 9 for a model with 8 levels (a
+    # bundled image model with more is made to declare 8: the check reads the model's configuration)
+    image_model = codec.images.model
+    if image_model.config.levels > 8:
+        monkeypatch.setattr(image_model, "config", dataclasses.replace(image_model.config, levels=8))
     data = bytearray(encoded.read_bytes())
     rec = list(VideoReader(io.BytesIO(bytes(data))).records())[2]
     forged = FrameRecord(rec.type, rec.index, 9.0, rec.streams).pack()
@@ -267,8 +273,11 @@ def test_bench_video_p_and_speed_commands(tmp_path, clip):
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "s.json").read_text())["rows"][0]["decode_fps"] > 0
     # qualities outside the codec's range are a one-line usage error before any clip is read
-    res = r.invoke(main, ["bench", "video-p", str(clip[0]), "--quality", "4,9"])
-    assert res.exit_code == 2 and "[1, 8]" in res.output and "Traceback" not in res.output
+    from codec.registry import bundled_levels
+
+    levels = bundled_levels()
+    res = r.invoke(main, ["bench", "video-p", str(clip[0]), "--quality", f"4,{levels + 1}"])
+    assert res.exit_code == 2 and f"[1, {levels}]" in res.output and "Traceback" not in res.output
     res = r.invoke(main, ["bench", "video-speed", str(clip[0]), "--quality", "0.5"])
     assert res.exit_code == 2 and "0.5" in res.output
 

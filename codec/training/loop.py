@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from ..image_model import ImageModel, ModelConfig
-from ..quality import DEFAULT_LEVELS, QUALITY_MIN, lambda_for
+from ..quality import DEFAULT_LEVELS, LAMBDAS, QUALITY_MIN, lambda_for
 from ..registry import bundled_paths, load_learned, load_weights_file, read_weights_metadata
 from .data import PatchSampler
 from .runtime import agree, close_run, lr_at, save_atomic, start_run
@@ -62,6 +62,8 @@ class TrainConfig:
     log_every: int = 10  # steps per log row (metrics averaged over them); also when ranks agree to stop
     #: > 1 draws low quality levels more often (see sample_qualities); 1 = uniform
     quality_bias: float = 1.0
+    #: p > 0 weights each sample's loss by (lambda(q) / lambda(1))**-p in the objective (see rd_loss)
+    level_weight: float = 0.0
     #: architecture (ModelConfig fields); None: the resumed run's, else the --init weights', else the
     #: default. Given and wider than --init, the init weights are widened (codec.training.widen).
     model: dict | None = None
@@ -111,8 +113,15 @@ def sample_qualities(n: int, gen: torch.Generator, bias: float = 1.0, levels: in
     return torch.where(pick, ints, cont)
 
 
-def rd_loss(out: dict, x: torch.Tensor, q: torch.Tensor, metric: str = "mse") -> dict[str, torch.Tensor]:
-    """Per-batch rate-distortion loss and its parts (bpp and PSNR are batch means)."""
+def rd_loss(out: dict, x: torch.Tensor, q: torch.Tensor, metric: str = "mse",
+            level_weight: float = 0.0) -> dict[str, torch.Tensor]:
+    """Per-batch rate-distortion loss and its parts (bpp and PSNR are batch means).
+
+    "loss" is the plain mean of lambda * D + R (comparable across runs); "objective", what training
+    minimises, weights each sample by (lambda(q) / lambda(1))**-level_weight. Scaling one level's loss
+    does not move that level's rate-distortion optimum, but high levels have losses tens of times
+    larger than low ones, so unweighted they decide the direction of every clipped step taken by the
+    shared transforms; the weight evens out their say (0 = unweighted)."""
     b, _, h, w = x.shape
     bits = -(torch.log2(out["y_likelihoods"].float()).flatten(1).sum(1)
              + torch.log2(out["z_likelihoods"].float()).flatten(1).sum(1))
@@ -130,7 +139,13 @@ def rd_loss(out: dict, x: torch.Tensor, q: torch.Tensor, metric: str = "mse") ->
     else:
         raise ValueError(f"unknown metric {metric!r} (mse or ms-ssim)")
     psnr = 10 * torch.log10(1.0 / mse.detach().clamp_min(1e-10))
-    return {"loss": (dist_term + bpp).mean(), "bpp": bpp.mean().detach(), "psnr": psnr.mean(), "mse": mse.mean().detach()}
+    per_sample = dist_term + bpp
+    if level_weight:
+        weight = (lam / LAMBDAS[0]) ** -level_weight
+        objective = (weight * per_sample).mean()
+    else:
+        objective = per_sample.mean()
+    return {"objective": objective, "loss": per_sample.mean().detach(), "bpp": bpp.mean().detach(), "psnr": psnr.mean(), "mse": mse.mean().detach()}
 
 
 def train_step(net, model: ImageModel, opt: torch.optim.Optimizer, x: torch.Tensor, q: torch.Tensor,
@@ -140,9 +155,9 @@ def train_step(net, model: ImageModel, opt: torch.optim.Optimizer, x: torch.Tens
     called (DDP and/or compiled wrapper of `model`); the training loop and `bench train-speed` share it."""
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
         out = net(x, q)
-    parts = rd_loss(out, x, q, cfg.metric)
+    parts = rd_loss(out, x, q, cfg.metric, cfg.level_weight)
     opt.zero_grad(set_to_none=True)
-    parts["loss"].backward()
+    parts["objective"].backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
     opt.step()
     return parts, grad_norm
