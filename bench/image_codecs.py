@@ -336,7 +336,7 @@ class OursImageCodec(ImageCodecAdapter):
 
             torch.set_num_threads(self.params["torch_threads"])
             self._codec = ImageCodec.default()
-            self.values = tuple(range(1, int(self._codec.max_quality) + 1))
+            self.values = self._codec.levels
         return self._codec
 
     def settings(self) -> dict:

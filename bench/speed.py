@@ -90,7 +90,7 @@ def rate_gap(folder: Path, qualities: tuple[float, ...] | None = None, images: i
     codec = ImageCodec.default()
     model = codec.model
     if qualities is None:
-        qualities = tuple(float(q) for q in range(1, model.config.levels + 1))
+        qualities = tuple(float(q) for q in codec.levels)
     rows = []
     paths = _images(folder, images)
     for q in qualities:

@@ -43,7 +43,7 @@ def run(folder: Path, qualities: tuple[float, ...] | None = None, limit: int | N
     over the images in `folder`."""
     codec = ImageCodec.from_model(model) if model else ImageCodec.default()
     if qualities is None:
-        qualities = tuple(float(q) for q in range(1, codec.model.config.levels + 1))
+        qualities = tuple(float(q) for q in codec.levels)
     paths = list_images(folder)[:limit] if limit else list_images(folder)
     rows = []
     for q in qualities:

@@ -303,7 +303,7 @@ class OursVideoCodec(VideoCodecAdapter):
             from codec.video_codec import VideoCodec
 
             self._codec = VideoCodec.default()
-            self.values = tuple(range(1, int(self._codec.images.max_quality) + 1))
+            self.values = self._codec.images.levels
         return self._codec
 
     def settings(self, intra_period: int, frames: int) -> dict[str, Any]:

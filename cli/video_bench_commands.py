@@ -39,7 +39,7 @@ def video_p(clips: tuple[Path, ...], frames: int, qualities: str, out: Path | No
 @click.argument("clips", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--frames", type=click.IntRange(min=2), default=8, show_default=True)
 @click.option("--quality", type=click.FloatRange(1.0, 12.0), default=4.0, show_default=True,
-              help="At most the model's levels (8 for the bundled model).")
+              help="At most the model's levels (12 for the bundled model).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write JSON here.")
 @bench_errors
 def video_speed(clips: tuple[Path, ...], frames: int, quality: float, out: Path | None) -> None:

@@ -79,7 +79,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class ImageCodec:
-    """Encode and decode images with one learned model (any quality in [1, its levels]: 8 for the bundled one)."""
+    """Encode and decode images with one learned model (any quality in [1, its levels]: 12 for the bundled one)."""
 
     def __init__(self, loaded: LoadedModel, device: str | torch.device = "cpu") -> None:
         self.loaded = loaded
@@ -93,6 +93,11 @@ class ImageCodec:
     def max_quality(self) -> float:
         """The model's top quality: its number of trained levels."""
         return float(self.model.config.levels)
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """The model's trained integer qualities, 1 to its top: what a sweep over "every level" covers."""
+        return tuple(range(1, self.model.config.levels + 1))
 
     @classmethod
     def default(cls, device: str | torch.device = "cpu") -> "ImageCodec":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 
@@ -19,13 +18,18 @@ from codec.registry import bundled_paths, load_weights_file
 from codec.training.widen import widen_state
 
 
+def _learned(path) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """The weights of a file (float, no tables) and their architecture."""
+    state, meta = load_weights_file(path)
+    config = ModelConfig.from_dict(json.loads(meta["config"]))
+    return {k: v.float() for k, v in state.items() if not k.endswith("cdf_table")}, config
+
+
 @functools.lru_cache(maxsize=1)
 def _bundled() -> tuple[dict[str, torch.Tensor], ModelConfig]:
     """The bundled weights (float, no tables) and their architecture, read once for the module (tests
     only read them)."""
-    state, meta = load_weights_file(bundled_paths()["default"])
-    config = ModelConfig.from_dict(json.loads(meta["config"]))
-    return {k: v.float() for k, v in state.items() if not k.endswith("cdf_table")}, config
+    return _learned(bundled_paths()["default"])
 
 
 BASE = _bundled()[1]
@@ -89,11 +93,9 @@ def test_train_widened_from_bundled_weights_exports_a_working_model(tmp_path, ti
     assert res.exit_code == 2 and "--arch" in res.output
 
 
-def test_added_quality_levels_keep_the_old_ones_and_extend_the_gain_ladder():
-    state, base = _bundled()
+def test_added_quality_levels_keep_the_old_ones_and_extend_the_gain_ladder(eight_level_weights):
     # start from the first 8 levels (the bundled model has all 12 rungs of the ladder)
-    state = {k: v[:8] if k.startswith("gain.") else v for k, v in state.items()}
-    base = dataclasses.replace(base, levels=8)
+    state, base = _learned(eight_level_weights)
     config = base.updated(f"levels={base.levels + 4}")
     wide = ImageModel(config)
     wide.load_state_dict(widen_state(wide, state), strict=False)
