@@ -63,7 +63,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=0, help="images used (0 = all)")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-    report(run(args.folder, args.levels, args.first, args.images or None, args.model), args.out, "widened weights")
+    try:
+        result = run(args.folder, args.levels, args.first, args.images or None, args.model)
+    except ValueError as exc:  # a model that has the levels already: a usage error, one line
+        parser.error(str(exc))
+    report(result, args.out, "widened weights")
 
 
 if __name__ == "__main__":
