@@ -16,16 +16,26 @@ from .bench_commands import comma_qualities
 @click.argument("clips", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--frames", type=click.IntRange(min=2), default=32, show_default=True)
 @click.option("--quality", "qualities", default="2,4,6", show_default=True, help="Comma-separated qualities.")
+@click.option("--model", "models", multiple=True,
+              help="Video weights (.lcv) to measure instead of the bundled ones, plus any image weights (.lcw) "
+                   "they name that are not bundled; repeatable.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write JSON here (and .md beside it).")
 @bench_errors
-def video_p(clips: tuple[Path, ...], frames: int, qualities: str, out: Path | None) -> None:
+def video_p(clips: tuple[Path, ...], frames: int, qualities: str, models: tuple[str, ...], out: Path | None) -> None:
     """Rate of low-delay P-coding vs all-intra at the same quality, per clip and quality."""
     from bench.video_ptest import p_bd_rates, p_vs_intra, ptest_report
+    from codec.video_codec import VideoCodec
+    from codec.video_model import VIDEO_SUFFIX
 
     qs = comma_qualities(qualities)
+    video = [m for m in models if m.endswith(VIDEO_SUFFIX)]
+    if len(video) > 1:
+        raise click.BadParameter("give at most one video weights file (.lcv)", param_hint="--model")
+    image = [m for m in models if not m.endswith(VIDEO_SUFFIX)]
+    codec = VideoCodec.from_model(video[0] if video else "default", image_models=image) if models else None
     rows = []
     for clip in clips:
-        rows += p_vs_intra(clip, frames, qs)
+        rows += p_vs_intra(clip, frames, qs, codec)
     bd = p_bd_rates(rows)
     md = ptest_report(rows, bd)
     click.echo(md, nl=False)

@@ -102,8 +102,11 @@ def video_info(path: Path) -> dict:
 @click.option("--init", default="default", show_default=True, help="Image model (bundled name or .lcw) to build on.")
 @click.option("--init-temporal", default=None, help="Start from video weights (.lcv) or a train-video checkpoint.")
 @click.option("--distortion/--rate-only", default=False, show_default=True,
-              help="Also penalise the reconstruction error through the frozen g_s (experimental: it did not help "
-                   "the bundled model).")
+              help="Also penalise the reconstruction error through the frozen g_s (with --chain; on three-frame "
+                   "crops it did not help).")
+@click.option("--chain", type=click.IntRange(min=0, max=16), default=0, show_default=True,
+              help="Train on decoded P-chains: an I-frame, then this many P-frames each predicted from the "
+                   "previous decoded ones (0: three-frame crops with noisy references).")
 @click.option("--steps", type=click.IntRange(min=0), default=3000, show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--crop", type=int, default=16, show_default=True, help="Latent crop side (x16 pixels).")
@@ -116,9 +119,9 @@ def video_info(path: Path) -> dict:
 @click.option("--time-limit", type=click.FloatRange(min=0), default=0.0, help="Stop (with a checkpoint) after this many minutes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-resume", is_flag=True, help="Start afresh even if OUT/last.pt exists.")
-def train_video(data, out, init, init_temporal, distortion, steps, batch, crop, lr, warmup, skip_first, device, ckpt_minutes,
+def train_video(data, out, init, init_temporal, distortion, chain, steps, batch, crop, lr, warmup, skip_first, device, ckpt_minutes,
                 time_limit, seed, no_resume) -> None:
-    """Train the temporal entropy model for P-frames (image model frozen, rate only)."""
+    """Train the temporal entropy model for P-frames (image model frozen)."""
     from codec.errors import InputError
     from codec.training.video_loop import VideoTrainConfig
     from codec.training.video_loop import train_video as run
@@ -130,7 +133,7 @@ def train_video(data, out, init, init_temporal, distortion, steps, batch, crop, 
     cfg = VideoTrainConfig(data=str(data), out=str(out), init=init, init_temporal=init_temporal, steps=steps,
                            batch=batch, crop=crop, lr=lr, warmup=warmup, skip_first=skip_first, device=device,
                            ckpt_minutes=ckpt_minutes, time_limit=time_limit, seed=seed,
-                           distortion=distortion)
+                           distortion=distortion, chain=chain)
     try:
         path = run(cfg, resume=not no_resume)
     except (FileNotFoundError, ValueError) as exc:

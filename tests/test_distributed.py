@@ -40,3 +40,38 @@ def test_torchrun_two_processes(tmp_path, tiny_data):
                           cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert load_checkpoint(tmp_path / "run2" / "last.pt")["step"] == 10
+
+
+def test_torchrun_two_processes_train_video_on_decoded_chains(tmp_path):
+    """The P-chain path wraps the unrolled chain in one module, so DDP sees one forward per step."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    root = Path(__file__).resolve().parents[1]
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    with Image.open(root / "codec" / "samples" / "flower.png") as im:
+        base = np.asarray(im.convert("RGB"))[:64, :96]
+    with av.open(str(clips / "pan.mkv"), "w") as out:
+        s = out.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 64, "bgr0"
+        for i in range(5):
+            frame = np.ascontiguousarray(base[:, 4 * i : 4 * i + 64])
+            for packet in s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="bgr0")):
+                out.mux(packet)
+        for packet in s.encode():
+            out.mux(packet)
+    out_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "cli.main", "train-video", "--data", str(clips),
+           "--out", str(out_dir), "--steps", "2", "--batch", "1", "--crop", "4", "--warmup", "1", "--chain", "2",
+           "--distortion", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from codec.training.loop import load_checkpoint
+
+    assert load_checkpoint(out_dir / "last.pt")["step"] == 2
+    rows = [json.loads(line) for line in (out_dir / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2] and rows[0]["psnr_vs_unquantized"] > 10

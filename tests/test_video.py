@@ -230,13 +230,18 @@ def test_fuzzed_video_streams_end_in_frames_or_documented_errors(codec):
     assert d["outcomes"].get("FormatError", 0) > 75
 
 
-def test_train_video_resume_export_and_use(tmp_path, clip):
-    r = CliRunner()
+def _tiny_train_video_args(tmp_path: Path, clip) -> list[str]:
+    """train-video options for a run folder in `tmp_path` on a folder holding only the test clip."""
     data = tmp_path / "clips"
     data.mkdir()
     (data / "a.mkv").write_bytes(clip[0].read_bytes())
+    return ["--data", str(data), "--out", str(tmp_path / "run"), "--batch", "2", "--crop", "4", "--warmup", "1"]
+
+
+def test_train_video_resume_export_and_use(tmp_path, clip):
+    r = CliRunner()
     run = tmp_path / "run"
-    tiny = ["--data", str(data), "--out", str(run), "--batch", "2", "--crop", "4", "--warmup", "1"]
+    tiny = _tiny_train_video_args(tmp_path, clip)
     res = r.invoke(main, ["train-video", *tiny, "--steps", "2"])
     assert res.exit_code == 0, res.output
     res = r.invoke(main, ["train-video", *tiny, "--steps", "3"])
@@ -260,6 +265,41 @@ def test_train_video_resume_export_and_use(tmp_path, clip):
     assert res.exit_code == 2
 
 
+def test_latent_windows_are_consecutive_frames_of_one_clip(clip):
+    import torch
+
+    from codec.registry import get_model
+    from codec.training.video_data import LatentClips
+
+    data = LatentClips(clip[0].parent, get_model("default").model, progress=False)
+    lat = data.clips[0]
+    gen = torch.Generator().manual_seed(3)
+    frames = data.window(3, 4, 4, gen)
+    assert len(frames) == 4 and frames[0].shape == (3, lat.shape[1], 4, 4)
+    for b in range(3):  # every sample: some t and crop such that frames j are lat[t + j] there
+        hits = [(t, r, c) for t in range(lat.shape[0] - 3) for r in range(lat.shape[2] - 3)
+                for c in range(lat.shape[3] - 3)
+                if all(torch.equal(frames[j][b], lat[t + j, :, r : r + 4, c : c + 4].float()) for j in range(4))]
+        assert hits
+    with pytest.raises(ValueError, match="frames"):
+        data.window(1, 4, lat.shape[0] + 1, gen)
+
+
+def test_train_video_on_decoded_chains_with_distortion(tmp_path, clip):
+    r = CliRunner()
+    run = tmp_path / "run"
+    tiny = _tiny_train_video_args(tmp_path, clip) + ["--chain", "3", "--distortion"]
+    res = r.invoke(main, ["train-video", *tiny, "--steps", "2"])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["train-video", *tiny, "--steps", "3"])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 3 and rows[-1]["bpp_p"] > 0 and 10 < rows[-1]["psnr_vs_unquantized"] < 80
+    assert json.loads((run / "config.json").read_text())["chain"] == 3
+    res = r.invoke(main, ["train-video", *tiny, "--chain", "17"])
+    assert res.exit_code == 2
+
+
 def test_bench_video_p_and_speed_commands(tmp_path, clip):
     r = CliRunner()
     out = tmp_path / "p.json"
@@ -269,6 +309,18 @@ def test_bench_video_p_and_speed_commands(tmp_path, clip):
     assert row["frames"] == 3 and row["p_frame_bytes"] > 0 and row["intra_frame_bytes"] > 0
     assert row["saving"] == pytest.approx(1 - row["p_frame_bytes"] / row["intra_frame_bytes"], abs=1e-3)
     assert out.with_suffix(".md").read_text().startswith("| clip")
+    # --model measures given video weights: the bundled file by path gives the same figures
+    from codec.video_model import bundled_video_paths
+
+    lcv = str(bundled_video_paths()["default"])
+    res = r.invoke(main, ["bench", "video-p", str(clip[0]), "--frames", "3", "--quality", "4", "--model", lcv,
+                          "--out", str(tmp_path / "m.json")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "m.json").read_text())["rows"][0] == row
+    res = r.invoke(main, ["bench", "video-p", str(clip[0]), "--model", lcv, "--model", lcv])
+    assert res.exit_code == 2 and "at most one" in res.output
+    res = r.invoke(main, ["bench", "video-p", str(clip[0]), "--model", str(tmp_path / "none.lcv")])
+    assert res.exit_code == 1 and "none.lcv" in res.output and "Traceback" not in res.output
     res = r.invoke(main, ["bench", "video-speed", str(clip[0]), "--frames", "2", "--out", str(tmp_path / "s.json")])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "s.json").read_text())["rows"][0]["decode_fps"] > 0

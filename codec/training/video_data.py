@@ -56,7 +56,6 @@ class LatentClips:
                 self.names.append(path.name)
         if not self.clips:
             raise ValueError(f"no clip in {folder} has 3 or more frames to train on")
-        self.weights = torch.tensor([c.shape[0] - 2 for c in self.clips], dtype=torch.float64)
 
     @property
     def frames(self) -> int:
@@ -64,16 +63,24 @@ class LatentClips:
 
     def batch(self, size: int, crop: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(y_{t-2}, y_{t-1}, y_t) ungained latents [B, M, c, c] from one clip; c <= crop, a multiple of 4."""
-        k = int(torch.multinomial(self.weights, 1, generator=gen))
+        return tuple(self.window(size, crop, 3, gen))
+
+    def window(self, size: int, crop: int, length: int, gen: torch.Generator) -> list[torch.Tensor]:
+        """`length` consecutive ungained latents [B, M, c, c] (oldest first), all from one clip that
+        has that many frames; c <= crop, a multiple of 4."""
+        weights = torch.tensor([max(0, c.shape[0] - length + 1) for c in self.clips], dtype=torch.float64)
+        if length < 1 or not weights.sum():
+            raise ValueError(f"no clip has {length} frames to train on")
+        k = int(torch.multinomial(weights, 1, generator=gen))
         clip = self.clips[k]
         t_count, _, h, w = clip.shape
         c_h = max(4, min(crop, h) // 4 * 4)
         c_w = max(4, min(crop, w) // 4 * 4)
-        out = [[], [], []]
+        out: list[list[torch.Tensor]] = [[] for _ in range(length)]
         for _ in range(size):
-            t = int(torch.randint(2, t_count, (1,), generator=gen))
+            t = int(torch.randint(length - 1, t_count, (1,), generator=gen))
             r = int(torch.randint(0, h - c_h + 1, (1,), generator=gen))
             c = int(torch.randint(0, w - c_w + 1, (1,), generator=gen))
-            for j in range(3):
-                out[j].append(clip[t - 2 + j, :, r : r + c_h, c : c + c_w])
-        return tuple(torch.stack(o).float() for o in out)
+            for j in range(length):
+                out[j].append(clip[t - length + 1 + j, :, r : r + c_h, c : c + c_w])
+        return [torch.stack(o).float() for o in out]

@@ -1,8 +1,16 @@
-"""Rate-only training of the spatiotemporal entropy model, with the image model frozen.
+"""Training of the spatiotemporal entropy model, with the image model frozen.
 
-The loss is the P-frame rate in bits per pixel of y_t given the two previous latents. References
-stand in for decoded latents as y + U(-1/2, 1/2) (the quantization error the decoder's latents carry);
-a quarter of the samples use y_{t-1} for both references, as the first P-frame after an I-frame does.
+The loss is the P-frame rate in bits per pixel of y_t given the two previous latents (plus, with
+``distortion``, lambda * 255^2 * MSE of the reconstruction through the frozen g_s). Two ways to get
+references:
+
+* three-frame crops (default): references stand in for decoded latents as y + U(-1/2, 1/2) (the
+  quantization error the decoder's latents carry); a quarter of the samples use y_{t-1} for both
+  references, as the first P-frame after an I-frame does;
+* decoded P-chains (``chain`` = K): an I-frame decoded by the image model, then K P-frames, each
+  predicted from the previous ones as this model decoded them, so training sees the errors that
+  low-delay coding carries from frame to frame (gradients stop at each reference).
+
 Same conveniences as image training: resume from ``last.pt``, JSONL log, bf16 autocast on CUDA,
 DistributedDataParallel under torchrun, a progress bar.
 """
@@ -48,6 +56,7 @@ class VideoTrainConfig:
     time_limit: float = 0.0  # minutes; 0 = no limit
     init_temporal: str | None = None  # start from these video weights (.lcv) or checkpoint (.pt)
     distortion: bool = False  # add lambda * 255^2 * MSE of g_s(y_hat) against g_s(y) (frozen g_s)
+    chain: int = 0  # 0: three-frame crops; K >= 1: an intra-decoded frame then K decoded P-frames
     kind: str = "video"
 
 
@@ -68,6 +77,42 @@ def _distortion(image_model, y: torch.Tensor, y_hat: torch.Tensor, q: torch.Tens
     with torch.no_grad():
         target = image_model.g_s(y * ig)
     return ((image_model.g_s(y_hat * ig) - target).float() ** 2).flatten(1).mean(1)
+
+
+@torch.no_grad()
+def _intra_decoded(image_model, y: torch.Tensor) -> torch.Tensor:
+    """y_hat of gained latents coded as I-frames (rounded, as the decoder gets them; float32 even
+    under autocast, where bf16 would move the values off the quantization grid)."""
+    with torch.autocast(device_type=y.device.type, enabled=False):
+        y = y.float()
+        z_hat, _ = image_model.z_prior(image_model.h_a(y), training=False)
+        y_hat, _ = image_model.context(y, image_model.h_s(z_hat), training=False)
+    return y_hat
+
+
+class _Chain(torch.nn.Module):
+    """K P-frames after an intra-decoded frame, each from the previous decoded latents; one module
+    so that DistributedDataParallel sees one forward per step."""
+
+    def __init__(self, st, image_model, distortion: bool) -> None:
+        super().__init__()
+        self.st = st
+        self.image = [image_model]  # frozen; kept out of this module's parameters
+        self.distortion = distortion
+
+    def forward(self, ys: list[torch.Tensor], q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-frame, per-sample rates [K, B] and distortions [K, B] (None without `distortion`)."""
+        image_model = self.image[0]
+        ref = _intra_decoded(image_model, ys[0])
+        refs = [ref, ref]
+        rates, mses = [], []
+        for y in ys[1:]:
+            bpp, y_hat = _rates(self.st, y, refs[-1], refs[0])
+            rates.append(bpp)
+            if self.distortion:
+                mses.append(_distortion(image_model, y, y_hat, q))
+            refs = [refs[-1], y_hat.detach()]
+        return torch.stack(rates), torch.stack(mses) if mses else None
 
 
 def _load_temporal(st, path: str) -> None:
@@ -112,9 +157,9 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
         if cfg.init_temporal:
             _load_temporal(st, cfg.init_temporal)
     data = LatentClips(cfg.data, image_model, cfg.skip_first, device=device, progress=progress and rank == 0)
-    net = st
+    net = _Chain(st, image_model, cfg.distortion) if cfg.chain else st
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(st, device_ids=[local_rank] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local_rank] if device.type == "cuda" else None)
     if rank == 0:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     log = open(out / "log.jsonl", "a") if rank == 0 else None
@@ -133,18 +178,29 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
             lr = lr_at(cfg, step)
             for g in opt.param_groups:
                 g["lr"] = lr
-            y2, y1, y0 = (t.to(device) for t in data.batch(cfg.batch, cfg.crop, gen))
+            if cfg.chain:
+                frames = [t.to(device) for t in data.window(cfg.batch, cfg.crop, cfg.chain + 1, gen)]
+            else:
+                frames = [t.to(device) for t in data.batch(cfg.batch, cfg.crop, gen)]
             q = torch.rand(cfg.batch, generator=gen) * (image_model.config.levels - QUALITY_MIN) + QUALITY_MIN
+            q = q.to(device)
+            lam = lambda_for(q) * 255.0**2
             with torch.no_grad():
-                g = image_model.gain.gain(q.to(device))
-                y, ref1, ref2 = y0 * g, noisy_or_rounded(y1 * g, True), noisy_or_rounded(y2 * g, True)
-                first_p = (torch.rand(cfg.batch, generator=gen) < 0.25).to(device).view(-1, 1, 1, 1)
-                ref2 = torch.where(first_p, ref1, ref2)
+                g = image_model.gain.gain(q)
+                ys = [f * g for f in frames]
+                if not cfg.chain:
+                    y, ref1, ref2 = ys[2], noisy_or_rounded(ys[1], True), noisy_or_rounded(ys[0], True)
+                    first_p = (torch.rand(cfg.batch, generator=gen) < 0.25).to(device).view(-1, 1, 1, 1)
+                    ref2 = torch.where(first_p, ref1, ref2)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                bpp, y_hat = _rates(net, y, ref1, ref2)
-                mse = _distortion(image_model, y, y_hat, q.to(device)) if cfg.distortion else None
+                if cfg.chain:
+                    bpp, mse = net(ys, q)  # [K, B] each
+                    y = ys[-1]
+                else:
+                    bpp, y_hat = _rates(net, y, ref1, ref2)
+                    mse = _distortion(image_model, y, y_hat, q) if cfg.distortion else None
             loss = bpp.mean()
-            total = loss if mse is None else (lambda_for(q.to(device)) * 255.0**2 * mse + bpp).mean()
+            total = loss if mse is None else (lam * mse + bpp).mean()
             opt.zero_grad(set_to_none=True)
             total.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(st.parameters(), cfg.clip)
