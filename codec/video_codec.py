@@ -2,7 +2,9 @@
 
 I-frames are coded exactly like images (the image model). P-frames code the frame's latent with the
 spatiotemporal entropy model conditioned on the two previous decoded latents; every frame is
-reconstructed as g_s(y_hat_t) from its own latent, so coding errors never build up along a GOP.
+reconstructed as g_s(y_hat_t) from its own latent (no pixel residual). A P-frame latent is predicted
+from the references, so their quantization error can carry into it where the residual rounds to zero;
+the P-frame model is trained on decoded chains to keep that small.
 Encoder and decoder each hold only the two reference latents and the current frame.
 """
 
