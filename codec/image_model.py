@@ -100,12 +100,17 @@ class ImageModel(nn.Module):
         In eval mode rates use the coder's table scales unless `table_scales` is False.
         """
         y = self.g_a(x) * self.gain.gain(q)
-        z = self.h_a(y)
-        z_hat, z_lik = self.z_prior(z)
-        hyper = self.h_s(z_hat)
-        y_hat, y_lik = self.context(y, hyper, table_scales=table_scales)
+        y_hat, y_lik, z_lik = self.entropy_pass(y, table_scales=table_scales)
         x_hat = self.g_s(y_hat * self.gain.inverse_gain(q))
         return {"x_hat": x_hat, "y_likelihoods": y_lik, "z_likelihoods": z_lik}
+
+    def entropy_pass(self, y: torch.Tensor, training: bool | None = None,
+                     table_scales: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(y_hat, y likelihoods, z likelihoods) of a gained latent through the hyperprior and the
+        contexts: noisy rates when training (default: the module's mode), rounded values otherwise."""
+        z_hat, z_lik = self.z_prior(self.h_a(y), training=training)
+        y_hat, y_lik = self.context(y, self.h_s(z_hat), training=training, table_scales=table_scales)
+        return y_hat, y_lik, z_lik
 
     # ---- coding --------------------------------------------------------------------------------
 

@@ -44,24 +44,22 @@ def test_torchrun_two_processes(tmp_path, tiny_data):
 
 def test_torchrun_two_processes_train_video_on_decoded_chains(tmp_path):
     """The P-chain path wraps the unrolled chain in one module, so DDP sees one forward per step."""
-    import av
+    from fractions import Fraction
+
     import numpy as np
     from PIL import Image
+
+    from codec.video_io import FrameSink
 
     root = Path(__file__).resolve().parents[1]
     clips = tmp_path / "clips"
     clips.mkdir()
     with Image.open(root / "codec" / "samples" / "flower.png") as im:
         base = np.asarray(im.convert("RGB"))[:64, :96]
-    with av.open(str(clips / "pan.mkv"), "w") as out:
-        s = out.add_stream("ffv1", rate=25)
-        s.width, s.height, s.pix_fmt = 64, 64, "bgr0"
-        for i in range(5):
-            frame = np.ascontiguousarray(base[:, 4 * i : 4 * i + 64])
-            for packet in s.encode(av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="bgr0")):
-                out.mux(packet)
-        for packet in s.encode():
-            out.mux(packet)
+    sink = FrameSink(clips / "pan.mkv", 64, 64, Fraction(25), chroma="rgb")
+    for i in range(5):
+        sink.write(np.ascontiguousarray(base[:, 4 * i : 4 * i + 64]))
+    sink.close()
     out_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), "-m", "cli.main", "train-video", "--data", str(clips),

@@ -1,8 +1,8 @@
 """Training data for the temporal entropy model: latents of consecutive video frames.
 
 The transforms are frozen while the temporal model trains, so every frame of every clip goes
-through g_a once, and training samples are random latent-domain crops of frame triplets
-(t-2, t-1, t). Latents are kept in float16 on the CPU (about 1.2 MB per 720p frame).
+through g_a once, and training samples are random latent-domain crops of runs of consecutive frames
+(three, t-2..t, or an I-frame and K P-frames). Latents are kept in float16 on the CPU (about 1.2 MB per 720p frame).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def list_videos(folder: str | Path) -> list[Path]:
 
 
 class LatentClips:
-    """Ungained latents of the frames of every clip in a folder, and random triplets from them."""
+    """Ungained latents of the frames of every clip in a folder, and random windows of consecutive frames."""
 
     def __init__(self, folder: str | Path, model: ImageModel, skip_first: int = 0, max_frames: int | None = None,
                  device: torch.device | str = "cpu", progress: bool = True) -> None:
@@ -60,10 +60,6 @@ class LatentClips:
     @property
     def frames(self) -> int:
         return sum(c.shape[0] for c in self.clips)
-
-    def batch(self, size: int, crop: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(y_{t-2}, y_{t-1}, y_t) ungained latents [B, M, c, c] from one clip; c <= crop, a multiple of 4."""
-        return tuple(self.window(size, crop, 3, gen))
 
     def window(self, size: int, crop: int, length: int, gen: torch.Generator) -> list[torch.Tensor]:
         """`length` consecutive ungained latents [B, M, c, c] (oldest first), all from one clip that

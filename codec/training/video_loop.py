@@ -84,10 +84,7 @@ def _intra_decoded(image_model, y: torch.Tensor) -> torch.Tensor:
     """y_hat of gained latents coded as I-frames (rounded, as the decoder gets them; float32 even
     under autocast, where bf16 would move the values off the quantization grid)."""
     with torch.autocast(device_type=y.device.type, enabled=False):
-        y = y.float()
-        z_hat, _ = image_model.z_prior(image_model.h_a(y), training=False)
-        y_hat, _ = image_model.context(y, image_model.h_s(z_hat), training=False)
-    return y_hat
+        return image_model.entropy_pass(y.float(), training=False)[0]
 
 
 class _Chain(torch.nn.Module):
@@ -178,13 +175,10 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
             lr = lr_at(cfg, step)
             for g in opt.param_groups:
                 g["lr"] = lr
-            if cfg.chain:
-                frames = [t.to(device) for t in data.window(cfg.batch, cfg.crop, cfg.chain + 1, gen)]
-            else:
-                frames = [t.to(device) for t in data.batch(cfg.batch, cfg.crop, gen)]
+            length = cfg.chain + 1 if cfg.chain else 3
+            frames = [t.to(device) for t in data.window(cfg.batch, cfg.crop, length, gen)]
             q = torch.rand(cfg.batch, generator=gen) * (image_model.config.levels - QUALITY_MIN) + QUALITY_MIN
             q = q.to(device)
-            lam = lambda_for(q) * 255.0**2
             with torch.no_grad():
                 g = image_model.gain.gain(q)
                 ys = [f * g for f in frames]
@@ -200,7 +194,7 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
                     bpp, y_hat = _rates(net, y, ref1, ref2)
                     mse = _distortion(image_model, y, y_hat, q) if cfg.distortion else None
             loss = bpp.mean()
-            total = loss if mse is None else (lam * mse + bpp).mean()
+            total = loss if mse is None else (lambda_for(q) * 255.0**2 * mse + bpp).mean()
             opt.zero_grad(set_to_none=True)
             total.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(st.parameters(), cfg.clip)
@@ -208,8 +202,7 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
             step += 1
             if rank == 0 and (step % 10 == 0 or step == cfg.steps):
                 with torch.no_grad():  # what the image model alone would spend on the same latents
-                    z_hat_i, z_lik_i = image_model.z_prior(image_model.h_a(y), training=True)
-                    _, y_lik_i = image_model.context(y, image_model.h_s(z_hat_i), training=True)
+                    _, y_lik_i, z_lik_i = image_model.entropy_pass(y, training=True)
                     intra = float((-(torch.log2(y_lik_i).sum() + torch.log2(z_lik_i).sum()))
                                   / (cfg.batch * y.shape[-2] * y.shape[-1] * 256))
                 row = {"bpp_p": round(float(loss.detach()), 5), "bpp_intra": round(intra, 5),
