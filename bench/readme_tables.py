@@ -112,6 +112,10 @@ def ours_vs_all(results: Path) -> str:
     return _rows(["ours against", "codec", "BD-rate PSNR-RGB", "BD-PSNR-RGB", "BD-rate MS-SSIM (dB)"], body)
 
 
+#: Earlier runs shown beside the bundled one in the ceiling table (every run's file stays in bench/results).
+CEILING_RUNS_SHOWN = 5
+
+
 def _ceiling_runs(results: Path) -> tuple[dict, list[tuple[int, dict]]]:
     """The current ceiling and the earlier runs' (newest first), from transform-ceiling[-runN].json."""
     current = _load(results, "transform-ceiling.json")
@@ -126,7 +130,9 @@ def _ceiling_runs(results: Path) -> tuple[dict, list[tuple[int, dict]]]:
 def ceiling(results: Path) -> str:
     """Coded vs unquantized PSNR per quality, for the bundled model and every earlier run kept."""
     current, earlier = _ceiling_runs(results)
-    run = earlier[0][0] + 1 if earlier else 1
+    earlier = earlier[:CEILING_RUNS_SHOWN]
+    # the bundled run's number is recorded in its file (`--run`); older files did not record it
+    run = current.get("run") or (earlier[0][0] + 1 if earlier else 1)
     label = lambda k, d: f"run {k}" + (f" (N = {d['architecture']['n']})" if "architecture" in d else "")
     header = ["quality", f"{label(run, current)}: bpp", "coded dB", "unquantized dB", "gap"]
     for i, (k, d) in enumerate(earlier):

@@ -53,14 +53,30 @@ def test_changed_result_makes_table_stale_and_is_rewritten(results_copy: Path, t
 
 
 def test_new_ceiling_run_adds_a_column(results_copy: Path):
-    shutil.copy(results_copy / "transform-ceiling.json", results_copy / "transform-ceiling-run98.json")
-    table = readme_tables.ceiling(results_copy)
-    header = table.splitlines()[0]
-    assert header.startswith("| quality | run 99 (N = ")
-    assert "| run 98 (N = " in header and ": coded / unquantized (gap)" in header
+    current_path = results_copy / "transform-ceiling.json"
+    current = json.loads(current_path.read_text())
+    shutil.copy(current_path, results_copy / "transform-ceiling-run98.json")
+    for recorded in (99, None):  # the run the file records, else one after the newest kept run
+        current.pop("run", None)
+        if recorded:
+            current["run"] = recorded
+        current_path.write_text(json.dumps(current))
+        table = readme_tables.ceiling(results_copy)
+        header = table.splitlines()[0]
+        assert header.startswith("| quality | run 99 (N = ")
+        assert "| run 98 (N = " in header and ": coded / unquantized (gap)" in header
     row1 = table.splitlines()[2].split(" | ")
     # The copied run repeats the current coded / unquantized figures.
     assert row1[5] == f"{row1[2]} / {row1[3]} ({row1[4]})"
+
+
+def test_ceiling_table_shows_only_the_newest_earlier_runs(results_copy: Path):
+    for k in range(90, 99):
+        shutil.copy(results_copy / "transform-ceiling.json", results_copy / f"transform-ceiling-run{k}.json")
+    header = readme_tables.ceiling(results_copy).splitlines()[0]
+    earlier = header.strip("| ").split(" | ")[5:]  # after quality, bpp, coded, unquantized, gap
+    shown = [int(cell.split()[1]) for cell in earlier]
+    assert shown == list(range(98, 98 - readme_tables.CEILING_RUNS_SHOWN, -1))
 
 
 def test_per_point_follows_the_codec_results(results_copy: Path):

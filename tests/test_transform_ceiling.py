@@ -27,6 +27,8 @@ def test_unquantized_ceiling_lies_above_the_coded_psnr(tmp_path, eval_images, ca
     # quantization costs most at the lowest quality; never does coding beat the unquantized transforms
     assert rows[0]["unquantized_psnr"] - rows[0]["coded_psnr"] > 1.0
     assert all(r["unquantized_psnr"] > r["coded_psnr"] - 0.05 for r in rows)
+    # one image: its own figures are the means
+    assert all(r["per_image"]["a.png"]["unquantized_psnr"] == r["unquantized_psnr"] for r in rows)
     assert "| 8 |" in capsys.readouterr().out
 
 

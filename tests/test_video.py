@@ -31,9 +31,9 @@ def _moving_frames(n: int = N, static: bool = False) -> list[np.ndarray]:
     return [np.ascontiguousarray(base[:, (0 if static else 3 * i) : (0 if static else 3 * i) + W]) for i in range(n)]
 
 
-def _write_ffv1(path: Path, frames: list[np.ndarray], rate: int = 25) -> None:
-    """A lossless RGB FFV1 clip, written by the decoder's own sink (so the test input is exact)."""
-    sink = FrameSink(path, W, H, Fraction(rate), chroma="rgb")
+def _write_ffv1(path: Path, frames: list[np.ndarray]) -> None:
+    """A lossless RGB FFV1 clip at 25 fps, written by the decoder's own sink (so the test input is exact)."""
+    sink = FrameSink(path, W, H, Fraction(25), chroma="rgb")
     for f in frames:
         sink.write(f)
     sink.close()
