@@ -88,20 +88,18 @@ def optimise_latent(codec: ImageCodec, crop: np.ndarray, quality: float, iters: 
     try:
         latent = y.requires_grad_(True)
         opt = torch.optim.Adam([latent], lr=lr)
-        first, best = None, float("inf")
+        scores = []  # PSNR of the 8-bit reconstruction at every iterate, g_a's latent first
         for _ in range(iters + 1):
             x_hat = model.g_s(latent * inv)
-            loss = ((x_hat.clamp(0, 1) * 255).round() / 255 - x).pow(2).mean().detach()
-            first = float(loss) if first is None else first
-            best = min(best, float(loss))
+            eight_bit = (x_hat[0].detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+            scores.append(psnr_rgb(crop, eight_bit))
             opt.zero_grad()
             (x_hat - x).pow(2).mean().backward()
             opt.step()
     finally:
         for p, flag in params.items():
             p.requires_grad_(flag)
-    to_db = lambda mse: float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)  # noqa: E731
-    return to_db(first), to_db(best)
+    return scores[0], max(scores)
 
 
 def run(folder: Path, train: Path | None = None, quality: float | None = None, crop: int = 256,
@@ -120,9 +118,7 @@ def run(folder: Path, train: Path | None = None, quality: float | None = None, c
                        "pca_psnr": round(block_pca_psnr(rgb, m), 2), "_rgb": rgb, "_recon": recon})
     for item in sorted(images, key=lambda d: d["unquantized_psnr"])[:crops]:
         rgb = item["_rgb"]
-        side_h = min(crop, rgb.shape[0] // LATENT_STRIDE * LATENT_STRIDE)
-        side_w = min(crop, rgb.shape[1] // LATENT_STRIDE * LATENT_STRIDE)
-        side = min(side_h, side_w)
+        side = min(crop, min(rgb.shape[:2]) // LATENT_STRIDE * LATENT_STRIDE)
         if side < LATENT_STRIDE:
             continue
         y0, x0 = worst_crop(rgb, item["_recon"], side)
@@ -162,7 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--train", type=Path, default=None, help="training photos, to compare their detail")
     parser.add_argument("--quality", type=float, default=None, help="default: the model's top level")
-    parser.add_argument("--crop", type=int, default=256, help="crop side for the latent optimisation")
+    parser.add_argument("--crop", type=int, default=256,
+                        help="crop side for the latent optimisation, and side of the training patches drawn")
     parser.add_argument("--crops", type=int, default=3, help="images (lowest ceilings first) given the test")
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--lr", type=float, default=0.5)
