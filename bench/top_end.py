@@ -18,19 +18,19 @@ unquantized ceiling. This script asks which part of the model sets that ceiling,
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bench.metrics import psnr_rgb
+from bench.report import write_json
 from bench.run_images import list_images
 from bench.transform_ceiling import unquantized
 from codec import ImageCodec
 from codec.image_io import read_image
 from codec.training.data import PatchSampler
-from codec.transforms import LATENT_STRIDE
+from codec.transforms import LATENT_STRIDE, to_pixels
 
 
 def detail(rgb: np.ndarray) -> float:
@@ -91,8 +91,7 @@ def optimise_latent(codec: ImageCodec, crop: np.ndarray, quality: float, iters: 
         scores = []  # PSNR of the 8-bit reconstruction at every iterate, g_a's latent first
         for _ in range(iters + 1):
             x_hat = model.g_s(latent * inv)
-            eight_bit = (x_hat[0].detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-            scores.append(psnr_rgb(crop, eight_bit))
+            scores.append(psnr_rgb(crop, to_pixels(x_hat[0])))
             opt.zero_grad()
             (x_hat - x).pow(2).mean().backward()
             opt.step()
@@ -171,8 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"weights {result['weights_hash']}, {result['iters']} Adam steps at lr {result['lr']:g} on each worst crop")
     print(markdown(result), end="")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,17 @@ what a saturating top of the RD curve means.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bench.metrics import bpp, psnr_rgb
+from bench.report import write_json
 from bench.run_images import list_images
 from codec import ImageCodec
 from codec.image_io import read_image
-from codec.transforms import HYPER_STRIDE, pad_to_multiple
+from codec.transforms import HYPER_STRIDE, pad_to_multiple, to_pixels
 
 
 def unquantized(codec: ImageCodec, rgb: np.ndarray, quality: float) -> np.ndarray:
@@ -34,7 +34,7 @@ def unquantized(codec: ImageCodec, rgb: np.ndarray, quality: float) -> np.ndarra
     with torch.no_grad():
         y = model.g_a(pad_to_multiple(x, HYPER_STRIDE)) * model.gain.gain(q)
         x_hat = model.g_s(y * model.gain.inverse_gain(q))[0, :, :h, :w]
-    return (x_hat.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return to_pixels(x_hat)
 
 
 def run(folder: Path, qualities: tuple[float, ...] | None = None, limit: int | None = None,
@@ -80,8 +80,7 @@ def report(result: dict, out: Path | None, weights: str = "weights") -> None:
     print(f"{result['images']} images, {weights} {result['weights_hash']}, architecture {result['architecture']}")
     print(markdown(result), end="")
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(out, result)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -243,10 +243,14 @@ def _read_stream(path: Path) -> bytes:
               help="Architecture changes from --init's (or the default), e.g. n=160 or levels=12 (more "
                    "quality levels, higher rates); --init weights that are narrower are widened without "
                    "changing their output.")
+@click.option("--train-only", default=None, metavar="PART,...",
+              help="Train only these parts (g_a, g_s, h_a, h_s, z_prior, context, gain, or a submodule such as "
+                   "g_s.blocks); the rest stays as --init has it. Only g_s: better reconstructions from the "
+                   "very same bits.")
 @user_errors
 def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, device, init, val_every,
           val_images, ckpt_minutes, time_limit, seed, quality_bias, level_weight, compile_, no_resume,
-          arch) -> None:
+          arch, train_only) -> None:
     """Rate-distortion training (CPU or CUDA; run under torchrun for several processes/GPUs)."""
     from codec.errors import InputError
     from codec.training.loop import TrainConfig
@@ -271,11 +275,17 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
             model = (init_architecture(init) if init else ModelConfig()).updated(arch).to_dict()
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--arch") from None
+    parts = None
+    if train_only is not None:  # the names are checked against the model once it is built
+        parts = [p.strip() for p in train_only.split(",") if p.strip()]
+        if not init:
+            raise click.BadParameter("needs --init (the frozen parts would stay at random values)",
+                                     param_hint="--train-only")
     cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, steps=steps, batch=batch,
                       patch=patch, lr=lr, min_lr=min_lr, warmup=warmup, metric=metric, device=device,
                       init=init, val_every=val_every, val_images=val_images, ckpt_minutes=ckpt_minutes,
                       time_limit=time_limit, seed=seed, compile=compile_, model=model,
-                      quality_bias=quality_bias, level_weight=level_weight)
+                      quality_bias=quality_bias, level_weight=level_weight, train_only=parts)
     try:
         path = run(cfg, resume=not no_resume)
     except (FileNotFoundError, ValueError) as exc:

@@ -20,7 +20,7 @@ from .errors import FormatError, InputError, TargetError
 from .image_io import DEFAULT_MAX_PIXELS, PreparedImage, decode_alpha, encode_alpha, finish, prepare
 from .quality import QUALITY_MIN, check_quality
 from .registry import LoadedModel, find_model_for, get_model
-from .transforms import HYPER_STRIDE, LATENT_STRIDE, pad_to_multiple
+from .transforms import HYPER_STRIDE, LATENT_STRIDE, pad_to_multiple, to_pixels
 
 #: Bisection stops when the quality interval is this narrow.
 TARGET_TOLERANCE = 0.01
@@ -263,8 +263,7 @@ class ImageCodec:
                 x = self.model.g_s((y_hat[:, :, a0:a1, b0:b1] * inv).to(self.device))
             ph, pw = min(r1 * s, h) - r0 * s, min(c1 * s, w) - c0 * s
             i, j = (r0 - a0) * s, (c0 - b0) * s
-            x = x[0, :, i : i + ph, j : j + pw].clamp(0, 1).mul(255).round().to(torch.uint8)
-            out[r0 * s : r0 * s + ph, c0 * s : c0 * s + pw] = x.permute(1, 2, 0).cpu().numpy()
+            out[r0 * s : r0 * s + ph, c0 * s : c0 * s + pw] = to_pixels(x[0, :, i : i + ph, j : j + pw])
 
         workers = torch.get_num_threads() if self.device.type == "cpu" else 1
         with fixed_threads():

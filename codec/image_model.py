@@ -36,6 +36,11 @@ class ExactEngine:
         self.h_s = ExactSequential(h_s, self.context.tables, device)
 
 
+#: Most residual blocks per g_s stage: each widens g_s's reach by 14 pixels, and it must stay inside
+#: image_codec.TRANSFORM_MARGIN (64) for tiled synthesis to equal untiled (tests/test_tiling.py).
+MAX_GS_BLOCKS = 2
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture hyper-parameters; stored in every weights file."""
@@ -47,6 +52,10 @@ class ModelConfig:
     slices: int = 5
     hidden: int = 128  # width of the entropy-parameter networks
     levels: int = DEFAULT_LEVELS  # trained quality levels: the first `levels` rungs of the lambda ladder
+    gs_blocks: int = 0  # residual bottleneck blocks after each inverse GDN of g_s (0: the plain transform)
+
+    #: fields for which 0 is a valid value (it means "none")
+    _MAY_BE_ZERO = ("gs_blocks",)
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -68,9 +77,12 @@ class ModelConfig:
                 changes[key] = int(value)
             except ValueError:
                 raise ValueError(f"{key} must be an integer, got {value.strip()!r}") from None
-            if changes[key] <= 0:
-                raise ValueError(f"{key} must be positive, got {changes[key]}")
+            if changes[key] < 0 or (changes[key] == 0 and key not in self._MAY_BE_ZERO):
+                raise ValueError(f"{key} must be {'at least 0' if key in self._MAY_BE_ZERO else 'positive'}, got {changes[key]}")
         new = replace(self, **changes)
+        if new.gs_blocks > MAX_GS_BLOCKS:
+            raise ValueError(f"gs_blocks must be at most {MAX_GS_BLOCKS}: more would let g_s reach past the "
+                             "margin of the tiles it decodes in")
         if not 2 <= new.levels <= len(LAMBDAS):
             raise ValueError(f"levels must be between 2 and {len(LAMBDAS)} (the lambda ladder), got {new.levels}")
         if new.m % new.slices:
@@ -85,7 +97,7 @@ class ImageModel(nn.Module):
         super().__init__()
         self.config = config
         self.g_a = AnalysisTransform(config.n, config.m)
-        self.g_s = SynthesisTransform(config.n, config.m)
+        self.g_s = SynthesisTransform(config.n, config.m, config.gs_blocks)
         self.h_a = HyperAnalysis(config.m, config.nz)
         self.h_s = HyperSynthesis(config.nz, config.hyper)
         self.z_prior = FactorizedPrior(config.nz)

@@ -7,6 +7,7 @@ small so that a 768x512 image decodes in well under a second on two CPU cores.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -70,10 +71,38 @@ class AnalysisTransform(nn.Module):
         return self.net(x - 0.5)
 
 
-class SynthesisTransform(nn.Module):
-    """g_s: latent y_hat at 1/16 resolution -> RGB at full resolution (not clamped)."""
+class ResidualBottleneck(nn.Module):
+    """x + conv1x1(act(conv3x3(act(conv1x1(x))))) at half the width.
 
-    def __init__(self, n: int, m: int) -> None:
+    Adds non-linear capacity to g_s between its upsampling stages at a fraction of a full 3x3
+    block's cost. The last convolution starts at zero, so a block added to trained weights starts
+    as the identity and the model reconstructs exactly as before until training moves it.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        mid = max(1, channels // 2)
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, mid, 1), nn.GELU(),
+            nn.Conv2d(mid, mid, 3, padding=1), nn.GELU(),
+            nn.Conv2d(mid, channels, 1),
+        )
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class SynthesisTransform(nn.Module):
+    """g_s: latent y_hat at 1/16 resolution -> RGB at full resolution (not clamped).
+
+    `blocks` residual bottleneck blocks follow each of the three inverse GDNs (at 1/8, 1/4 and
+    1/2 resolution); 0 is the plain four-stage transform. They live outside `net` so that the plain
+    transform's parameter names, and weights trained without blocks, stay valid.
+    """
+
+    def __init__(self, n: int, m: int, blocks: int = 0) -> None:
         super().__init__()
         self.net = nn.Sequential(
             _up(m, n), GDN(n, inverse=True),
@@ -81,9 +110,23 @@ class SynthesisTransform(nn.Module):
             _up(n, n), GDN(n, inverse=True),
             _up(n, 3),
         )
+        self.blocks = nn.ModuleList(
+            nn.Sequential(*(ResidualBottleneck(n) for _ in range(blocks))) for _ in range(3 if blocks else 0))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return self.net(y) + 0.5
+        x = y
+        stage = 0
+        for layer in self.net:
+            x = layer(x)
+            if isinstance(layer, GDN) and stage < len(self.blocks):
+                x = self.blocks[stage](x)
+                stage += 1
+        return x + 0.5
+
+
+def to_pixels(x_hat: torch.Tensor) -> np.ndarray:
+    """A g_s output [3, H, W] as the H x W x 3 uint8 pixels a decoder writes (clamped, rounded)."""
+    return x_hat.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 class HyperAnalysis(nn.Module):

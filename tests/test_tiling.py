@@ -10,6 +10,7 @@ from PIL import Image
 import codec.image_codec as ic
 from codec import ImageCodec
 from codec.container import ImageHeader, pack_image, read_header, unpack_image
+from codec.image_model import MAX_GS_BLOCKS
 from codec.image_codec import _psnr
 from codec.transforms import HYPER_STRIDE, pad_to_multiple
 
@@ -101,3 +102,24 @@ def test_tiled_rgba_keeps_alpha_and_size(codec, eval_images):
     arr = np.asarray(out)
     assert np.array_equal(arr[:, :, 3], alpha)
     assert _psnr(arr[:, :, :3], rgb) > 15
+
+
+@pytest.mark.parametrize("blocks", range(MAX_GS_BLOCKS + 1))
+def test_synthesis_receptive_field_stays_inside_the_tile_margin(blocks):
+    """Tiled g_s equals untiled only while a latent reaches no pixel beyond TRANSFORM_MARGIN; the
+    residual blocks of `--arch gs_blocks=K` widen that reach, so it is checked with them too."""
+    from codec.transforms import LATENT_STRIDE, SynthesisTransform
+
+    torch.manual_seed(0)
+    g_s = SynthesisTransform(16, 8, blocks)
+    for p in g_s.blocks.parameters():  # the blocks' zero-initialised convolutions would hide their reach
+        torch.nn.init.normal_(p, std=0.2)
+    y = torch.randn(1, 8, 24, 24)
+    bumped = y.clone()
+    bumped[:, :, 12, 12] += 5.0
+    with torch.no_grad():
+        diff = (g_s(bumped) - g_s(y)).abs().sum(dim=(0, 1))
+    rows, cols = torch.nonzero(diff > 1e-6, as_tuple=True)
+    reach = ic.TRANSFORM_MARGIN
+    lo, hi = 12 * LATENT_STRIDE - reach, 13 * LATENT_STRIDE + reach
+    assert len(rows) and rows.min() >= lo and rows.max() < hi and cols.min() >= lo and cols.max() < hi

@@ -13,7 +13,7 @@ from PIL import Image
 
 from cli.main import main
 from codec import ImageCodec
-from codec.registry import load_weights_file
+from codec.registry import bundled_paths, load_weights_file
 
 TINY = ["--steps", "3", "--batch", "2", "--patch", "64", "--warmup", "1", "--val-every", "3",
         "--val-images", "1"]
@@ -153,8 +153,8 @@ def test_weights_metadata_from_the_header_alone(tmp_path):
     path = bundled_paths()["default"]
     full = load_weights_file(path)[1]
     assert read_weights_metadata(path) == full
-    # weights exported before `levels` existed do not store it: they have the default 8
-    assert init_architecture("default").to_dict() == {"levels": 8, **json.loads(full["config"])}
+    # fields added after the weights were exported (`levels` once, `gs_blocks` now) get their defaults
+    assert init_architecture("default").to_dict() == {"levels": 8, "gs_blocks": 0, **json.loads(full["config"])}
     # the header is all it reads: a file cut just after it still gives the metadata ...
     data = path.read_bytes()
     cut = tmp_path / "cut.lcw"
@@ -246,3 +246,34 @@ def test_level_weight_option_is_range_checked(tmp_path, tiny_data):
     res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "r"),
                                     "--level-weight", "2"])
     assert res.exit_code == 2 and "--level-weight" in res.output
+
+
+@pytest.mark.parametrize("part", ["g_s", "g_s.blocks"])
+def test_train_only_changes_only_the_named_part(tmp_path, tiny_data, part):
+    """Training only g_s (or only its added blocks) leaves every other tensor, and so every latent and
+    every file's bits, as --init had them."""
+    from codec.training.loop import load_checkpoint
+
+    res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "run"), "--steps", "2",
+                                    "--batch", "1", "--patch", "64", "--warmup", "1", "--lr", "1e-3",
+                                    "--init", "default", "--arch", "gs_blocks=1", "--train-only", part])
+    assert res.exit_code == 0, res.output
+    trained = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
+    init, _ = load_weights_file(bundled_paths()["default"])
+    moved = {k for k, v in trained.items() if not k.endswith("cdf_table")
+             and (k not in init or not torch.equal(init[k].float(), v.float()))}
+    assert all(k.startswith(part + ".") for k in moved), sorted(moved)[:5]
+    # the blocks' last convolutions start at zero; training moved them (and g_s's own weights if named)
+    assert trained["g_s.blocks.0.0.body.4.weight"].abs().sum() > 0
+    assert ("g_s.net.0.weight" in moved) == (part == "g_s")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--train-only", "g_s,decoder", "--init", "default"], "--train-only takes parts among"),
+    (["--train-only", ",", "--init", "default"], "--train-only takes parts among"),
+    (["--train-only", "g_s"], "needs --init"),
+])
+def test_train_only_option_is_checked(tmp_path, tiny_data, args, message):
+    res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "run"), "--steps", "1",
+                                    "--batch", "1", "--patch", "64", *args])
+    assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output

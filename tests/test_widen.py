@@ -139,3 +139,44 @@ def test_model_with_more_levels_codes_the_new_qualities(tmp_path, tiny_data, eig
         assert res.exit_code == 2 and "between 1 and 8" in res.output and "Traceback" not in res.output
     res = r.invoke(main, ["encode", str(src), "-o", str(out), "-q", "0.5"])
     assert res.exit_code == 2 and "at least 1" in res.output and not out.exists()
+
+
+def test_synthesis_blocks_added_to_trained_weights_start_as_the_identity(eval_images):
+    state, base = _bundled()
+    plain = ImageModel(base)
+    plain.load_state_dict(state, strict=False)
+    config = base.updated("gs_blocks=1")
+    torch.manual_seed(0)
+    deep = ImageModel(config)
+    deep.load_state_dict(widen_state(deep, state), strict=False)
+    assert len(deep.g_s.blocks) == 3 and sum(p.numel() for p in deep.g_s.blocks.parameters()) > 0
+    with Image.open(eval_images[1]) as im:
+        rgb = np.asarray(im.convert("RGB"))[:128, :128].copy()
+    x = torch.from_numpy(rgb).permute(2, 0, 1).float().div(255)[None]
+    q = torch.tensor([9.0])
+    with torch.no_grad():
+        a, b = plain.eval()(x, q), deep.eval()(x, q)
+    assert torch.equal(a["x_hat"], b["x_hat"])  # zero last convolutions: the blocks add exactly nothing
+    # ... and they train: the zero convolution gets a gradient at once
+    deep.train()
+    loss = ((deep(x, q)["x_hat"] - x) ** 2).mean()
+    loss.backward()
+    assert deep.g_s.blocks[0][0].body[-1].weight.grad.abs().sum() > 0
+
+
+def test_gs_blocks_may_be_zero_but_not_negative():
+    assert BASE.updated("gs_blocks=0").gs_blocks == 0
+    with pytest.raises(ValueError, match="at least 0"):
+        BASE.updated("gs_blocks=-1")
+    with pytest.raises(ValueError, match="positive"):
+        BASE.updated("n=0")
+    # weights files written before the field existed load as the plain transform
+    assert ModelConfig.from_dict({k: v for k, v in BASE.to_dict().items() if k != "gs_blocks"}).gs_blocks == 0
+
+
+def test_gs_blocks_are_capped_by_the_tile_margin():
+    from codec.image_model import MAX_GS_BLOCKS
+
+    assert BASE.updated(f"gs_blocks={MAX_GS_BLOCKS}").gs_blocks == MAX_GS_BLOCKS
+    with pytest.raises(ValueError, match="margin"):
+        BASE.updated(f"gs_blocks={MAX_GS_BLOCKS + 1}")

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from ..image_model import ImageModel, ModelConfig
@@ -67,12 +68,45 @@ class TrainConfig:
     #: architecture (ModelConfig fields); None: the resumed run's, else the --init weights', else the
     #: default. Given and wider than --init, the init weights are widened (codec.training.widen).
     model: dict | None = None
+    #: parts of the model that train (e.g. ["g_s"] or ["g_s.blocks"]); None: all. Frozen parts keep their
+    #: --init values, so training only g_s leaves every latent, and so every file's bits, unchanged.
+    train_only: list[str] | None = None
+
+
+#: ImageModel's top-level parts (`--train-only` takes these or any of their submodules, e.g. g_s.blocks)
+MODEL_PARTS = ("g_a", "g_s", "h_a", "h_s", "z_prior", "context", "gain")
+
+
+def check_parts(model: nn.Module, parts: list[str]) -> None:
+    """ValueError unless every name in `parts` is a submodule of `model` (and there is at least one)."""
+    def known(name: str) -> bool:
+        try:
+            model.get_submodule(name)
+        except AttributeError:
+            return False
+        return bool(name)
+
+    if not parts or not all(known(p) for p in parts):
+        raise ValueError(f"--train-only takes parts among {', '.join(MODEL_PARTS)} or their submodules "
+                         f"(e.g. g_s.blocks), got {', '.join(parts) or 'none'}")
+
+
+def freeze_parts(model: nn.Module, train_only: list[str] | None) -> None:
+    """Stop gradients to every parameter outside the submodules named in `train_only` (None: all train)."""
+    if train_only is None:
+        return
+    check_parts(model, train_only)
+    model.requires_grad_(False)
+    for name in train_only:
+        model.get_submodule(name).requires_grad_(True)
 
 
 def param_groups(model: ImageModel, cfg: TrainConfig) -> list[dict]:
     """Everything at the base rate except the quality gain vectors (registered last), which get
     `gain_lr_scale` times it: stored as logs, they would otherwise move ~lr per step and leave each
-    quality's quantization step near its initial value for thousands of steps."""
+    quality's quantization step near its initial value for thousands of steps. Both groups keep
+    frozen parameters (see `freeze_parts`), which never get a gradient, so checkpoints written with
+    and without `--train-only` have the same layout."""
     gain_ids = {id(p) for p in model.gain.parameters()}
     rest = [p for p in model.parameters() if id(p) not in gain_ids]
     return [{"params": rest, "lr_scale": 1.0}, {"params": list(model.gain.parameters()), "lr_scale": cfg.gain_lr_scale}]
@@ -322,6 +356,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     elif init_state is not None:
         if _init_weights(model, init_state) and rank == 0:
             _note(f"widened the --init weights to the architecture {cfg.model} (new channels start near zero)")
+    freeze_parts(model, cfg.train_only)
     sampler = make_sampler(cfg, device, seed=cfg.seed + 7919 * rank + step)
 
     eager = model

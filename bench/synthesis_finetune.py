@@ -1,0 +1,110 @@
+"""Synthesis-only training measured on the very same bits: PSNR of other g_s weights per quality level.
+
+`lcodec train --train-only g_s` (or `g_s.blocks`, with `--arch gs_blocks=K`) changes nothing but the
+synthesis transform, so every latent, and so every file, stays as the bundled model codes it; only the
+reconstruction changes. This script checks that claim for each checkpoint (every tensor outside g_s
+must equal the model's) and then decodes the model's own coded latents (the exact, fixed-point path a
+decoder runs) through the model's g_s and each checkpoint's:
+
+    python -m bench.synthesis_finetune ../shared/data/eval runs/gs/last.pt --out bench/results/synthesis-finetune.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.metrics import psnr_rgb
+from bench.report import write_json
+from bench.run_images import list_images
+from codec import ImageCodec
+from codec.image_codec import fixed_threads
+from codec.image_io import read_image
+from codec.image_model import ImageModel, ModelConfig
+from codec.registry import load_learned
+from codec.training.loop import load_checkpoint
+from codec.transforms import HYPER_STRIDE, pad_to_multiple, to_pixels
+
+
+def load_synthesis(checkpoint: str | Path, base: ImageModel) -> tuple[nn.Module, dict]:
+    """A checkpoint's g_s and its training options; ValueError if anything but g_s differs from `base`
+    (its files would then not be the base model's)."""
+    state = load_checkpoint(checkpoint)
+    cfg = state.get("config", {})
+    model = ImageModel(ModelConfig.from_dict(cfg.get("model") or {}))
+    if problems := load_learned(model, state["model"]):
+        raise ValueError(f"{checkpoint}: weights do not fit their architecture ({', '.join(problems[:3])})")
+    own = base.state_dict()
+    changed = [k for k, v in model.state_dict().items()
+               if not k.startswith("g_s.") and not k.endswith("cdf_table")
+               and (k not in own or own[k].shape != v.shape or not torch.equal(own[k].float(), v.float()))]
+    if changed:
+        raise ValueError(f"{checkpoint}: not a synthesis-only change of this model ({', '.join(changed[:3])} differ)")
+    options = {k: cfg.get(k) for k in ("steps", "batch", "patch", "lr", "min_lr", "quality_bias", "level_weight",
+                                       "train_only", "seed")}
+    options["gs_blocks"] = model.config.gs_blocks
+    options["step"] = int(state["step"])
+    return model.g_s.eval(), options
+
+
+@torch.no_grad()
+def run(folder: Path, checkpoints: list[Path], levels: tuple[float, ...] = (1, 3, 6, 9, 12),
+        model: str | None = None) -> dict:
+    """Mean PSNR per level of the model's g_s and of each checkpoint's on the model's coded latents."""
+    codec = ImageCodec.from_model(model) if model else ImageCodec.default()
+    base = codec.model
+    variants = {"bundled": (base.g_s, {})}
+    for path in checkpoints:
+        variants[str(path)] = load_synthesis(path, base)
+    psnrs = {name: {q: [] for q in levels} for name in variants}
+    for path in list_images(folder):
+        rgb = read_image(path).rgb
+        h, w = rgb.shape[:2]
+        x = pad_to_multiple(torch.from_numpy(rgb).permute(2, 0, 1).float().div(255)[None], HYPER_STRIDE)
+        for q in levels:
+            qt = torch.tensor([float(q)])
+            _, y_hat = base.compress_latent(base.g_a(x) * base.gain.gain(qt))
+            latent = y_hat * base.gain.inverse_gain(qt)
+            with fixed_threads():  # as the decoder runs g_s: pixels independent of the thread count
+                for name, (g_s, _) in variants.items():
+                    psnrs[name][q].append(psnr_rgb(rgb, to_pixels(g_s(latent)[0, :, :h, :w])))
+    result = {"weights_hash": codec.loaded.weights_hash.hex(), "images": len(psnrs["bundled"][levels[0]]),
+              "levels": list(levels), "variants": []}
+    for name, (_, options) in variants.items():
+        mean = [round(float(np.mean(psnrs[name][q])), 3) for q in levels]
+        result["variants"].append({"name": name, "options": options, "psnr": mean})
+    return result
+
+
+def markdown(result: dict) -> str:
+    base = result["variants"][0]["psnr"]
+    head = " | ".join(f"q{q:g}" for q in result["levels"])
+    lines = [f"| g_s | {head} |", "|---" * (1 + len(result["levels"])) + "|",
+             "| bundled (dB) | " + " | ".join(f"{v:.3f}" for v in base) + " |"]
+    for v in result["variants"][1:]:
+        lines.append(f"| {v['name']} (dB change) | " + " | ".join(f"{p - b:+.3f}" for p, b in zip(v["psnr"], base)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("checkpoints", type=Path, nargs="+", help="training checkpoints (.pt) of --train-only g_s runs")
+    parser.add_argument("--levels", default="1,3,6,9,12", help="comma-separated quality levels")
+    parser.add_argument("--model", default=None, help="weights file or bundled name (default: the bundled model)")
+    parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
+    args = parser.parse_args(argv)
+    levels = tuple(float(v) for v in args.levels.split(","))
+    result = run(args.folder, args.checkpoints, levels, args.model)
+    print(f"weights {result['weights_hash']}, {result['images']} images, the model's own coded latents")
+    print(markdown(result), end="")
+    if args.out:
+        write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
