@@ -97,6 +97,14 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def show_and_save(header: str, table: str, result: dict[str, Any], out: Path | None) -> None:
+    """Print a diagnostic bench's header line and table, and write its result as JSON to `out` if given."""
+    print(header)
+    print(table, end="")
+    if out:
+        write_json(out, result)
+
+
 def validate_result(data: Any, source: str = "result") -> dict[str, Any]:
     """Check a codec JSON has the expected shape; BenchError with a one-line reason otherwise."""
     if not isinstance(data, dict):

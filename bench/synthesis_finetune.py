@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from bench.metrics import psnr_rgb
-from bench.report import write_json
+from bench.report import show_and_save
 from bench.run_images import list_images
 from codec import ImageCodec
 from codec.image_codec import fixed_threads
@@ -27,7 +27,7 @@ from codec.image_io import read_image
 from codec.image_model import ImageModel, ModelConfig
 from codec.registry import load_learned
 from codec.training.loop import load_checkpoint
-from codec.transforms import HYPER_STRIDE, pad_to_multiple, to_pixels
+from codec.transforms import to_pixels
 
 
 def load_synthesis(checkpoint: str | Path, base: ImageModel) -> tuple[nn.Module, dict]:
@@ -62,13 +62,12 @@ def run(folder: Path, checkpoints: list[Path], levels: tuple[float, ...] = (1, 3
         variants[str(path)] = load_synthesis(path, base)
     psnrs = {name: {q: [] for q in levels} for name in variants}
     for path in list_images(folder):
-        rgb = read_image(path).rgb
+        analysis = codec.analyse(read_image(path))  # g_a once; each level codes it as `lcodec encode` does
+        rgb = analysis.prepared.rgb
         h, w = rgb.shape[:2]
-        x = pad_to_multiple(torch.from_numpy(rgb).permute(2, 0, 1).float().div(255)[None], HYPER_STRIDE)
         for q in levels:
-            qt = torch.tensor([float(q)])
-            _, y_hat = base.compress_latent(base.g_a(x) * base.gain.gain(qt))
-            latent = y_hat * base.gain.inverse_gain(qt)
+            _, y_hat = codec.encode_analysis(analysis, q)
+            latent = y_hat * base.gain.inverse_gain(torch.tensor([float(q)]))
             with fixed_threads():  # as the decoder runs g_s: pixels independent of the thread count
                 for name, (g_s, _) in variants.items():
                     psnrs[name][q].append(psnr_rgb(rgb, to_pixels(g_s(latent)[0, :, :h, :w])))
@@ -100,10 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     levels = tuple(float(v) for v in args.levels.split(","))
     result = run(args.folder, args.checkpoints, levels, args.model)
-    print(f"weights {result['weights_hash']}, {result['images']} images, the model's own coded latents")
-    print(markdown(result), end="")
-    if args.out:
-        write_json(args.out, result)
+    show_and_save(f"weights {result['weights_hash']}, {result['images']} images, the model's own coded latents",
+                  markdown(result), result, args.out)
 
 
 if __name__ == "__main__":

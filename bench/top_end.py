@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from bench.metrics import psnr_rgb
-from bench.report import write_json
+from bench.report import show_and_save
 from bench.run_images import list_images
 from bench.transform_ceiling import unquantized
 from codec import ImageCodec
@@ -167,10 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
     result = run(args.folder, args.train, args.quality, args.crop, args.crops, args.iters, args.lr, args.patches, args.model)
-    print(f"weights {result['weights_hash']}, {result['iters']} Adam steps at lr {result['lr']:g} on each worst crop")
-    print(markdown(result), end="")
-    if args.out:
-        write_json(args.out, result)
+    show_and_save(f"weights {result['weights_hash']}, {result['iters']} Adam steps at lr {result['lr']:g} on each "
+                  "worst crop", markdown(result), result, args.out)
 
 
 if __name__ == "__main__":

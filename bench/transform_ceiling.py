@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from bench.metrics import bpp, psnr_rgb
-from bench.report import write_json
+from bench.report import show_and_save
 from bench.run_images import list_images
 from codec import ImageCodec
 from codec.image_io import read_image
@@ -77,10 +77,8 @@ def markdown(result: dict) -> str:
 
 def report(result: dict, out: Path | None, weights: str = "weights") -> None:
     """Print a result (header line and table) and write it as JSON to `out` if given."""
-    print(f"{result['images']} images, {weights} {result['weights_hash']}, architecture {result['architecture']}")
-    print(markdown(result), end="")
-    if out:
-        write_json(out, result)
+    show_and_save(f"{result['images']} images, {weights} {result['weights_hash']}, architecture {result['architecture']}",
+                  markdown(result), result, out)
 
 
 def main(argv: list[str] | None = None) -> None:

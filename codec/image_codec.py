@@ -152,7 +152,9 @@ class ImageCodec:
                                                                    j : j + (c1 - c0) // s].cpu()
         return y
 
-    def _encode_analysis(self, a: Analysis, quality: float) -> tuple[bytes, torch.Tensor]:
+    def encode_analysis(self, a: Analysis, quality: float) -> tuple[bytes, torch.Tensor]:
+        """Code an analysis (from `analyse`) at `quality`: the file, and the gained latent y_hat exactly as
+        a decoder rebuilds it (one g_a pass serves any number of qualities)."""
         q = torch.tensor([quality], dtype=torch.float32, device=self.device)
         p = a.prepared
         h, w = p.rgb.shape[:2]
@@ -184,7 +186,7 @@ class ImageCodec:
         `tile` to force tiling (a multiple of 64, at least 256).
         """
         quality = self._quantized_quality(check_quality(quality, self.max_quality))
-        return self._encode_analysis(self.analyse(image, tile), quality)[0]
+        return self.encode_analysis(self.analyse(image, tile), quality)[0]
 
     @staticmethod
     def _quantized_quality(q: float) -> float:
@@ -202,7 +204,7 @@ class ImageCodec:
         h, w = a.prepared.rgb.shape[:2]
 
         def measure(q: float) -> tuple[bytes, float]:
-            blob, y_hat = self._encode_analysis(a, q)
+            blob, y_hat = self.encode_analysis(a, q)
             if bpp is not None:
                 return blob, 8 * len(blob) / (h * w)
             rgb = self._synthesise(y_hat, q, h, w)

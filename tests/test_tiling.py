@@ -60,7 +60,7 @@ def test_tiled_synthesis_equals_untiled(codec, eval_images, monkeypatch):
     with Image.open(eval_images[1]) as im:
         rgb = np.asarray(im.convert("RGB"))[:300, :700]
     a = codec.analyse(rgb)
-    blob, y_hat = codec._encode_analysis(a, 4.0)
+    blob, y_hat = codec.encode_analysis(a, 4.0)
     full = codec._synthesise(y_hat, 4.0, 300, 700)
     monkeypatch.setattr(ic, "UNTILED_MAX_PIXELS", 0)
     tiled = codec._synthesise(y_hat, 4.0, 300, 700)
