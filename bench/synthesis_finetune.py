@@ -57,10 +57,10 @@ def run(folder: Path, checkpoints: list[Path], levels: tuple[float, ...] = (1, 3
     """Mean PSNR per level of the model's g_s and of each checkpoint's on the model's coded latents."""
     codec = ImageCodec.from_model(model) if model else ImageCodec.default()
     base = codec.model
-    variants = {"bundled": (base.g_s, {})}
-    for path in checkpoints:
-        variants[str(path)] = load_synthesis(path, base)
-    psnrs = {name: {q: [] for q in levels} for name in variants}
+    # a list, not a dict: the same checkpoint named twice is measured (and listed) twice
+    variants = [("bundled" if model is None else str(model), base.g_s, {})]
+    variants += [(str(path), *load_synthesis(path, base)) for path in checkpoints]
+    psnrs = [{q: [] for q in levels} for _ in variants]
     for path in list_images(folder):
         analysis = codec.analyse(read_image(path))  # g_a once; each level codes it as `lcodec encode` does
         rgb = analysis.prepared.rgb
@@ -69,21 +69,21 @@ def run(folder: Path, checkpoints: list[Path], levels: tuple[float, ...] = (1, 3
             _, y_hat = codec.encode_analysis(analysis, q)
             latent = y_hat * base.gain.inverse_gain(torch.tensor([float(q)]))
             with fixed_threads():  # as the decoder runs g_s: pixels independent of the thread count
-                for name, (g_s, _) in variants.items():
-                    psnrs[name][q].append(psnr_rgb(rgb, to_pixels(g_s(latent)[0, :, :h, :w])))
-    result = {"weights_hash": codec.loaded.weights_hash.hex(), "images": len(psnrs["bundled"][levels[0]]),
-              "levels": list(levels), "variants": []}
-    for name, (_, options) in variants.items():
-        mean = [round(float(np.mean(psnrs[name][q])), 3) for q in levels]
-        result["variants"].append({"name": name, "options": options, "psnr": mean})
-    return result
+                for (_, g_s, _), per_level in zip(variants, psnrs):
+                    per_level[q].append(psnr_rgb(rgb, to_pixels(g_s(latent)[0, :, :h, :w])))
+    return {"weights_hash": codec.loaded.weights_hash.hex(), "images": len(psnrs[0][levels[0]]),
+            "levels": list(levels),
+            "variants": [{"name": name, "options": options,
+                          "psnr": [round(float(np.mean(per_level[q])), 3) for q in levels]}
+                         for (name, _, options), per_level in zip(variants, psnrs)]}
 
 
 def markdown(result: dict) -> str:
-    base = result["variants"][0]["psnr"]
+    reference = result["variants"][0]
+    base = reference["psnr"]
     head = " | ".join(f"q{q:g}" for q in result["levels"])
     lines = [f"| g_s | {head} |", "|---" * (1 + len(result["levels"])) + "|",
-             "| bundled (dB) | " + " | ".join(f"{v:.3f}" for v in base) + " |"]
+             f"| {reference['name']} (dB) | " + " | ".join(f"{v:.3f}" for v in base) + " |"]
     for v in result["variants"][1:]:
         lines.append(f"| {v['name']} (dB change) | " + " | ".join(f"{p - b:+.3f}" for p, b in zip(v["psnr"], base)) + " |")
     return "\n".join(lines) + "\n"

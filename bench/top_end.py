@@ -30,7 +30,7 @@ from bench.transform_ceiling import unquantized
 from codec import ImageCodec
 from codec.image_io import read_image
 from codec.training.data import PatchSampler
-from codec.transforms import LATENT_STRIDE, to_pixels
+from codec.transforms import LATENT_STRIDE, from_pixels, to_pixels
 
 
 def detail(rgb: np.ndarray) -> float:
@@ -77,7 +77,7 @@ def optimise_latent(codec: ImageCodec, crop: np.ndarray, quality: float, iters: 
     """(PSNR of g_s at g_a's unquantized latent, best PSNR reached by optimising that latent for MSE
     through g_s) on one crop whose sides are multiples of the latent stride."""
     model = codec.model
-    x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    x = from_pixels(crop).unsqueeze(0)
     q = torch.tensor([float(quality)])
     with torch.no_grad():
         inv = model.gain.inverse_gain(q)

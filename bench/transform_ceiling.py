@@ -21,19 +21,20 @@ from bench.metrics import bpp, psnr_rgb
 from bench.report import show_and_save
 from bench.run_images import list_images
 from codec import ImageCodec
+from codec.image_codec import Analysis
 from codec.image_io import read_image
-from codec.transforms import HYPER_STRIDE, pad_to_multiple, to_pixels
+from codec.transforms import to_pixels
 
 
-def unquantized(codec: ImageCodec, rgb: np.ndarray, quality: float) -> np.ndarray:
-    """8-bit RGB through the analysis and synthesis transforms and the gains, without quantization."""
+def unquantized(codec: ImageCodec, image: np.ndarray | Analysis, quality: float) -> np.ndarray:
+    """8-bit RGB through the analysis and synthesis transforms and the gains, without quantization
+    (`image` as pixels, or as the `ImageCodec.analyse` result an encode at any quality also uses)."""
+    a = image if isinstance(image, Analysis) else codec.analyse(image, tile=0)
     model = codec.model
-    h, w = rgb.shape[:2]
-    x = torch.from_numpy(rgb).permute(2, 0, 1).float().div(255).unsqueeze(0)
-    q = torch.tensor([float(quality)])
+    h, w = a.prepared.rgb.shape[:2]
+    q = torch.tensor([float(quality)], device=codec.device)
     with torch.no_grad():
-        y = model.g_a(pad_to_multiple(x, HYPER_STRIDE)) * model.gain.gain(q)
-        x_hat = model.g_s(y * model.gain.inverse_gain(q))[0, :, :h, :w]
+        x_hat = model.g_s(a.y * model.gain.gain(q) * model.gain.inverse_gain(q))[0, :, :h, :w]
     return to_pixels(x_hat)
 
 
@@ -46,23 +47,23 @@ def run(folder: Path, qualities: tuple[float, ...] | None = None, limit: int | N
     if qualities is None:
         qualities = tuple(float(q) for q in codec.levels)
     paths = list_images(folder)[:limit] if limit else list_images(folder)
-    rows = []
-    for q in qualities:
-        coded_bpp, coded_psnr, ceiling, per_image = [], [], [], {}
-        for path in paths:
-            img = read_image(path)
-            blob = codec.encode(img, q)
+    per_q: dict[float, dict] = {q: {"bpp": [], "coded": [], "ceiling": [], "per_image": {}} for q in qualities}
+    for path in paths:
+        img = read_image(path)
+        a = codec.analyse(img)  # g_a once per image; every quality codes and decodes from it
+        h, w = img.rgb.shape[:2]
+        for q in qualities:
+            blob, _ = codec.encode_analysis(a, q)
             out = np.asarray(codec.decode(blob).convert("RGB"))
-            h, w = img.rgb.shape[:2]
-            coded_bpp.append(bpp(len(blob), h, w))
-            coded_psnr.append(psnr_rgb(img.rgb, out))
-            ceiling.append(psnr_rgb(img.rgb, unquantized(codec, img.rgb, q)))
-            per_image[path.name] = {"bpp": round(coded_bpp[-1], 4), "coded_psnr": round(coded_psnr[-1], 3),
-                                    "unquantized_psnr": round(ceiling[-1], 3)}
-        rows.append({"quality": q, "bpp": round(float(np.mean(coded_bpp)), 4),
-                     "coded_psnr": round(float(np.mean(coded_psnr)), 3),
-                     "unquantized_psnr": round(float(np.mean(ceiling)), 3),
-                     "per_image": per_image})
+            d = per_q[q]
+            d["bpp"].append(bpp(len(blob), h, w))
+            d["coded"].append(psnr_rgb(img.rgb, out))
+            d["ceiling"].append(psnr_rgb(img.rgb, unquantized(codec, a, q)))
+            d["per_image"][path.name] = {"bpp": round(d["bpp"][-1], 4), "coded_psnr": round(d["coded"][-1], 3),
+                                         "unquantized_psnr": round(d["ceiling"][-1], 3)}
+    rows = [{"quality": q, "bpp": round(float(np.mean(d["bpp"])), 4), "coded_psnr": round(float(np.mean(d["coded"])), 3),
+             "unquantized_psnr": round(float(np.mean(d["ceiling"])), 3), "per_image": d["per_image"]}
+            for q, d in per_q.items()]
     return {"images": len(paths), "weights_hash": codec.loaded.weights_hash.hex(),
             "architecture": codec.model.config.to_dict(), "rows": rows}
 

@@ -20,7 +20,7 @@ from .errors import FormatError, InputError, TargetError
 from .image_io import DEFAULT_MAX_PIXELS, PreparedImage, decode_alpha, encode_alpha, finish, prepare
 from .quality import QUALITY_MIN, check_quality
 from .registry import LoadedModel, find_model_for, get_model
-from .transforms import HYPER_STRIDE, LATENT_STRIDE, pad_to_multiple, to_pixels
+from .transforms import HYPER_STRIDE, LATENT_STRIDE, from_pixels, pad_to_multiple, to_pixels
 
 #: Bisection stops when the quality interval is this narrow.
 TARGET_TOLERANCE = 0.01
@@ -125,7 +125,7 @@ class ImageCodec:
             raise ValueError(f"tile side must be a multiple of 64 in [{TILE_MIN}, {TILE_MAX}]")
         if tile:
             return Analysis(prepared, self._analyse_tiled(prepared.rgb), tile)
-        x = torch.from_numpy(prepared.rgb).to(self.device).permute(2, 0, 1).float().div(255).unsqueeze(0)
+        x = from_pixels(prepared.rgb, self.device).unsqueeze(0)
         x = pad_to_multiple(x, HYPER_STRIDE)
         with torch.no_grad():
             y = self.model.g_a(x)
@@ -144,7 +144,7 @@ class ImageCodec:
                 b0, b1 = max(c0 - m, 0), min(c1 + m, pw)
                 cols = np.minimum(np.arange(b0, b1), w - 1)
                 patch = np.ascontiguousarray(rgb[rows][:, cols])
-                x = torch.from_numpy(patch).to(self.device).permute(2, 0, 1).float().div(255).unsqueeze(0)
+                x = from_pixels(patch, self.device).unsqueeze(0)
                 with torch.no_grad():
                     yt = self.model.g_a(x)
                 i, j = (r0 - a0) // s, (c0 - b0) // s

@@ -124,6 +124,17 @@ class SynthesisTransform(nn.Module):
         return x + 0.5
 
 
+def from_pixels(rgb: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
+    """H x W x 3 uint8 pixels as the [3, H, W] float tensor in [0, 1] that g_a takes, on `device`.
+
+    The uint8 array moves to the device before conversion (a quarter of the bytes), and every encoder,
+    trainer and bench converts the same way, so their inputs are bit-identical. Strided or read-only
+    arrays (flipped crops, `np.asarray` of a Pillow image) are copied first.
+    """
+    rgb = np.require(rgb, requirements=("C", "W"))
+    return torch.from_numpy(rgb).to(device).permute(2, 0, 1).float().div(255)
+
+
 def to_pixels(x_hat: torch.Tensor) -> np.ndarray:
     """A g_s output [3, H, W] as the H x W x 3 uint8 pixels a decoder writes (clamped, rounded)."""
     return x_hat.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()

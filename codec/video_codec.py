@@ -24,7 +24,7 @@ from .errors import FormatError, InputError
 from .image_codec import ImageCodec, fixed_threads
 from .image_io import DEFAULT_MAX_PIXELS
 from .quality import check_quality
-from .transforms import HYPER_STRIDE, pad_to_multiple
+from .transforms import HYPER_STRIDE, from_pixels, pad_to_multiple
 from .video_container import (
     FRAME_I,
     FRAME_P,
@@ -77,7 +77,7 @@ class VideoCodec:
     # ---- encoding ------------------------------------------------------------------------------
 
     def _latent(self, rgb: np.ndarray, quality: float) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1).float().div(255)
+        x = from_pixels(rgb, self.device)
         x = pad_to_multiple(x.unsqueeze(0), HYPER_STRIDE)
         q = torch.tensor([quality], dtype=torch.float32, device=self.device)
         with torch.no_grad():

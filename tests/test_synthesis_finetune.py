@@ -36,6 +36,7 @@ def test_synthesis_variants_decode_the_same_latents(tmp_path, eval_images):
     main([str(tmp_path / "img"), str(tmp_path / "gs.pt"), "--levels", "4,12", "--out", str(out)])
     result = json.loads(out.read_text())
     bundled, variant = result["variants"]
+    assert bundled["name"] == "bundled" and variant["name"] == str(tmp_path / "gs.pt")
     assert variant["options"]["step"] == 7 and variant["options"]["train_only"] == ["g_s"]
     assert all(abs(a - b) > 1e-3 for a, b in zip(bundled["psnr"], variant["psnr"]))
     # the bundled row is what a real file decodes to
@@ -48,3 +49,13 @@ def test_a_checkpoint_that_changes_the_bits_is_refused(tmp_path, eval_images):
     _checkpoint(tmp_path / "ga.pt", "g_a.net.0.weight")
     with pytest.raises(ValueError, match="not a synthesis-only change"):
         main([str(eval_images[0].parent), str(tmp_path / "ga.pt")])
+
+
+def test_reference_is_named_for_the_model_and_repeats_are_kept(tmp_path, eval_images, capsys):
+    with Image.open(eval_images[0]) as im:
+        Image.fromarray(np.asarray(im.convert("RGB"))[:64, :64].copy()).save(tmp_path / "a.png")
+    _checkpoint(tmp_path / "gs.pt", "g_s.net.6.weight")
+    main([str(tmp_path), str(tmp_path / "gs.pt"), str(tmp_path / "gs.pt"), "--levels", "6", "--model", "default"])
+    table = capsys.readouterr().out
+    assert "| default (dB) |" in table and "bundled" not in table
+    assert table.count(f"| {tmp_path / 'gs.pt'} (dB change) |") == 2

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from ..errors import InputError
+from ..transforms import from_pixels
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 _JPEG_SUFFIXES = {".jpg", ".jpeg"}
@@ -77,7 +78,7 @@ class PatchSampler:
         arr = np.asarray(crop, dtype=np.uint8)
         if self.rng.random() < 0.5:
             arr = arr[:, ::-1]
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+        return from_pixels(arr)
 
     def batch(self, size: int) -> torch.Tensor:
         return torch.stack([self.sample() for _ in range(size)])

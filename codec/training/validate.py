@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from ..image_model import ImageModel
-from ..transforms import HYPER_STRIDE, pad_to_multiple
+from ..transforms import HYPER_STRIDE, from_pixels, pad_to_multiple
 from .data import list_images
 
 VAL_QUALITIES = (1.0, 4.0, 8.0)
@@ -33,8 +33,8 @@ def validate(model: ImageModel, folder: str, max_images: int, device: torch.devi
         bpps, psnrs = [], []
         for p in paths:
             with Image.open(p) as im:
-                arr = np.array(im.convert("RGB"))  # writable: torch.from_numpy warns on read-only arrays
-            x = torch.from_numpy(arr).permute(2, 0, 1).float().div(255).unsqueeze(0).to(device)
+                arr = np.asarray(im.convert("RGB"))
+            x = from_pixels(arr, device).unsqueeze(0)
             h, w = arr.shape[:2]
             xp = pad_to_multiple(x, HYPER_STRIDE)
             streams, _ = coder.compress(xp, q)

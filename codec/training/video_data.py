@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from ..errors import InputError
 from ..image_model import ImageModel
-from ..transforms import HYPER_STRIDE, pad_to_multiple
+from ..transforms import HYPER_STRIDE, from_pixels, pad_to_multiple
 from ..video_io import is_video_path, open_video
 
 
@@ -45,7 +44,7 @@ class LatentClips:
                        leave=False)
             try:
                 for rgb in bar:
-                    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(dev).permute(2, 0, 1).float().div(255)
+                    x = from_pixels(rgb, dev)
                     with torch.no_grad():
                         lat.append(model.g_a(pad_to_multiple(x.unsqueeze(0), HYPER_STRIDE))[0].half().cpu())
             except InputError:  # a clip with no frames left after skip_first is skipped
