@@ -35,10 +35,12 @@ def speed(folder: Path, images: int, repeat: int, gap_images: int, out: Path | N
     c = result["coder"]
     click.echo(f"range coder: {c['encode_msym_s']} M symbols/s encode, {c['decode_msym_s']} M symbols/s decode")
     result["rate_gap"] = rate_gap(folder, images=gap_images or None)
-    click.echo("quality  real bpp  estimated bpp  gap       continuous-scale estimate  gap")
+    click.echo("quality  real bpp  estimated bpp  gap       continuous-scale estimate  gap       "
+               "container bytes/file  streams alone: gap")
     for r in result["rate_gap"]:
         click.echo(f"{r['quality']:7g}  {r['real_bpp']:8.4f}  {r['estimated_bpp']:13.4f}  {r['gap_percent']:+6.2f} %  "
-                   f"{r['continuous_estimate_bpp']:25.4f}  {r['gap_vs_continuous_percent']:+6.2f} %")
+                   f"{r['continuous_estimate_bpp']:25.4f}  {r['gap_vs_continuous_percent']:+6.2f} %  "
+                   f"{r['container_bytes_per_file']:20.1f}  {r['streams_gap_percent']:+6.2f} %")
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2))

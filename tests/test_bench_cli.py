@@ -119,3 +119,22 @@ def test_video_command_on_few_frames(tmp_path: Path) -> None:
     from codec.registry import bundled_levels
 
     assert len(ours["results"]["bpp"]) == bundled_levels() and ours["settings"]["weights_hash"]
+
+
+def test_rate_gap_separates_the_container_from_the_coded_streams(tiny_folder: Path) -> None:
+    from bench.speed import rate_gap
+    from codec import ImageCodec
+    from codec.container import unpack_image
+
+    (row,) = rate_gap(tiny_folder, qualities=(6.0,))
+    codec = ImageCodec.default()
+    overhead = []
+    for p in sorted(tiny_folder.glob("*.png")):
+        with Image.open(p) as im:
+            blob = codec.encode(im, 6.0)
+        overhead.append(len(blob) - sum(len(s) for s in unpack_image(blob)[1]))
+    # magic, version, kind, mode, name, hash, quality, sizes, tile, lengths, CRC: about 40 bytes a file
+    assert row["container_bytes_per_file"] == pytest.approx(np.mean(overhead), abs=0.05)
+    assert 30 < row["container_bytes_per_file"] < 60
+    # the header is counted in the file's gap and not in the streams'
+    assert row["streams_gap_percent"] < row["gap_percent"] - 1.0
