@@ -185,16 +185,13 @@ def speed(results: Path) -> str:
 
 
 def rate_gap(results: Path) -> str:
-    rows = _load(results, "speed.json")["rate_gap"]
-    split = all("streams_gap_percent" in r for r in rows)  # results before the split lack it
     body = [[f"{r['quality']:g}", f"{r['real_bpp']:.4f}", f"{r['estimated_bpp']:.4f}", f"{r['gap_percent']:+.2f} %",
-             f"{r['continuous_estimate_bpp']:.4f}", f"{r['gap_vs_continuous_percent']:+.2f} %"]
-            + ([f"{r['container_bytes_per_file']:.1f}", f"{r['streams_gap_percent']:+.2f} %"] if split else [])
-            for r in rows]
+             f"{r['continuous_estimate_bpp']:.4f}", f"{r['gap_vs_continuous_percent']:+.2f} %",
+             f"{r['container_bytes_per_file']:.1f}", f"{r['streams_gap_percent']:+.2f} %"]
+            for r in _load(results, "speed.json")["rate_gap"]]
     return _rows(["quality", "real bpp", "estimate with the coder's table scales", "gap",
-                  "estimate with continuous scales (training rate term)", "gap"]
-                 + (["container bytes per file", "range-coded streams alone vs the first estimate"] if split else []),
-                 body)
+                  "estimate with continuous scales (training rate term)", "gap", "container bytes per file",
+                  "range-coded streams alone vs the first estimate"], body)
 
 
 def determinism(results: Path) -> str:

@@ -34,7 +34,7 @@ def unquantized(codec: ImageCodec, image: np.ndarray | Analysis, quality: float)
     h, w = a.prepared.rgb.shape[:2]
     q = torch.tensor([float(quality)], device=codec.device)
     with torch.no_grad():
-        x_hat = model.g_s(a.y * model.gain.gain(q) * model.gain.inverse_gain(q))[0, :, :h, :w]
+        x_hat = model.g_s(a.y.to(codec.device) * model.gain.gain(q) * model.gain.inverse_gain(q))[0, :, :h, :w]
     return to_pixels(x_hat)
 
 

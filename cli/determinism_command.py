@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -43,7 +42,8 @@ def determinism(folder: Path, images: int, qualities: str, out: Path | None) -> 
     if not s["cuda"]:
         click.echo("no CUDA device: GPU<->CPU not measured here")
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
+        from bench.report import write_json
+
+        write_json(out, result)
     if any(v != s["cases"] for v in s["identical"].values()):
         raise SystemExit(1)

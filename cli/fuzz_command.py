@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -36,7 +35,8 @@ def fuzz(cases: int, seed: int, time_limit: float, out: Path | None, video: bool
     for f in d["findings"][:10]:
         click.echo(f"  finding: case {f['case']} ({f['mutation']}): {f['error']}")
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(d, indent=2))
+        from bench.report import write_json
+
+        write_json(out, d)
     if d["finding_count"]:
         sys.exit(1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -42,5 +41,6 @@ def speed(folder: Path, images: int, repeat: int, gap_images: int, out: Path | N
                    f"{r['continuous_estimate_bpp']:25.4f}  {r['gap_vs_continuous_percent']:+6.2f} %  "
                    f"{r['container_bytes_per_file']:20.1f}  {r['streams_gap_percent']:+6.2f} %")
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
+        from bench.report import write_json
+
+        write_json(out, result)

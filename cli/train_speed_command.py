@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -82,6 +81,7 @@ def _run(patch, batches, steps, warmup, device, compile_, pack, folder, data_onl
             click.echo(f"data {name:<6} on {d['device']}: {d['ms_per_batch']:.2f} ms per batch of {d['batch']} "
                        f"(loading {d['load_s']:.1f} s)")
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
+        from bench.report import write_json
+
+        write_json(out, result)
         click.echo(f"wrote {out}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -40,8 +39,9 @@ def video_p(clips: tuple[Path, ...], frames: int, qualities: str, models: tuple[
     md = ptest_report(rows, bd)
     click.echo(md, nl=False)
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"rows": rows, "bd_rate_low_delay_vs_all_intra": bd}, indent=2))
+        from bench.report import write_json
+
+        write_json(out, {"rows": rows, "bd_rate_low_delay_vs_all_intra": bd})
         out.with_suffix(".md").write_text(md)
 
 
@@ -64,5 +64,6 @@ def video_speed(clips: tuple[Path, ...], frames: int, quality: float, out: Path 
         click.echo(f"{r['clip']} {r['width']}x{r['height']} {r['frames']} frames on {r['device']} "
                    f"({r['threads']} threads): encode {r['encode_fps']} fps, decode {r['decode_fps']} fps")
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"rows": rows}, indent=2))
+        from bench.report import write_json
+
+        write_json(out, {"rows": rows})
