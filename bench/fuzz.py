@@ -1,6 +1,7 @@
 """Fuzzing the image decoder with mutated valid streams.
 
-Seed streams are real lcodec files of small images (RGB, grey, RGBA, and a tiled version-2 file).
+Seed streams are real lcodec files of small images (RGB, grey, RGBA, tiled; format version 4, and
+the versions 3, 2 and 1 still read).
 Each case applies one or more mutations - bit flips, byte changes, truncation, insertion, deletion,
 huge size / length / tile / stream-count fields, garbage payloads - and, most of the time, recomputes
 the CRC so that the mutation reaches the header parser, the range decoder and the model rather than
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from codec import ImageCodec
-from codec.container import MAGIC, VERSION_FLOAT, read_header, varint
+from codec.container import MAGIC, VERSION, VERSION_FLOAT, VERSION_SPLIT, read_header, varint
 from codec.errors import LcodecError
 
 #: A case taking longer than this (seconds) is a finding ("timeout").
@@ -62,8 +63,9 @@ class FuzzReport:
 
 
 def seed_streams(codec: ImageCodec, rng: np.random.Generator) -> list[bytes]:
-    """Valid small files: a smooth RGB picture, a grey one, an RGBA one, a tiled one (all version 3)
-    and the same picture in the float formats still read (version 1, and tiled version 2)."""
+    """Valid small files: a smooth RGB picture, a grey one, an RGBA one, a tiled one (all version 4)
+    and the same picture in the formats still read (version 3 untiled and tiled, float versions 1 and
+    2)."""
     h, w = 48, 64
     yy, xx = np.mgrid[0:h, 0:w]
     base = np.stack([xx * 4, yy * 5, (xx + yy) * 2], axis=2).astype(np.float64)
@@ -81,9 +83,10 @@ def seed_streams(codec: ImageCodec, rng: np.random.Generator) -> list[bytes]:
         codec.encode(wide, 5.0, tile=256),
     ]
     saved = codec.write_version
-    codec.write_version = VERSION_FLOAT
     try:
-        seeds += [codec.encode(rgb, 4.0), codec.encode(wide, 5.0, tile=256)]
+        for old in (VERSION_SPLIT, VERSION_FLOAT):
+            codec.write_version = old
+            seeds += [codec.encode(rgb, 4.0), codec.encode(wide, 5.0, tile=256)]
     finally:
         codec.write_version = saved
     return seeds
@@ -122,16 +125,16 @@ def field_spans(data: bytes) -> dict[str, tuple[int, int]]:
         _, end = _read_varint(data, pos)
         spans[key] = (pos, end)
         pos = end
-    if header.version != 1:  # versions 2 and 3 carry a tile field and a varint stream count
+    if header.version != 1:  # versions 2 to 4 carry a tile field, 2 and 3 also a varint stream count
         _, end = _read_varint(data, pos)
         spans["tile"] = (pos, end)
         pos = end
-        _, end = _read_varint(data, pos)
-    else:
-        end = pos + 1
-    spans["streams"] = (pos, end)
-    pos = end
-    for i in range(len(header.stream_lengths)):
+    if header.version < VERSION:
+        end = _read_varint(data, pos)[1] if header.version != 1 else pos + 1
+        spans["streams"] = (pos, end)
+        pos = end
+    stored = len(header.stream_lengths) - (1 if header.version >= VERSION else 0)  # version 4: last implied
+    for i in range(stored):
         _, end = _read_varint(data, pos)
         spans[f"length{i}"] = (pos, end)
         pos = end
@@ -174,7 +177,8 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
         if name in ("height", "width", "tile", "streams") or name.startswith("length"):
             value = rng.choice(_BIG + [rng.randrange(1 << rng.randrange(1, 36))])
             desc += f"={value}"
-            body[a:b] = varint(value) if (name != "streams" or data[4] == 2) else bytes([value & 0xFF])
+            # the stream count is one byte in version 1 and a varint in versions 2-3
+            body[a:b] = varint(value) if (name != "streams" or data[4] != 1) else bytes([value & 0xFF])
         elif name == "name":
             new = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
             body[a:b] = bytes([len(new)]) + new

@@ -200,7 +200,8 @@ def determinism(results: Path) -> str:
     images = len({r["image"] for r in rows})
     qualities = ", ".join(f"q{q:g}" for q in sorted({r["quality"] for r in rows}))
     n = s["cases"]
-    labels = {"torch_2_threads": "latents identical, torch float64 BLAS 1 thread vs 2 threads",
+    labels = {"version3_same_latent": "latents identical, format version 4 vs version 3",
+              "torch_2_threads": "latents identical, torch float64 BLAS 1 thread vs 2 threads",
               "int64_reference": "latents identical, torch float64 BLAS vs numpy int64 (no floating point)",
               "cpu_encoded_gpu_decoded": "latents identical, encoded on the CPU, decoded on the GPU",
               "gpu_encoded_cpu_decoded": "latents identical, encoded on the GPU, decoded on the CPU"}
@@ -210,6 +211,8 @@ def determinism(results: Path) -> str:
     m = s["median_s_1_thread"]
     body += [["rate cost of exact parameters (bytes, version 3 vs float version 1)",
               f"{s['rate_cost_percent']:+.3f} %"],
+             ["bytes, version 4 vs version 3 (one stream per tile, implied count and last length)",
+              f"{s['version4_vs_3_percent']:+.3f} %"],
              ["median encode, 1 thread: exact / float", f"{m['exact']['encode']:.3f} s / {m['float']['encode']:.3f} s"],
              ["median latent decode (entropy decoding, no synthesis), 1 thread: exact / float",
               f"{m['exact']['latent_decode']:.3f} s / {m['float']['latent_decode']:.3f} s"]]

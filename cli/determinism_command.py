@@ -28,15 +28,16 @@ def determinism(folder: Path, images: int, qualities: str, out: Path | None) -> 
     def show(row: dict) -> None:
         flags = " ".join(f"{k}={'ok' if v is True else v}" for k, v in row.items()
                          if isinstance(v, (bool, int)) and k != "quality")
-        click.echo(f"{row['image']} q{row['quality']:g}: {row['exact_bpp']:.4f} bpp exact, "
-                   f"{row['float_bpp']:.4f} float; {flags}")
+        click.echo(f"{row['image']} q{row['quality']:g}: {row['bpp']:.4f} bpp (version 3 {row['exact_bpp']:.4f}, "
+                   f"float {row['float_bpp']:.4f}); {flags}")
 
     result = run(folder, qs, limit=images or None, progress=show)
     s = result["summary"]
     click.echo(f"{s['cases']} files; identical latents: " +
                ", ".join(f"{k} {v}/{s['cases']}" for k, v in s["identical"].items()))
     t = s["median_s_1_thread"]
-    click.echo(f"rate cost of exact parameters: {s['rate_cost_percent']:+.3f} %; median 1-thread encode "
+    click.echo(f"version 4 vs 3: {s['version4_vs_3_percent']:+.3f} %; rate cost of exact parameters: "
+               f"{s['rate_cost_percent']:+.3f} %; median 1-thread encode "
                f"{t['exact']['encode']:.3f} s exact vs {t['float']['encode']:.3f} s float, latent decode "
                f"{t['exact']['latent_decode']:.3f} s vs {t['float']['latent_decode']:.3f} s")
     if not s["cuda"]:

@@ -160,16 +160,18 @@ class ImageCodec:
         h, w = p.rgb.shape[:2]
         gain = self.model.gain.gain(q).detach().cpu()
         exact = self.write_version != VERSION_FLOAT
+        joint = self.write_version >= VERSION
         with torch.no_grad(), fixed_threads(not exact):
             if not a.tile:
-                streams, y_hat = self.model.compress_latent((a.y * gain.to(a.y.device)).to(self.device), exact)
+                streams, y_hat = self.model.compress_latent((a.y * gain.to(a.y.device)).to(self.device), exact,
+                                                              joint)
             else:
                 streams, y_hat = [], torch.empty_like(a.y)
                 t = a.tile // LATENT_STRIDE
                 for r0, r1 in _tiles(a.y.shape[2], t):
                     for c0, c1 in _tiles(a.y.shape[3], t):
                         yt = (a.y[:, :, r0:r1, c0:c1] * gain).to(self.device)
-                        st, yh = self.model.compress_latent(yt, exact)
+                        st, yh = self.model.compress_latent(yt, exact, joint)
                         streams += st
                         y_hat[:, :, r0:r1, c0:c1] = yh.cpu()
         if p.alpha is not None:
@@ -317,16 +319,17 @@ class ImageCodec:
         ph, pw = h + (-h) % HYPER_STRIDE, w + (-w) % HYPER_STRIDE
         tile = header.tile or max(ph, pw)
         grid = [(r, c) for r in _tiles(ph, tile) for c in _tiles(pw, tile)]
+        per = header.streams_per_tile
         # cheap bound of size against bytes before any work: z symbols have a least cost per symbol
         for k, ((r0, r1), (c0, c1)) in enumerate(grid):
-            if 8 * len(streams[2 * k]) < 0.9 * self.model.min_z_bits((r1 - r0, c1 - c0)) - 96:
+            if 8 * len(streams[per * k]) < 0.9 * self.model.min_z_bits((r1 - r0, c1 - c0)) - 96:
                 raise FormatError(f"corrupt file (stream too short for a {w}x{h} image)")
         s = LATENT_STRIDE
         y_hat = None
         try:
             with fixed_threads(not header.exact):
                 for k, ((r0, r1), (c0, c1)) in enumerate(grid):
-                    yt = self.model.decompress_latent(streams[2 * k : 2 * k + 2], (r1 - r0, c1 - c0), self.device,
+                    yt = self.model.decompress_latent(streams[per * k : per * (k + 1)], (r1 - r0, c1 - c0), self.device,
                                                       header.exact)
                     if len(grid) == 1:
                         y_hat = yt

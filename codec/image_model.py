@@ -156,35 +156,43 @@ class ImageModel(nn.Module):
         return cached[1]
 
     @torch.no_grad()
-    def compress_latent(self, y: torch.Tensor, exact: bool = True) -> tuple[list[bytes], torch.Tensor]:
+    def compress_latent(self, y: torch.Tensor, exact: bool = True,
+                        joint: bool = False) -> tuple[list[bytes], torch.Tensor]:
         """Code a gained latent [1, M, h, w] (h, w multiples of 4); return ([z, y streams], y_hat).
 
-        `exact` (the default, format version 3) computes the entropy parameters in fixed point, so
-        any device decodes the streams; False is the float path of format versions 1 and 2."""
+        `exact` (the default, format versions 3 and 4) computes the entropy parameters in fixed point,
+        so any device decodes the streams; False is the float path of format versions 1 and 2.
+        `joint` (format version 4) codes z and then y into one stream: one coder flush less."""
         z = self.h_a(y)
         enc_z = RangeEncoder()
         z_hat = self.z_prior.compress(z, enc_z).to(y.device)
-        enc_y = RangeEncoder()
+        enc_y = enc_z if joint else RangeEncoder()
         if exact:
             engine = self.exact_engine(y.device)
             hyper = engine.h_s(to_fixed(z_hat))
             y_hat = to_real(self.context.compress(y, hyper, enc_y, engine.context))
         else:
             y_hat = self.context.compress(y, self.h_s(z_hat), enc_y)
+        if joint:
+            return [enc_z.finish()], y_hat
         return [enc_z.finish(), enc_y.finish()], y_hat
 
     @torch.no_grad()
     def decompress_latent(self, streams: list[bytes], padded_hw: tuple[int, int],
                           device: torch.device | str = "cpu", exact: bool = True) -> torch.Tensor:
-        """Decode the gained latent y_hat of a padded image of size padded_hw."""
+        """Decode the gained latent y_hat of a padded image of size padded_hw from its z and y
+        streams, or from the one stream that holds both (format version 4)."""
         h, w = padded_hw
-        if len(streams) != 2:
-            raise StreamError("expected a z stream and a y stream")
+        if len(streams) not in (1, 2):
+            raise StreamError("expected a z stream and a y stream, or one stream holding both")
         dec_z = RangeDecoder(streams[0])
         z_hat = self.z_prior.decompress(dec_z, (1, self.config.nz, h // HYPER_STRIDE, w // HYPER_STRIDE))
-        if not dec_z.exhausted():
-            raise StreamError("z stream has trailing data")
-        dec_y = RangeDecoder(streams[1])
+        if len(streams) == 1:
+            dec_y = dec_z
+        else:
+            if not dec_z.exhausted():
+                raise StreamError("z stream has trailing data")
+            dec_y = RangeDecoder(streams[1])
         if exact:
             engine = self.exact_engine(device)
             hyper = engine.h_s(to_fixed(z_hat.to(device)))

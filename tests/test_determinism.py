@@ -70,7 +70,7 @@ def test_exact_parameters_do_not_depend_on_the_arithmetic_backend(eval_images):
     codec = ImageCodec.default()
     rgb = _crop(eval_images[1])
     blob = codec.encode(rgb, 5.0)
-    assert blob[4] == 3  # format version 3: exact entropy parameters
+    assert blob[4] == 4  # format version 4: exact entropy parameters
     ref = decode_latent(codec, blob)
     with integer_reference():
         assert torch.equal(decode_latent(codec, blob), ref)
@@ -127,7 +127,7 @@ def test_float_format_versions_still_decode(eval_images):
     new = ImageCodec.default()
     for tile in (None, 256):
         blob_old, blob_new = old.encode(rgb, 4.0, tile=tile), new.encode(rgb, 4.0, tile=tile)
-        assert blob_old[4] == (2 if tile else 1) and blob_new[4] == 3
+        assert blob_old[4] == (2 if tile else 1) and blob_new[4] == 4
         assert ImageCodec.info(blob_old)["format_version"] == blob_old[4]
         a = np.asarray(new.decode(blob_old)).astype(float)
         b = np.asarray(new.decode(blob_new)).astype(float)
@@ -179,8 +179,10 @@ def test_bench_determinism_command_reports_identical_latents(tmp_path, eval_imag
     res = CliRunner().invoke(main, ["bench", "determinism", str(tmp_path), "--qualities", "3,6", "--out", str(out)])
     assert res.exit_code == 0, res.output
     summary = json.loads(out.read_text())["summary"]
-    assert summary["cases"] == 2 and summary["identical"] == {"torch_2_threads": 2, "int64_reference": 2}
+    assert summary["cases"] == 2
+    assert summary["identical"] == {"version3_same_latent": 2, "torch_2_threads": 2, "int64_reference": 2}
     assert abs(summary["rate_cost_percent"]) < 2.0
+    assert summary["version4_vs_3_percent"] < 0  # same latents, fewer bytes
     from codec.registry import bundled_levels
 
     levels = bundled_levels()

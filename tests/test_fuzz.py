@@ -96,7 +96,7 @@ def test_cli_decode_pixel_limit(tmp_path, seeds):
 
 
 def test_tiled_stream_count_cannot_outgrow_the_file(codec, seeds):
-    for tiled, version in ((seeds[4], 3), (seeds[-1], 2)):
+    for tiled, version in ((seeds[4], 4), (seeds[6], 3), (seeds[-1], 2)):
         assert tiled[4] == version
         bad = _rewrite(tiled, width=60000, height=60000)
         with pytest.raises(FormatError, match="streams|truncated"):
@@ -126,19 +126,21 @@ def test_absurd_escaped_values_give_a_format_error_not_nan_pixels(codec, seeds):
     # a stream our own encoder writes for a hyper-latent of absurd values (escapes of 2^31, the most
     # the escape code carries whatever a table's range):
     # valid range coding, valid CRC, but the model turns it into inf/NaN parameters
-    header, streams = unpack_image(seeds[0])
     m = codec.model
     z = torch.full((1, m.config.nz, 1, 1), float(2**31))
-    enc = RangeEncoder()
-    m.z_prior.compress(z, enc)
-    forged = pack_image(ImageHeader(header.model, header.weights_hash, header.quality, header.height,
-                                    header.width), [enc.finish(), streams[1]])
-    try:
-        img = codec.decode(forged)
-    except FormatError:
-        return
-    arr = np.asarray(img)
-    assert arr.shape == (48, 64, 3)  # if it decodes, it is a proper image
+    for seed in (seeds[0], seeds[5]):  # version 4 (z, y in one stream) and version 3 (two streams)
+        header, streams = unpack_image(seed)
+        enc = RangeEncoder()
+        m.z_prior.compress(z, enc)
+        forged = pack_image(ImageHeader(header.model, header.weights_hash, header.quality, header.height,
+                                        header.width, version=header.version),
+                            [enc.finish()] + ([streams[1]] if header.version < 4 else []))
+        try:
+            img = codec.decode(forged)
+        except FormatError:
+            continue
+        arr = np.asarray(img)
+        assert arr.shape == (48, 64, 3)  # if it decodes, it is a proper image
 
 
 def test_non_finite_entropy_parameters_are_a_stream_error(codec):

@@ -27,20 +27,22 @@ def big_photo(eval_images) -> np.ndarray:
         return np.asarray(im.convert("RGB").resize((1536, 1024), Image.BICUBIC))
 
 
-def test_container_tiled_roundtrip_in_versions_3_and_2_and_untiled_in_3_and_1():
-    streams = [bytes([i]) * (4 + i) for i in range(25)]
-    for version, written in ((3, 3), (1, 2)):  # the float format writes tiled files as version 2
+def test_container_tiled_roundtrip_in_versions_4_3_and_2_and_untiled_in_4_3_and_1():
+    for version, written in ((4, 4), (3, 3), (1, 2)):  # the float format writes tiled files as version 2
         h = ImageHeader("default", b"\x01" * 8, 4.0, 600, 1000, "RGBA", version=version, tile=256)
         rows, cols = h.tile_grid
-        assert (rows, cols) == (3, 4) and h.expected_streams() == 25
+        per_tile = 1 if version == 4 else 2
+        assert (rows, cols) == (3, 4) and h.expected_streams() == 12 * per_tile + 1
+        streams = [bytes([i]) * (4 + i) for i in range(12 * per_tile + 1)]
         blob = pack_image(h, streams)
         assert blob[4] == written
         back, got = unpack_image(blob)
         assert back.tile == 256 and back.version == written and got == streams
-    for version in (3, 1):
-        blob = pack_image(ImageHeader("default", b"\x01" * 8, 4.0, 60, 100, version=version), [b"abcd", b"efgh"])
-        back = read_header(blob)[0]
-        assert blob[4] == version and back.tile == 0 and back.exact == (version == 3)
+    for version in (4, 3, 1):
+        streams = [b"abcdefgh"] if version == 4 else [b"abcd", b"efgh"]
+        blob = pack_image(ImageHeader("default", b"\x01" * 8, 4.0, 60, 100, version=version), streams)
+        back, got = unpack_image(blob)
+        assert blob[4] == version and back.tile == 0 and back.exact == (version >= 3) and got == streams
     with pytest.raises(ValueError):
         pack_image(ImageHeader("default", b"\x01" * 8, 4.0, 600, 1000, tile=256), streams[:3])
 
@@ -72,7 +74,7 @@ def test_tiled_coding_has_no_seams(codec, big_photo):
     """PSNR of tiled coding within 0.2 dB of untiled coding; the tile borders are no worse than the rest."""
     untiled = codec.encode(big_photo, 4.0)
     tiled = codec.encode(big_photo, 4.0, tile=512)
-    assert untiled[4] == 3 and tiled[4] == 3 and ImageCodec.info(tiled)["tiles"] == 6
+    assert untiled[4] == 4 and tiled[4] == 4 and ImageCodec.info(tiled)["tiles"] == 6
     rec_u = np.asarray(codec.decode(untiled))
     rec_t = np.asarray(codec.decode(tiled))
     p_u, p_t = _psnr(rec_u, big_photo), _psnr(rec_t, big_photo)
@@ -96,7 +98,7 @@ def test_tiled_rgba_keeps_alpha_and_size(codec, eval_images):
     img = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
     blob = codec.encode(img, 3.0, tile=256)
     info = ImageCodec.info(blob)
-    assert info["tiles"] == 3 and len(info["streams"]) == 7
+    assert info["tiles"] == 3 and len(info["streams"]) == 4  # one per tile (z then y), alpha
     out = codec.decode(blob)
     assert out.mode == "RGBA" and out.size == (600, 250)
     arr = np.asarray(out)
