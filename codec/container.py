@@ -174,8 +174,11 @@ def pack_image(header: ImageHeader, streams: list[bytes]) -> bytes:
         version = VERSION_FLOAT
     if header.tile and (header.tile % 64 or not TILE_MIN <= header.tile <= TILE_MAX):
         raise ValueError(f"tile side {header.tile} is not a multiple of 64 in [{TILE_MIN}, {TILE_MAX}]")
-    if header.tile and len(streams) != header.expected_streams():
-        raise ValueError("stream count does not match the tiling")
+    # tiled files and version 4 (which stores no count) must hold exactly the streams the header implies
+    if (header.tile or version >= VERSION) and len(streams) != header.expected_streams():
+        raise ValueError("stream count does not match the tiling and mode")
+    if version >= VERSION and not streams[-1]:
+        raise ValueError("the last stream is empty (its implied length would read as a truncated file)")
     if version == VERSION_FLOAT and len(streams) > MAX_STREAMS:
         raise ValueError("too many streams for an untiled file")
     out = bytearray(MAGIC)
@@ -183,8 +186,6 @@ def pack_image(header: ImageHeader, streams: list[bytes]) -> bytes:
     out += header.weights_hash
     out += struct.pack("<H", int(round(header.quality * QUALITY_SCALE)))
     out += varint(header.height) + varint(header.width)
-    if version >= VERSION and (len(streams) != header.expected_streams() or not streams[-1]):
-        raise ValueError("stream count does not match the header, or the last stream is empty")
     if version == VERSION_FLOAT:
         out.append(len(streams))
     elif version >= VERSION:
