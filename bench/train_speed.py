@@ -1,9 +1,11 @@
-"""Training throughput: images per second of the default model's training step at given batch sizes.
+"""Training throughput: images per second of the default model's training step at given batch sizes
+and speed-up modes (fp32, channels_last, bf16 autocast, torch.compile, alone or combined).
 
 Each measurement runs warm-up steps first (allocator, cuDNN autotuning, torch.compile), then times
-`steps` full steps (data, forward, loss, backward, clipping, AdamW) exactly as `codec.training.loop`
-runs them (channels_last and bf16 autocast on CUDA, qualities through pinned memory), with the device
-synchronised at both ends of the timed span. Data comes from a patch pack when one is given (as in a
+`steps` full steps (data, forward, loss, backward, clipping, AdamW, EMA update) exactly as
+`codec.training.loop` runs them (qualities through pinned memory), with the device synchronised at both
+ends of the timed span. A mode asks for its speed-ups outright: "bf16" on a CPU without native bf16 is
+measured too (that is how one sees why training does not use it there). Data comes from a patch pack when one is given (as in a
 real run), else from random pixels made on the device. `data_time` times the two samplers alone (photo
 folder with PIL on the host, then copied to the device, vs. the pack on the device).
 """
@@ -16,9 +18,35 @@ import time
 import torch
 
 from codec.image_model import ImageModel
+from codec.training.ema import ParameterAverage
+from codec.training.fast_path import FastPath, choose_fast_path, cpu_bf16_kind
 from codec.training.loop import (init_architecture, maybe_compile, param_groups, sample_qualities, to_device,
                                  train_step, TrainConfig)
 from codec.training.runtime import pick_device
+
+#: the speed-ups a mode may combine with "+"; "fp32" alone is none of them, "default" what `lcodec train` picks
+MODE_PARTS = ("fp32", "channels_last", "bf16", "compile", "default")
+DEFAULT_MODES = "fp32,channels_last,bf16,bf16+channels_last,default+compile"
+
+
+def parse_modes(text: str) -> list[str]:
+    """Modes from a comma-separated list (each a "+"-joined set of MODE_PARTS); ValueError if unknown."""
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [p for m in modes for p in m.split("+") if p not in MODE_PARTS]
+    if not modes or bad:
+        raise ValueError(f"modes are '+'-joined parts of {', '.join(MODE_PARTS)}, e.g. {DEFAULT_MODES}"
+                         + (f" (unknown: {bad[0]})" if bad else ""))
+    return modes
+
+
+def mode_settings(mode: str, device: torch.device) -> tuple[FastPath, bool]:
+    """(fast path, compile) of a mode on `device`."""
+    parts = set(mode.split("+"))
+    if "default" in parts:
+        fast = choose_fast_path(device)
+    else:
+        fast = FastPath(channels_last="channels_last" in parts, bf16="bf16" in parts)
+    return fast, "compile" in parts
 
 
 def _sync(device: torch.device) -> None:
@@ -29,9 +57,21 @@ def _sync(device: torch.device) -> None:
 def _device_name(dev: torch.device) -> str:
     if dev.type == "cuda":
         return torch.cuda.get_device_name(dev)
+    return f"cpu ({cpu_model_name()})"
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name as the kernel reports it (e.g. "AMD EPYC"), else the machine type."""
     import platform
 
-    return f"cpu ({platform.processor() or platform.machine()})"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _peak_mb(dev: torch.device) -> float:
@@ -41,16 +81,25 @@ def _peak_mb(dev: torch.device) -> float:
 
 
 def step_throughput(patch: int, batch: int, steps: int = 20, warmup: int = 3, device: str | torch.device = "cpu",
-                    compile_model: bool = False, pack: str | None = None) -> dict:
-    """Images per second and ms per training step at one (patch, batch); warm-up steps not timed."""
+                    compile_model: bool = False, pack: str | None = None, mode: str | None = None) -> dict:
+    """Images per second and ms per training step at one (patch, batch) in one mode (None: what
+    `lcodec train` picks, plus `compile_model`); warm-up steps not timed."""
     dev = pick_device(str(device), 0)
     cfg = TrainConfig(data="", out="", batch=batch, patch=patch)
+    if mode is None:
+        fast, compile_model = choose_fast_path(dev), compile_model
+        mode = "default" + ("+compile" if compile_model else "")
+    else:
+        fast, compile_model = mode_settings(mode, dev)
+    torch.manual_seed(0)
     model = ImageModel(init_architecture("default")).to(dev).train()  # the bundled model's architecture
-    if dev.type == "cuda":
+    if fast.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if dev.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(dev)
     net, compiled = maybe_compile(model, dev, compile_model)
+    ema = ParameterAverage(model, cfg.ema_decay)
     opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr)
     for g in opt.param_groups:
         g["lr"] = cfg.lr * g["lr_scale"]
@@ -62,10 +111,10 @@ def step_throughput(patch: int, batch: int, steps: int = 20, warmup: int = 3, de
         sampler = PackSampler(pack, patch, dev)
 
     def one() -> None:
-        x = sampler.batch(batch) if sampler else torch.rand(batch, 3, patch, patch, device=dev)
-        if dev.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        train_step(net, model, opt, x, to_device(sample_qualities(batch, gen), dev), cfg)
+        x = fast.layout(sampler.batch(batch) if sampler else torch.rand(batch, 3, patch, patch, device=dev))
+        train_step(net, model, opt, x, to_device(sample_qualities(batch, gen, levels=model.config.levels), dev),
+                   cfg, fast)
+        ema.update(model)
 
     t0 = time.perf_counter()
     for _ in range(warmup):
@@ -79,7 +128,8 @@ def step_throughput(patch: int, batch: int, steps: int = 20, warmup: int = 3, de
     dt = time.perf_counter() - t0
     return {"device": _device_name(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "patch": patch, "batch": batch, "steps": steps, "warmup_steps": warmup, "warmup_s": round(warmup_s, 2),
-            "compile": compiled, "data": "pack" if pack else "random",
+            "mode": mode, "channels_last": fast.channels_last, "bf16": fast.bf16, "compile": compiled,
+            "cpu_bf16": cpu_bf16_kind() if dev.type == "cpu" else None, "data": "pack" if pack else "random",
             "images_per_s": round(batch * steps / dt, 2), "ms_per_step": round(1000 * dt / steps, 1),
             "peak_mb": round(_peak_mb(dev), 1), "peak_kind": "cuda max_memory_allocated" if dev.type == "cuda"
             else "process peak RSS"}

@@ -237,7 +237,11 @@ def _read_stream(path: Path) -> bytes:
 @click.option("--level-weight", type=click.FloatRange(min=0.0, max=1.0), default=0.0, show_default=True,
               help="Weight each sample's loss by (lambda/lambda_1)**-P so high levels, whose losses are "
                    "largest, do not steer the shared transforms alone; 0 = unweighted.")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA or CPU; see docs for when it pays).")
+@click.option("--no-channels-last", is_flag=True, help="Run the model in the plain NCHW layout instead of channels_last.")
+@click.option("--no-bf16", is_flag=True, help="No bf16 autocast (used by default on CUDA and on CPUs with AVX512-BF16 or AMX).")
+@click.option("--ema-decay", type=click.FloatRange(min=0.0, max=1.0, max_open=True), default=0.999, show_default=True,
+              help="Decay of the weights' moving average that `export` writes (0: none).")
 @click.option("--no-resume", is_flag=True, help="Start afresh even if OUT/last.pt exists.")
 @click.option("--arch", default=None, metavar="KEY=N,...",
               help="Architecture changes from --init's (or the default), e.g. n=160 or levels=12 (more "
@@ -249,8 +253,8 @@ def _read_stream(path: Path) -> bytes:
                    "very same bits.")
 @user_errors
 def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, device, init, val_every,
-          val_images, ckpt_minutes, time_limit, seed, quality_bias, level_weight, compile_, no_resume,
-          arch, train_only) -> None:
+          val_images, ckpt_minutes, time_limit, seed, quality_bias, level_weight, compile_, no_channels_last,
+          no_bf16, ema_decay, no_resume, arch, train_only) -> None:
     """Rate-distortion training (CPU or CUDA; run under torchrun for several processes/GPUs)."""
     from codec.errors import InputError
     from codec.training.loop import TrainConfig
@@ -285,6 +289,7 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
                       patch=patch, lr=lr, min_lr=min_lr, warmup=warmup, metric=metric, device=device,
                       init=init, val_every=val_every, val_images=val_images, ckpt_minutes=ckpt_minutes,
                       time_limit=time_limit, seed=seed, compile=compile_, model=model,
+                      channels_last=not no_channels_last, bf16=not no_bf16, ema_decay=ema_decay,
                       quality_bias=quality_bias, level_weight=level_weight, train_only=parts)
     try:
         path = run(cfg, resume=not no_resume)
@@ -298,8 +303,9 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Weights file to write (.lcw).")
 @click.option("--name", default=None, help="Model name written into streams (default: output file stem).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--raw", is_flag=True, help="Image checkpoints: the raw weights, not their moving average (EMA).")
 @user_errors
-def export(checkpoint: Path, output: Path, name: str | None, force: bool) -> None:
+def export(checkpoint: Path, output: Path, name: str | None, force: bool, raw: bool) -> None:
     """Turn a training checkpoint into release weights usable with --model (.lcw image, .lcv video)."""
     from codec.errors import OutputError
     from codec.training.export import export_checkpoint
@@ -307,7 +313,7 @@ def export(checkpoint: Path, output: Path, name: str | None, force: bool) -> Non
     if output.exists() and not force:
         raise OutputError(f"output exists: {output} (use --force to overwrite)")
     name = name or output.stem
-    h = export_checkpoint(checkpoint, output, name)
+    h = export_checkpoint(checkpoint, output, name, raw=raw)
     # the name goes into every stream and into `lcodec info`: say it, since it defaults to the file stem
     click.echo(f"{checkpoint} -> {output}: model name {name!r}, weights hash {h.hex()}")
 

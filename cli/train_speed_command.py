@@ -24,14 +24,17 @@ def _batches(value: str) -> list[int]:
 @click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True, help="Timed steps per batch size.")
 @click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True, help="Untimed steps first.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
+@click.option("--modes", default="fp32,channels_last,bf16,bf16+channels_last,default", show_default=True,
+              help="Comma-separated modes, each fp32 or a '+'-joined set of channels_last, bf16, compile, "
+                   "default (what `lcodec train` picks on this device).")
+@click.option("--compile", "compile_", is_flag=True, help="Also measure default+compile (compiling takes minutes).")
 @click.option("--pack", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Draw the training batches from this patch pack (else random pixels on the device).")
 @click.option("--data-time", "folder", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Also time the photo-folder sampler on this folder (and --pack, if given) per batch.")
 @click.option("--data-only", is_flag=True, help="Only the data-time comparison, no training steps.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the results as JSON here.")
-def train_speed(patch, batches, steps, warmup, device, compile_, pack, folder, data_only, out) -> None:
+def train_speed(patch, batches, steps, warmup, device, modes, compile_, pack, folder, data_only, out) -> None:
     """Training throughput of the default model (images/s, ms/step, peak memory; warm-up not timed).
 
     With --data-time FOLDER it also times drawing one batch from the photo folder (PIL on the host, then
@@ -39,41 +42,53 @@ def train_speed(patch, batches, steps, warmup, device, compile_, pack, folder, d
     from codec.errors import LcodecError
 
     try:
-        _run(patch, batches, steps, warmup, device, compile_, pack, folder, data_only, out)
+        _run(patch, batches, steps, warmup, device, modes, compile_, pack, folder, data_only, out)
     except LcodecError as exc:  # e.g. a corrupt pack: one line, the error's exit code
         click.echo(f"lcodec: error: {exc}", err=True)
         sys.exit(exc.exit_code)
 
 
-def _run(patch, batches, steps, warmup, device, compile_, pack, folder, data_only, out) -> None:
+def _run(patch, batches, steps, warmup, device, modes, compile_, pack, folder, data_only, out) -> None:
     import torch
 
-    from bench.train_speed import data_time, step_throughput
+    from bench.train_speed import cpu_model_name, data_time, parse_modes, step_throughput
+    from codec.training.fast_path import cpu_bf16_kind
     from codec.training.runtime import pick_device
 
     sizes = _batches(batches)
+    try:
+        mode_list = parse_modes(modes) + (["default+compile"] if compile_ else [])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--modes") from None
     if data_only and not (pack or folder):
         raise click.UsageError("--data-only needs --pack and/or --data-time FOLDER")
     try:
         dev = pick_device(device, 0)
     except ValueError as exc:  # unknown device, or CUDA asked for without one
         raise click.BadParameter(str(exc), param_hint="--device") from None
-    result: dict = {"rows": []}
+    result: dict = {"rows": [], "cpu": cpu_model_name(), "cpu_bf16": cpu_bf16_kind(), "torch": torch.__version__,
+                    "threads": torch.get_num_threads()}
     if not data_only:
-        click.echo(f"{'device':<28} {'patch':>5} {'batch':>5} {'images/s':>9} {'ms/step':>9} {'peak MB':>8}  "
-                   f"threads compile data")
-        for b in sizes:
-            try:
-                r = step_throughput(patch, b, steps, warmup=warmup, device=dev, compile_model=compile_,
-                                    pack=str(pack) if pack else None)
-            except torch.cuda.OutOfMemoryError:
-                click.echo(f"{str(dev):<28} {patch:>5} {b:>5}  out of memory")
-                result["rows"].append({"device": str(dev), "patch": patch, "batch": b, "error": "out of memory"})
-                torch.cuda.empty_cache()
-                continue
-            result["rows"].append(r)
-            click.echo(f"{r['device'][:28]:<28} {patch:>5} {b:>5} {r['images_per_s']:>9.2f} {r['ms_per_step']:>9.1f} "
-                       f"{r['peak_mb']:>8.0f}  {r['threads']:>7} {str(r['compile']).lower():>7} {r['data']}")
+        click.echo(f"{'device':<28} {'mode':<24} {'patch':>5} {'batch':>5} {'images/s':>9} {'ms/step':>9} "
+                   f"{'peak MB':>8} {'vs first':>8}  threads data")
+        base: dict[int, float] = {}
+        for mode in mode_list:
+            for b in sizes:
+                try:
+                    r = step_throughput(patch, b, steps, warmup=warmup, device=dev, pack=str(pack) if pack else None,
+                                        mode=mode)
+                except torch.cuda.OutOfMemoryError:
+                    click.echo(f"{str(dev):<28} {mode:<24} {patch:>5} {b:>5}  out of memory")
+                    result["rows"].append({"device": str(dev), "mode": mode, "patch": patch, "batch": b,
+                                           "error": "out of memory"})
+                    torch.cuda.empty_cache()
+                    continue
+                base.setdefault(b, r["images_per_s"])
+                r["speedup_vs_first_mode"] = round(r["images_per_s"] / base[b], 3)
+                result["rows"].append(r)
+                click.echo(f"{r['device'][:28]:<28} {mode[:24]:<24} {patch:>5} {b:>5} {r['images_per_s']:>9.2f} "
+                           f"{r['ms_per_step']:>9.1f} {r['peak_mb']:>8.0f} {r['speedup_vs_first_mode']:>7.2f}x  "
+                           f"{r['threads']:>7} {r['data']}")
     if folder or (pack and data_only):
         result["data_time"] = data_time(str(folder) if folder else None, str(pack) if pack else None, patch,
                                         max(sizes), device=dev)

@@ -113,6 +113,9 @@ class ImageCodec:
 
     def analyse(self, image: Image.Image | np.ndarray | PreparedImage, tile: int | None = None) -> Analysis:
         """Run g_a once; `tile` forces tiled coding with that tile side (None: tiled above 2048x2048)."""
+        if self.loaded.decoder_only:
+            raise InputError(f"model '{self.loaded.name}' ({self.loaded.path.name}) is an archived decoder: it "
+                             f"decodes the files written with it but cannot encode")
         if isinstance(image, np.ndarray):
             image = Image.fromarray(image)
         prepared = image if isinstance(image, PreparedImage) else prepare(image)

@@ -4,6 +4,10 @@ A weights file (``.lcw``) is a safetensors file: plain tensors plus a JSON metad
 name, architecture, training summary), so loading it never executes code. Its hash is the first
 8 bytes of the SHA-256 of the file; every stream names it, and a decoder refuses weights whose
 hash differs from the one the stream was made with.
+
+Superseded bundled models stay decodable: `weights/archive/` keeps each one's decoder (everything but
+g_a and h_a, which only an encoder runs) under the hash of the full weights file that streams name, and
+`find_model_for` looks there after the bundled models (`codec.weights_archive` writes the entries).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from .errors import InputError, UnknownModelError
 from .image_model import ImageModel, ModelConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+ARCHIVE_DIR = WEIGHTS_DIR / "archive"
+#: the parts of an image model that only an encoder runs (left out of archived decoders)
+ENCODER_ONLY = ("g_a.", "h_a.")
 DEFAULT_MODEL = "default"
 WEIGHTS_FORMAT = "lcodec-weights-1"
 
@@ -35,6 +42,7 @@ class LoadedModel:
     model: ImageModel
     metadata: dict
     path: Path
+    decoder_only: bool = False  # an archived model: decodes its streams, cannot encode
 
 
 def weights_hash(data: bytes) -> bytes:
@@ -132,14 +140,17 @@ def load_learned(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> lis
     return [f"missing {k}" for k in missing if not k.endswith("cdf_table")] + [f"unexpected {k}" for k in unexpected]
 
 
-def load_with_tables(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+def load_with_tables(module: torch.nn.Module, state: dict[str, torch.Tensor], decoder_only: bool = False) -> None:
     """Load release weights, CDF tables included, into an image or temporal model (RuntimeError or
-    ValueError when they do not fit)."""
+    ValueError when they do not fit). `decoder_only` weights lack exactly the encoder-only parts."""
     # table buffers have data-dependent shapes: size them from the file before loading
     empty = torch.zeros(0, 0, dtype=torch.int32)
     module.z_prior.cdf_table = torch.zeros_like(state.get("z_prior.cdf_table", empty))
     module.context.gaussian.cdf_table = torch.zeros_like(state.get("context.gaussian.cdf_table", empty))
-    module.load_state_dict(state, strict=True)
+    missing, unexpected = module.load_state_dict(state, strict=not decoder_only)
+    if decoder_only and (unexpected or any(not k.startswith(ENCODER_ONLY) for k in missing)):
+        bad = unexpected + [k for k in missing if not k.startswith(ENCODER_ONLY)]
+        raise ValueError(f"decoder weights do not fit the model ({bad[0]})")
     module.load_tables()
 
 
@@ -149,7 +160,8 @@ def config_of(meta: dict) -> ModelConfig:
 
 
 def load_model(path: str | Path) -> LoadedModel:
-    """Load release weights from a file into an ImageModel ready for coding (CPU, eval mode)."""
+    """Load release weights from a file into an ImageModel ready for coding (CPU, eval mode); an
+    archived decoder (metadata "decoder_of") loads under the hash of the weights it was cut from."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"weights file not found: {p}")
@@ -157,12 +169,29 @@ def load_model(path: str | Path) -> LoadedModel:
     state, meta = parse_weights(data, str(p))
     config = config_of(meta)
     model = ImageModel(config)
+    decoder_of = meta.get("decoder_of")
     try:
-        load_with_tables(model, state)
+        load_with_tables(model, state, decoder_only=decoder_of is not None)
+        whash = bytes.fromhex(decoder_of) if decoder_of is not None else weights_hash(data)
     except (RuntimeError, ValueError) as exc:
         raise InputError(f"weights file {p} does not fit the model: {str(exc).splitlines()[0]}") from None
     model.eval()
-    return LoadedModel(meta.get("name", p.stem), weights_hash(data), model, meta, p)
+    return LoadedModel(meta.get("name", p.stem), whash, model, meta, p, decoder_only=decoder_of is not None)
+
+
+def decoder_weights(data: bytes, origin: str) -> bytes:
+    """An archive entry made from full image weights: every tensor but the encoder-only ones (as
+    stored, float16), the same metadata plus "decoder_of", the hash that streams name."""
+    state, meta = parse_weights(data, origin)
+    if "decoder_of" in meta:
+        raise InputError(f"{origin} is already a decoder-only archive entry")
+    kept = {k: v for k, v in state.items() if not k.startswith(ENCODER_ONLY)}
+    return weights_bytes(kept, {**meta, "decoder_of": weights_hash(data).hex()})
+
+
+def archived_paths(whash: bytes) -> list[Path]:
+    """Archive entries for a weights hash (image ``.lcw`` decoders and video ``.lcv`` files)."""
+    return sorted(ARCHIVE_DIR.glob(f"{whash.hex()}.*"))
 
 
 def bundled_paths() -> dict[str, Path]:
@@ -202,6 +231,7 @@ def find_model_for(name: str, whash: bytes, extra: list[str | Path] | None = Non
     """The model a stream was made with, matched by weights hash among `extra` and bundled models."""
     candidates: list[Path] = [Path(p) for p in (extra or [])]
     candidates += list(bundled_paths().values())
+    candidates += [p for p in archived_paths(whash) if p.suffix == ".lcw"]
     for path in candidates:
         lm = get_model(path)
         if lm.weights_hash == whash:

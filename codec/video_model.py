@@ -18,8 +18,8 @@ from entropy_models.spatiotemporal import SpatiotemporalEntropyModel
 
 from .errors import InputError, UnknownModelError
 from .image_model import ImageModel, ModelConfig
-from .registry import (WEIGHTS_DIR, LoadedModel, find_model_for, load_with_tables, parse_weights, resolve_weights,
-                       weights_bytes, weights_hash)
+from .registry import (WEIGHTS_DIR, LoadedModel, archived_paths, find_model_for, load_with_tables, parse_weights,
+                       resolve_weights, weights_bytes, weights_hash)
 
 VIDEO_WEIGHTS_FORMAT = "lcodec-video-weights-1"
 VIDEO_SUFFIX = ".lcv"
@@ -130,6 +130,7 @@ def find_video_model_for(name: str, whash: bytes, extra: list[str | Path] | None
     """The video model a stream was made with, matched by hash among `extra` and bundled models."""
     candidates = [Path(p) for p in (extra or []) if str(p).endswith(VIDEO_SUFFIX)]
     candidates += list(bundled_video_paths().values())
+    candidates += [p for p in archived_paths(whash) if p.suffix == VIDEO_SUFFIX]
     image_extra = [p for p in (extra or []) if not str(p).endswith(VIDEO_SUFFIX)]
     for path in candidates:
         lm = get_video_model(path, image_extra)

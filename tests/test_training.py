@@ -109,8 +109,7 @@ def test_log_rows_average_the_steps_since_the_last_row(tmp_path, tiny_data, caps
 
     common = dict(data=str(tiny_data), steps=7, batch=1, patch=64, warmup=1, device="cpu", val_every=0)
     train(TrainConfig(out=str(tmp_path / "every"), log_every=1, **common), progress=False)
-    train(TrainConfig(out=str(tmp_path / "three"), log_every=3, compile=True, **common), progress=False)
-    assert "--compile applies on CUDA only" in capsys.readouterr().err  # on the CPU: a note, then eager
+    train(TrainConfig(out=str(tmp_path / "three"), log_every=3, **common), progress=False)
     every, three = _train_rows(tmp_path / "every"), _train_rows(tmp_path / "three")
     assert [r["step"] for r in every] == list(range(1, 8)) and [r["step"] for r in three] == [3, 6, 7]
     for row, window in zip(three, (every[0:3], every[3:6], every[6:7])):
@@ -277,3 +276,82 @@ def test_train_only_option_is_checked(tmp_path, tiny_data, args, message):
     res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "run"), "--steps", "1",
                                     "--batch", "1", "--patch", "64", *args])
     assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
+
+
+def test_ema_is_checkpointed_resumed_exactly_and_exported_by_default(tmp_path, tiny_data):
+    """The weights' moving average follows the raw weights, continues from the checkpoint's average on
+    resume, and is what `export` writes unless --raw."""
+    from codec.training.ema import averaged_state
+    from codec.training.loop import TrainConfig, load_checkpoint, train
+
+    common = dict(data=str(tiny_data), batch=1, patch=64, warmup=1, device="cpu", val_every=0, lr=1e-3,
+                  ema_decay=0.5, seed=3)
+    train(TrainConfig(out=str(tmp_path / "straight"), steps=2, **common), progress=False)
+    e2 = load_checkpoint(tmp_path / "straight" / "last.pt")["ema"]
+    train(TrainConfig(out=str(tmp_path / "straight"), steps=3, **common), progress=False)
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")
+    assert set(a["ema"]) == {n for n, p in a["model"].items() if n in e2} and len(a["ema"]) > 100
+    for n in a["ema"]:  # one resumed step: average = decay * saved average + (1 - decay) * new weights
+        assert torch.allclose(a["ema"][n], 0.5 * e2[n] + 0.5 * a["model"][n].float(), atol=1e-6), n
+    moved = [n for n in a["ema"] if not torch.equal(a["ema"][n], a["model"][n].float())]
+    assert moved  # with decay 0.5 the average lags the raw weights
+    r = CliRunner()
+    res = r.invoke(main, ["export", str(tmp_path / "straight" / "last.pt"), "-o", str(tmp_path / "ema.lcw")])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["export", str(tmp_path / "straight" / "last.pt"), "-o", str(tmp_path / "raw.lcw"), "--raw"])
+    assert res.exit_code == 0, res.output
+    ema_w, ema_meta = load_weights_file(tmp_path / "ema.lcw")
+    raw_w, _ = load_weights_file(tmp_path / "raw.lcw")
+    stored = ema_w[moved[0]].dtype  # weights files keep the learned tensors in their stored precision
+    assert all(torch.equal(ema_w[n], averaged_state(a)[n].to(stored)) for n in moved)
+    assert all(torch.equal(raw_w[n], a["model"][n].to(stored)) for n in moved)
+    assert any(not torch.equal(ema_w[n], raw_w[n]) for n in moved)
+    assert json.loads(ema_meta["info"])["weights"] == "ema"
+
+
+def test_training_without_ema_and_a_checkpoint_without_one(tmp_path, tiny_data, capsys):
+    from codec.training.loop import TrainConfig, load_checkpoint, train
+
+    common = dict(data=str(tiny_data), batch=1, patch=64, warmup=1, device="cpu", val_every=0)
+    train(TrainConfig(out=str(tmp_path / "r"), steps=1, ema_decay=0.0, **common), progress=False)
+    assert load_checkpoint(tmp_path / "r" / "last.pt")["ema"] is None
+    train(TrainConfig(out=str(tmp_path / "r"), steps=2, **common), progress=False)  # resumed with EMA on
+    assert "has no EMA weights" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "r" / "last.pt")["ema"]
+
+
+def test_pause_file_holds_the_loop_until_removed(tmp_path):
+    import threading
+    import time
+
+    from codec.training.loop import wait_while_paused
+
+    assert wait_while_paused(tmp_path) == 0.0
+    (tmp_path / "PAUSE").touch()
+    threading.Timer(1.5, (tmp_path / "PAUSE").unlink).start()
+    t0 = time.time()
+    slept = wait_while_paused(tmp_path)
+    assert slept >= 1.0 and time.time() - t0 >= 1.0 and not (tmp_path / "PAUSE").exists()
+
+
+def test_fast_path_uses_bf16_only_where_the_device_computes_it(monkeypatch):
+    from codec.training import fast_path
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(fast_path, "cpu_bf16_kind", lambda: None)
+    fp = fast_path.choose_fast_path(cpu)
+    assert fp.channels_last and not fp.bf16 and "AVX512-BF16" in fp.describe()
+    monkeypatch.setattr(fast_path, "cpu_bf16_kind", lambda: "amx")
+    assert fast_path.choose_fast_path(cpu).bf16 and not fast_path.choose_fast_path(cpu, bf16=False).bf16
+    assert not fast_path.choose_fast_path(cpu, channels_last=False).channels_last
+    x = torch.zeros(1, 3, 8, 8)
+    assert fast_path.FastPath(True, False).layout(x).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_train_prints_what_it_is_about_to_do(tmp_path, tiny_data):
+    res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "r"), "--steps", "1",
+                                    "--batch", "1", "--patch", "64", "--warmup", "1", "--val-every", "0",
+                                    "--no-channels-last"])
+    assert res.exit_code == 0, res.output
+    assert "device: cpu" in res.output and "contiguous (NCHW)" in res.output
+    assert "M parameters" in res.output and "2 photos" in res.output and "EMA decay 0.999" in res.output

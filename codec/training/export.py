@@ -1,4 +1,5 @@
-"""Turn a training checkpoint into release weights: CDF tables built, optimizer state dropped."""
+"""Turn a training checkpoint into release weights: CDF tables built, optimizer state dropped; the
+image model's exponential moving average of the weights by default, where the checkpoint has one."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..image_model import ImageModel, ModelConfig
 from ..registry import load_learned, save_weights
+from .ema import averaged_state
 from .loop import load_checkpoint
 
 
@@ -22,19 +24,21 @@ def _read(checkpoint: str | Path) -> tuple[Path, dict]:
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str = "default",
-                      info: dict | None = None) -> bytes:
-    """Write release weights from a ``last.pt`` of `lcodec train` (image, ``.lcw``) or of
-    `lcodec train-video` (``.lcv``), read once; returns the weights hash."""
+                      info: dict | None = None, raw: bool = False) -> bytes:
+    """Write release weights from a ``last.pt`` of `lcodec train` (image, ``.lcw``: its EMA weights
+    unless `raw` or it has none) or of `lcodec train-video` (``.lcv``), read once; returns the weights
+    hash."""
     p, state = _read(checkpoint)
     cfg = state.get("config")
-    video = isinstance(cfg, dict) and cfg.get("kind") == "video"
-    return (_export_video if video else _export_image)(p, state, out, name, info)
+    if isinstance(cfg, dict) and cfg.get("kind") == "video":
+        return _export_video(p, state, out, name, info)
+    return _export_image(p, state, out, name, info, raw)
 
 
-def _export_image(p: Path, state: dict, out: str | Path, name: str, info: dict | None) -> bytes:
+def _export_image(p: Path, state: dict, out: str | Path, name: str, info: dict | None, raw: bool) -> bytes:
     """Image weights (safetensors, with the coder's tables) from an image training checkpoint."""
     try:
-        model_state = state["model"]
+        model_state = averaged_state(state, raw)
         config = ModelConfig.from_dict(state["config"]["model"])
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"not an lcodec training checkpoint: {p} ({str(exc).splitlines()[0]})") from None
@@ -44,7 +48,8 @@ def _export_image(p: Path, state: dict, out: str | Path, name: str, info: dict |
     model.eval()
     model.build_tables()
     summary = {"steps": int(state.get("step", 0)), "train_data": str(state["config"].get("data", "")),
-               "patch": state["config"].get("patch"), "batch": state["config"].get("batch")}
+               "patch": state["config"].get("patch"), "batch": state["config"].get("batch"),
+               "weights": "raw" if raw or not state.get("ema") else "ema"}
     summary.update(info or {})
     return save_weights(out, model, name, summary)
 

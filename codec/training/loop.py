@@ -8,11 +8,16 @@ The step never waits for the device: logged metrics are summed on the device and
 ``log_every`` steps (the averages over those steps are logged), qualities reach a GPU through pinned
 memory, and patches from a pack (``.lcp``) are drawn on the device itself. Under torchrun with a time
 limit, rank 0 decides every ``log_every`` steps whether to stop and every rank follows, so all stop at
-the same step. On CUDA the model runs channels_last under bf16 autocast, optionally torch.compile'd.
+the same step. The model runs channels_last and, where the device computes bf16 natively (CUDA, CPUs
+with AVX512-BF16 or AMX), under bf16 autocast (`fast_path`); `--compile` adds torch.compile. An
+exponential moving average of the weights (`ema`) is kept beside them, checkpointed and exported. While
+a file named PAUSE exists in the run folder the loop sleeps between steps (to free the cores for a
+timed benchmark without stopping the run).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import time
@@ -27,8 +32,10 @@ from ..image_model import ImageModel, ModelConfig
 from ..quality import DEFAULT_LEVELS, LAMBDAS, QUALITY_MIN, lambda_for
 from ..registry import bundled_paths, load_learned, load_weights_file, read_weights_metadata
 from .data import PatchSampler
+from .ema import ParameterAverage, averaged_state
+from .fast_path import FastPath, choose_fast_path
 from .runtime import agree, close_run, lr_at, save_atomic, start_run
-from .validate import validate
+from .validate import val_qualities, validate
 
 #: lambda for MS-SSIM training relative to the MSE lambda at the same quality (about the ratio
 #: between the MSE and MS-SSIM lambdas commonly used for the same rates).
@@ -59,7 +66,11 @@ class TrainConfig:
     ckpt_minutes: float = 5.0
     time_limit: float = 0.0  # minutes; 0 = no limit
     init: str | None = None  # weights (.lcw) or checkpoint to start from
-    compile: bool = False  # torch.compile the model's forward (CUDA only; ignored with a note on CPU)
+    compile: bool = False  # torch.compile the model's forward (eager mode, with a note, if it fails)
+    channels_last: bool = True  # run the model in channels_last memory layout
+    bf16: bool = True  # bf16 autocast where the device computes bf16 natively (see fast_path)
+    #: decay of the exponential moving average of the weights (0: none); ~1/(1-decay) steps are averaged
+    ema_decay: float = 0.999
     log_every: int = 10  # steps per log row (metrics averaged over them); also when ranks agree to stop
     #: > 1 draws low quality levels more often (see sample_qualities); 1 = uniform
     quality_bias: float = 1.0
@@ -183,11 +194,12 @@ def rd_loss(out: dict, x: torch.Tensor, q: torch.Tensor, metric: str = "mse",
 
 
 def train_step(net, model: ImageModel, opt: torch.optim.Optimizer, x: torch.Tensor, q: torch.Tensor,
-               cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """One optimizer step on a batch (forward under bf16 autocast on CUDA, loss, backward, gradient
+               cfg: TrainConfig, fast: FastPath | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """One optimizer step on a batch (forward under the fast path's autocast, loss, backward, gradient
     clipping, update): the loss parts and the gradient norm, left on the device. `net` is what is
     called (DDP and/or compiled wrapper of `model`); the training loop and `bench train-speed` share it."""
-    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
+    fast = fast or FastPath(channels_last=False, bf16=False)
+    with fast.autocast(x.device):
         out = net(x, q)
     parts = rd_loss(out, x, q, cfg.metric, cfg.level_weight)
     opt.zero_grad(set_to_none=True)
@@ -218,13 +230,10 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def maybe_compile(net, device: torch.device, wanted: bool, quiet: bool = False):
-    """(module to call, whether it is compiled): `torch.compile(net)` when asked for on CUDA; on the CPU,
-    or if compiling fails, `net` itself with a note (never an error: it only costs speed)."""
+    """(module to call, whether it is compiled): `torch.compile(net)` when asked for (CUDA or CPU); if
+    compiling fails, `net` itself with a note (never an error: it only costs speed). The compilation
+    itself happens at the first step."""
     if not wanted:
-        return net, False
-    if device.type != "cuda":
-        if not quiet:
-            _note("--compile applies on CUDA only; running eagerly on the CPU")
         return net, False
     try:
         return torch.compile(net), True
@@ -248,9 +257,11 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
-def _save_checkpoint(path: Path, model, opt, step: int, cfg: TrainConfig, gen: torch.Generator, sampler) -> None:
+def _save_checkpoint(path: Path, model, opt, step: int, cfg: TrainConfig, gen: torch.Generator, sampler,
+                     ema: ParameterAverage | None) -> None:
     state = {
         "model": model.state_dict(),
+        "ema": ema.state_dict() if ema else None,
         "optimizer": opt.state_dict(),
         "step": step,
         "config": asdict(cfg),
@@ -331,6 +342,62 @@ def make_sampler(cfg: TrainConfig, device: torch.device, seed: int):
     return PatchSampler(cfg.data, cfg.patch, seed=seed)
 
 
+def wait_while_paused(out: Path, bar=None) -> float:
+    """Sleep while `out/PAUSE` exists (seconds slept): a timed benchmark can have the cores without
+    stopping the run (`touch OUT/PAUSE`, then `rm OUT/PAUSE`)."""
+    flag = out / "PAUSE"
+    if not flag.exists():
+        return 0.0
+    t0 = time.time()
+    if bar is not None:
+        bar.set_description("train (paused)")
+    while flag.exists():
+        time.sleep(1.0)
+    if bar is not None:
+        bar.set_description("train")
+    return time.time() - t0
+
+
+def _start_summary(cfg: TrainConfig, model: ImageModel, device: torch.device, fast: FastPath, compiled: bool,
+                   sampler, step: int, resumed: Path | None, ema: ParameterAverage | None) -> str:
+    """What a run is about to do, in a few lines (printed before the progress bar)."""
+    n_params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    arch = ", ".join(f"{k}={v}" for k, v in ModelConfig.from_dict(cfg.model).to_dict().items())
+    dev = str(device) if device.type != "cpu" else f"cpu, {torch.get_num_threads()} threads"
+    data = (f"{len(sampler.images)} photos in {cfg.data}" if hasattr(sampler, "images")
+            else f"patch pack {cfg.data}")
+    start = f"resuming {resumed} at step {step}" if resumed else (f"from {cfg.init}" if cfg.init else "from scratch")
+    lines = [f"device: {dev}; {fast.describe()}{'; torch.compile' if compiled else ''}",
+             f"model: {arch}; {n_params / 1e6:.2f} M parameters"
+             + (f" ({trainable / 1e6:.2f} M trained)" if trainable != n_params else ""),
+             f"data: {data}; {cfg.patch}x{cfg.patch} patches, batch {cfg.batch}",
+             f"run: {start}; {cfg.steps} steps, lr {cfg.lr:g} -> {cfg.min_lr:g}; "
+             + (f"EMA decay {ema.decay}" if ema else "no EMA") + f"; log {Path(cfg.out) / 'log.jsonl'}"]
+    return "\n".join(lines)
+
+
+def _validate_both(model: ImageModel, ema: ParameterAverage | None, cfg: TrainConfig, device: torch.device) -> dict:
+    """Real-bitstream validation of the raw weights and, if kept, of their EMA (keys prefixed "ema_")."""
+    res = validate(model, cfg.val, cfg.val_images, device)
+    if ema is not None:
+        averaged = copy.deepcopy(model)
+        averaged.load_state_dict(averaged_state({"model": model.state_dict(), "ema": ema.state_dict()}))
+        res.update({f"ema_{k}": v for k, v in validate(averaged, cfg.val, cfg.val_images, device).items()})
+    return res
+
+
+def _show_validation(res: dict, levels: int) -> str:
+    """One line per weight set: real bpp / PSNR at each validation quality."""
+    out = []
+    for prefix, label in (("", "raw"), ("ema_", "EMA")):
+        pts = [f"q{q:g} {res[f'{prefix}q{q:g}_bpp']:.3f} bpp {res[f'{prefix}q{q:g}_psnr']:.2f} dB"
+               for q in val_qualities(levels) if f"{prefix}q{q:g}_bpp" in res]
+        if pts:
+            out.append(f"validation step {res['step']} ({label}): " + ", ".join(pts))
+    return "\n".join(out)
+
+
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     """Run (or continue) training; returns the path of the last checkpoint."""
     rank, world, local_rank, device, out, ckpt_path = start_run(cfg.device, cfg.out)
@@ -340,8 +407,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     init_state, init_arch = _read_init(cfg.init) if cfg.init and resumed is None else (None, None)
     cfg = replace(cfg, model=resolve_architecture(cfg, resumed, init_arch))
     torch.manual_seed(cfg.seed + rank)
+    fast = choose_fast_path(device, cfg.channels_last, cfg.bf16)
     model = ImageModel(ModelConfig.from_dict(cfg.model)).to(device)
-    if device.type == "cuda":
+    if fast.channels_last:
         model = model.to(memory_format=torch.channels_last)  # before DDP and the optimizer see the parameters
     opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
@@ -357,6 +425,12 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
         if _init_weights(model, init_state) and rank == 0:
             _note(f"widened the --init weights to the architecture {cfg.model} (new channels start near zero)")
     freeze_parts(model, cfg.train_only)
+    ema = ParameterAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 and rank == 0 else None
+    if ema is not None and resumed is not None:
+        if resumed[1].get("ema"):
+            ema.load_state_dict(resumed[1]["ema"])
+        else:
+            _note(f"{ckpt_path} has no EMA weights; the average starts from its raw weights")
     sampler = make_sampler(cfg, device, seed=cfg.seed + 7919 * rank + step)
 
     eager = model
@@ -365,6 +439,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     net, compiled = maybe_compile(eager, device, cfg.compile, quiet=rank != 0)
     if rank == 0:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+        if progress:
+            print(_start_summary(cfg, model, device, fast, compiled, sampler, step,
+                                 resumed[0] if resumed else None, ema), file=sys.stderr, flush=True)
     log = open(out / "log.jsonl", "a") if rank == 0 else None
     start = time.time()
     last_ckpt = time.time()
@@ -373,18 +450,21 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     acc = None  # on the device: sums of loss, bpp, psnr, mse, grad norm since the last log row
     n_acc = 0
 
+    def save() -> None:
+        _save_checkpoint(ckpt_path, model, opt, step, cfg, gen, sampler, ema)
+
     model.train()
     try:
         while step < cfg.steps:
+            if rank == 0:
+                start += wait_while_paused(out, bar)  # a pause does not count towards --time-limit
             lr = lr_at(cfg, step)
             for g in opt.param_groups:
                 g["lr"] = lr * g["lr_scale"]
-            x = to_device(sampler.batch(cfg.batch), device)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = fast.layout(to_device(sampler.batch(cfg.batch), device))
             q = to_device(sample_qualities(cfg.batch, gen, cfg.quality_bias, model.config.levels), device)
             try:
-                parts, grad_norm = train_step(net, model, opt, x, q, cfg)
+                parts, grad_norm = train_step(net, model, opt, x, q, cfg, fast)
             except Exception as exc:  # noqa: BLE001 - only a compiled first step falls back; else re-raised
                 if not compiled or step != first_step:
                     raise
@@ -392,7 +472,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
                     _note(f"torch.compile failed at the first step ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0][:100] if str(exc) else ''}); running eagerly")
                 net, compiled = eager, False
-                parts, grad_norm = train_step(net, model, opt, x, q, cfg)
+                parts, grad_norm = train_step(net, model, opt, x, q, cfg, fast)
+            if ema is not None:
+                ema.update(model)
             step += 1
             bar.update(1)
             if rank == 0:
@@ -414,18 +496,22 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
                 log.flush()
                 bar.set_postfix(loss=f"{row['loss']:.3f}", bpp=f"{row['bpp']:.3f}", psnr=f"{row['psnr']:.2f}")
             if rank == 0 and cfg.val and cfg.val_every and step % cfg.val_every == 0:
-                res = validate(model, cfg.val, cfg.val_images, device)
+                bar.set_description("train (validating)")
+                res = _validate_both(model, ema, cfg, device)
                 res.update(step=step, kind="val")
                 log.write(json.dumps(res) + "\n")
                 log.flush()
+                bar.set_description("train")
+                if progress:
+                    bar.write(_show_validation(res, model.config.levels), file=sys.stderr)
                 model.train()
             if rank == 0 and (time.time() - last_ckpt > cfg.ckpt_minutes * 60 or step == cfg.steps or over_time):
-                _save_checkpoint(ckpt_path, model, opt, step, cfg, gen, sampler)
+                save()
                 last_ckpt = time.time()
             if over_time:
                 break
     finally:
         close_run(bar, log, world)
     if rank == 0 and not ckpt_path.exists():
-        _save_checkpoint(ckpt_path, model, opt, step, cfg, gen, sampler)
+        save()
     return ckpt_path
