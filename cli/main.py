@@ -19,6 +19,7 @@ from .determinism_command import determinism
 from .fuzz_command import fuzz
 from .speed_command import speed
 from .train_speed_command import train_speed
+from .threads_command import threads
 from .pack_command import pack_patches
 from .video_bench_commands import video_p, video_speed
 from .video_commands import train_video
@@ -63,8 +64,16 @@ def _report_warnings(caught) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lcodec")
-def main() -> None:
+@click.option("--threads", type=int, default=None, metavar="N",
+              help="CPU threads for torch (default: $LCODEC_THREADS, else one per core).")
+def main(threads: int | None) -> None:
     """lcodec: a learned image codec with real range-coded bitstreams."""
+    from codec.threads import requested_threads, use_threads
+
+    try:
+        use_threads(requested_threads(threads))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--threads") from None
 
 
 @main.command()
@@ -328,6 +337,7 @@ main.add_command(train_video)
 pack_patches.callback = user_errors(pack_patches.callback)
 main.add_command(pack_patches)
 bench.add_command(train_speed)
+bench.add_command(threads)
 bench.add_command(determinism)
 main.add_command(bd_rate, name="bd-rate")
 
