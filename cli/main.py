@@ -247,7 +247,8 @@ def _read_stream(path: Path) -> bytes:
               help="Weight each sample's loss by (lambda/lambda_1)**-P so high levels, whose losses are "
                    "largest, do not steer the shared transforms alone; 0 = unweighted.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA or CPU; see docs for when it pays).")
-@click.option("--no-channels-last", is_flag=True, help="Run the model in the plain NCHW layout instead of channels_last.")
+@click.option("--channels-last/--no-channels-last", default=None,
+              help="Memory layout of the model (default: channels_last on CUDA and with bf16, else NCHW).")
 @click.option("--no-bf16", is_flag=True, help="No bf16 autocast (used by default on CUDA and on CPUs with AVX512-BF16 or AMX).")
 @click.option("--ema-decay", type=click.FloatRange(min=0.0, max=1.0, max_open=True), default=0.999, show_default=True,
               help="Decay of the weights' moving average that `export` writes (0: none).")
@@ -262,7 +263,7 @@ def _read_stream(path: Path) -> bytes:
                    "very same bits.")
 @user_errors
 def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, device, init, val_every,
-          val_images, ckpt_minutes, time_limit, seed, quality_bias, level_weight, compile_, no_channels_last,
+          val_images, ckpt_minutes, time_limit, seed, quality_bias, level_weight, compile_, channels_last,
           no_bf16, ema_decay, no_resume, arch, train_only) -> None:
     """Rate-distortion training (CPU or CUDA; run under torchrun for several processes/GPUs)."""
     from codec.errors import InputError
@@ -298,7 +299,7 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
                       patch=patch, lr=lr, min_lr=min_lr, warmup=warmup, metric=metric, device=device,
                       init=init, val_every=val_every, val_images=val_images, ckpt_minutes=ckpt_minutes,
                       time_limit=time_limit, seed=seed, compile=compile_, model=model,
-                      channels_last=not no_channels_last, bf16=not no_bf16, ema_decay=ema_decay,
+                      channels_last=channels_last, bf16=not no_bf16, ema_decay=ema_decay,
                       quality_bias=quality_bias, level_weight=level_weight, train_only=parts)
     try:
         path = run(cfg, resume=not no_resume)

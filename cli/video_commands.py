@@ -118,9 +118,10 @@ def video_info(path: Path) -> dict:
 @click.option("--ckpt-minutes", type=click.FloatRange(min=0), default=5.0, show_default=True)
 @click.option("--time-limit", type=click.FloatRange(min=0), default=0.0, help="Stop (with a checkpoint) after this many minutes.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-bf16", is_flag=True, help="No bf16 autocast (used by default on CUDA and on CPUs with AVX512-BF16 or AMX).")
 @click.option("--no-resume", is_flag=True, help="Start afresh even if OUT/last.pt exists.")
 def train_video(data, out, init, init_temporal, distortion, chain, steps, batch, crop, lr, warmup, skip_first, device, ckpt_minutes,
-                time_limit, seed, no_resume) -> None:
+                time_limit, seed, no_bf16, no_resume) -> None:
     """Train the temporal entropy model for P-frames (image model frozen)."""
     from codec.errors import InputError
     from codec.training.video_loop import VideoTrainConfig
@@ -133,7 +134,7 @@ def train_video(data, out, init, init_temporal, distortion, chain, steps, batch,
     cfg = VideoTrainConfig(data=str(data), out=str(out), init=init, init_temporal=init_temporal, steps=steps,
                            batch=batch, crop=crop, lr=lr, warmup=warmup, skip_first=skip_first, device=device,
                            ckpt_minutes=ckpt_minutes, time_limit=time_limit, seed=seed,
-                           distortion=distortion, chain=chain)
+                           distortion=distortion, chain=chain, bf16=not no_bf16)
     try:
         path = run(cfg, resume=not no_resume)
     except (FileNotFoundError, ValueError) as exc:

@@ -340,10 +340,13 @@ def test_fast_path_uses_bf16_only_where_the_device_computes_it(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(fast_path, "cpu_bf16_kind", lambda: None)
     fp = fast_path.choose_fast_path(cpu)
-    assert fp.channels_last and not fp.bf16 and "AVX512-BF16" in fp.describe()
+    assert not fp.channels_last and not fp.bf16 and "AVX512-BF16" in fp.describe()
+    assert fast_path.choose_fast_path(cpu, channels_last=True).channels_last
     monkeypatch.setattr(fast_path, "cpu_bf16_kind", lambda: "amx")
-    assert fast_path.choose_fast_path(cpu).bf16 and not fast_path.choose_fast_path(cpu, bf16=False).bf16
+    fp = fast_path.choose_fast_path(cpu)
+    assert fp.bf16 and fp.channels_last and not fast_path.choose_fast_path(cpu, bf16=False).bf16
     assert not fast_path.choose_fast_path(cpu, channels_last=False).channels_last
+    assert not fast_path.choose_fast_path(torch.device("meta")).bf16
     x = torch.zeros(1, 3, 8, 8)
     assert fast_path.FastPath(True, False).layout(x).is_contiguous(memory_format=torch.channels_last)
 
@@ -355,3 +358,24 @@ def test_train_prints_what_it_is_about_to_do(tmp_path, tiny_data):
     assert res.exit_code == 0, res.output
     assert "device: cpu" in res.output and "contiguous (NCHW)" in res.output
     assert "M parameters" in res.output and "2 photos" in res.output and "EMA decay 0.999" in res.output
+
+
+def test_an_interrupted_run_keeps_its_steps(tmp_path, tiny_data, monkeypatch):
+    """Ctrl-C (or SIGTERM, which the CLI turns into an exception) checkpoints the steps done before it."""
+    from codec.training import loop
+
+    calls = {"n": 0}
+    real = loop.train_step
+
+    def interrupt_at_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", interrupt_at_third)
+    cfg = loop.TrainConfig(data=str(tiny_data), out=str(tmp_path / "r"), steps=10, batch=1, patch=64, warmup=1,
+                           device="cpu", val_every=0, ckpt_minutes=60)
+    with pytest.raises(KeyboardInterrupt):
+        loop.train(cfg, progress=False)
+    assert loop.load_checkpoint(tmp_path / "r" / "last.pt")["step"] == 2

@@ -2,8 +2,10 @@
 
 bf16 autocast pays only where the hardware multiplies bf16 natively: every CUDA GPU this project
 targets, and CPUs with AVX512-BF16 or AMX (Intel Xeon 4th generation on, AMD Zen 4 on). Elsewhere
-oneDNN emulates bf16 convolutions and a step gets slower, so the CPU's capability is read from torch's
-own CPU feature checks (the ones its kernels dispatch on), never assumed. The rate (likelihoods, log2,
+oneDNN emulates bf16 convolutions: on an AVX2-only AMD EPYC a step took 60x longer. So the CPU's
+capability is read from torch's own CPU feature checks (the ones its kernels dispatch on), never
+assumed. channels_last helps with bf16 (measured on Zen 4) but costs fp32 on an AVX2-only CPU (19 %
+slower per step on that EPYC), so by default it goes with bf16 on the CPU and is always on with CUDA. The rate (likelihoods, log2,
 quantization offsets, the scale table) stays in fp32 under autocast: the entropy model casts its inputs
 to float32 and the factorized prior runs with autocast off.
 """
@@ -50,13 +52,15 @@ class FastPath:
         return ", ".join(parts)
 
 
-def choose_fast_path(device: torch.device, channels_last: bool = True, bf16: bool = True) -> FastPath:
-    """The fast path for `device`: each speed-up as allowed, bf16 only where the device computes it
-    natively."""
+def choose_fast_path(device: torch.device, channels_last: bool | None = None, bf16: bool = True) -> FastPath:
+    """The fast path for `device`: bf16 if allowed and the device computes it natively; channels_last
+    as asked, or by default (None) on CUDA and wherever bf16 runs."""
     why = ""
     if bf16 and device.type == "cpu":
         if cpu_bf16_kind() is None:
             bf16, why = False, "this CPU has neither AVX512-BF16 nor AMX"
-    elif bf16 and device.type not in ("cuda", "cpu"):
+    elif bf16 and device.type != "cuda":
         bf16, why = False, f"bf16 autocast is not used on {device.type}"
+    if channels_last is None:
+        channels_last = device.type == "cuda" or bf16
     return FastPath(channels_last=channels_last, bf16=bf16, why_no_bf16=why)

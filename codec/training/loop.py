@@ -67,7 +67,8 @@ class TrainConfig:
     time_limit: float = 0.0  # minutes; 0 = no limit
     init: str | None = None  # weights (.lcw) or checkpoint to start from
     compile: bool = False  # torch.compile the model's forward (eager mode, with a note, if it fails)
-    channels_last: bool = True  # run the model in channels_last memory layout
+    #: run the model in channels_last memory layout (None: where it pays, see fast_path)
+    channels_last: bool | None = None
     bf16: bool = True  # bf16 autocast where the device computes bf16 natively (see fast_path)
     #: decay of the exponential moving average of the weights (0: none); ~1/(1-decay) steps are averaged
     ema_decay: float = 0.999
@@ -510,6 +511,12 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
                 last_ckpt = time.time()
             if over_time:
                 break
+    except Exception:
+        raise
+    except BaseException:  # Ctrl-C, or SIGTERM/SIGHUP turned into an exception by the CLI: keep the steps done
+        if rank == 0 and world == 1 and step > first_step:
+            save()
+        raise
     finally:
         close_run(bar, log, world)
     if rank == 0 and not ckpt_path.exists():

@@ -11,8 +11,9 @@ references:
   predicted from the previous ones as this model decoded them, so training sees the errors that
   low-delay coding carries from frame to frame (gradients stop at each reference).
 
-Same conveniences as image training: resume from ``last.pt``, JSONL log, bf16 autocast on CUDA,
-DistributedDataParallel under torchrun, a progress bar.
+Same conveniences as image training: resume from ``last.pt``, JSONL log, bf16 autocast where the
+device computes bf16 natively (CUDA, AVX512-BF16 or AMX CPUs), DistributedDataParallel under torchrun,
+a progress bar.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from entropy_models.quantize import noisy_or_rounded
 
 from ..quality import QUALITY_MIN, lambda_for
 from ..registry import get_model, load_learned
+from .fast_path import choose_fast_path
 from ..video_model import build_temporal_model, init_from_image
 from .loop import load_checkpoint
 from .runtime import close_run, lr_at, save_atomic, start_run
@@ -57,6 +59,7 @@ class VideoTrainConfig:
     init_temporal: str | None = None  # start from these video weights (.lcv) or checkpoint (.pt)
     distortion: bool = False  # add lambda * 255^2 * MSE of g_s(y_hat) against g_s(y) (frozen g_s)
     chain: int = 0  # 0: three-frame crops; K >= 1: an intra-decoded frame then K decoded P-frames
+    bf16: bool = True  # bf16 autocast where the device computes bf16 natively (see fast_path)
     kind: str = "video"
 
 
@@ -154,6 +157,7 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
         if cfg.init_temporal:
             _load_temporal(st, cfg.init_temporal)
     data = LatentClips(cfg.data, image_model, cfg.skip_first, device=device, progress=progress and rank == 0)
+    fast = choose_fast_path(device, channels_last=False, bf16=cfg.bf16)  # latents are small: layout does not matter
     net = _Chain(st, image_model, cfg.distortion) if cfg.chain else st
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local_rank] if device.type == "cuda" else None)
@@ -186,7 +190,7 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
                     y, ref1, ref2 = ys[2], noisy_or_rounded(ys[1], True), noisy_or_rounded(ys[0], True)
                     first_p = (torch.rand(cfg.batch, generator=gen) < 0.25).to(device).view(-1, 1, 1, 1)
                     ref2 = torch.where(first_p, ref1, ref2)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with fast.autocast(device):
                 if cfg.chain:
                     bpp, mse = net(ys, q)  # [K, B] each
                     y = ys[-1]
