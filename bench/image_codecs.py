@@ -305,13 +305,19 @@ def read_y4m_frame(data: bytes) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarra
 class OursImageCodec(ImageCodecAdapter):
     """lcodec's own image codec (`codec.ImageCodec.default()`), every integer quality of its model.
 
-    The sweep is the model's own levels, known once the weights load (`check()` or `settings()`)."""
+    The sweep is the model's own levels, known once the weights load (`check()` or `settings()`).
+    `effort` > 0 (``ours-e1`` ...) searches each image's latents before coding: its own curve."""
 
-    def __init__(self) -> None:
-        super().__init__(name="ours", description="lcodec ImageCodec (bundled default model)",
-                         values=(),
-                         params={"library": "lcodec codec.ImageCodec.default()", "device": "cpu",
-                                 "torch_threads": 1})
+    def __init__(self, effort: int = 0) -> None:
+        params = {"library": "lcodec codec.ImageCodec.default()", "device": "cpu", "torch_threads": 1}
+        name, description = "ours", "lcodec ImageCodec (bundled default model)"
+        if effort:
+            from codec.latent_search import config_for_effort
+
+            params.update(effort=effort, search=vars(config_for_effort(effort)))
+            name, description = f"ours-e{effort}", f"{description}, encoder effort {effort} (latent search)"
+        super().__init__(name=name, description=description, values=(), params=params)
+        self.effort = effort
         self._codec = None
 
     def check(self) -> None:
@@ -348,7 +354,7 @@ class OursImageCodec(ImageCodecAdapter):
                 "format_version": codec.write_version}
 
     def encode(self, image: Image.Image, value: float) -> bytes:
-        return self._get().encode(image, quality=float(value))
+        return self._get().encode(image, quality=float(value), effort=self.effort)
 
     def decode(self, data: bytes) -> Image.Image:
         return self._get().decode(data).convert("RGB")
@@ -356,6 +362,9 @@ class OursImageCodec(ImageCodecAdapter):
 
 IMAGE_CODECS: dict[str, Callable[[], ImageCodecAdapter]] = {
     "ours": OursImageCodec,
+    "ours-e1": lambda: OursImageCodec(1),
+    "ours-e2": lambda: OursImageCodec(2),
+    "ours-e3": lambda: OursImageCodec(3),
     "jpeg": lambda: JpegCodec("4:2:0"),
     "jpeg444": lambda: JpegCodec("4:4:4"),
     "webp": WebpCodec,

@@ -82,6 +82,9 @@ def main(threads: int | None) -> None:
 @click.option("-q", "--quality", type=float, default=None, help="Quality 1 to the model's top level (12 for the bundled model); fractions allowed (default 4).")
 @click.option("--bpp", type=float, default=None, help="Target bits per pixel: highest quality that fits.")
 @click.option("--psnr", type=float, default=None, help="Target PSNR in dB: lowest quality that reaches it.")
+@click.option("--effort", type=click.IntRange(0, 3), default=0, show_default=True,
+              help="Images: search the latents before coding (1-3: slower encode, smaller file at the same "
+                   "quality; any decoder reads it; encode times per level in the README).")
 @click.option("--model", "model", default=None, help="Bundled model name or weights file (.lcw).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse larger inputs (default 64 Mpx).")
 @click.option("--frames", type=click.IntRange(min=1), default=None, help="Video: encode at most this many frames.")
@@ -91,7 +94,7 @@ def main(threads: int | None) -> None:
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
 @user_errors
 def encode(input: Path, output: Path | None, quality: float | None, bpp: float | None, psnr: float | None,
-           model: str | None, max_pixels: int | None, frames: int | None, start: int, intra_period: int,
+           effort: int, model: str | None, max_pixels: int | None, frames: int | None, start: int, intra_period: int,
            force: bool) -> None:
     """Encode an image (PNG, JPEG, BMP, TIFF, WebP, ...) or a video (MP4, MKV, AVI, Y4M, ...) into an lcodec file."""
     from codec import ImageCodec
@@ -109,7 +112,11 @@ def encode(input: Path, output: Path | None, quality: float | None, bpp: float |
     output = output or input.with_suffix(".lcd")
     from codec.video_io import is_video_path
 
+    if effort and (bpp is not None or psnr is not None):
+        raise click.UsageError("--effort works with --quality only (not yet with --bpp / --psnr)")
     if is_video_path(input):
+        if effort:
+            raise click.UsageError("--effort is for images; videos are encoded at effort 0")
         if bpp is not None or psnr is not None:
             raise click.UsageError("--bpp / --psnr targets are for images; use --quality for videos")
         if intra_period == 0:
@@ -126,7 +133,10 @@ def encode(input: Path, output: Path | None, quality: float | None, bpp: float |
         blob, q = codec.encode_to_target(image, bpp=bpp, psnr=psnr)
     else:
         q = 4.0 if quality is None else quality
-        blob = codec.encode(image, q)
+        from .progress import search_bar
+
+        with search_bar() as progress:
+            blob = codec.encode(image, q, effort=effort, progress=progress)
     atomic_write(output, data=blob, force=force)
     h, w = image.rgb.shape[:2]
     click.echo(f"{input} -> {output}: {w}x{h} {image.mode}, quality {q:.3f}, "

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from entropy_models.range_coder import StreamError
 from .container import TILE_MAX, TILE_MIN, VERSION, VERSION_FLOAT, ImageHeader, pack_image, unpack_image
 from .errors import FormatError, InputError, TargetError
 from .image_io import DEFAULT_MAX_PIXELS, PreparedImage, decode_alpha, encode_alpha, finish, prepare
+from .latent_search import TileSearch, config_for_effort
 from .quality import QUALITY_MIN, check_quality
 from .registry import LoadedModel, find_model_for, get_model
 from .transforms import HYPER_STRIDE, LATENT_STRIDE, from_pixels, pad_to_multiple, to_pixels
@@ -155,26 +156,30 @@ class ImageCodec:
                                                                    j : j + (c1 - c0) // s].cpu()
         return y
 
-    def encode_analysis(self, a: Analysis, quality: float) -> tuple[bytes, torch.Tensor]:
+    def encode_analysis(self, a: Analysis, quality: float, effort: int = 0,
+                        progress: Callable[[int, int], None] | None = None) -> tuple[bytes, torch.Tensor]:
         """Code an analysis (from `analyse`) at `quality`: the file, and the gained latent y_hat exactly as
-        a decoder rebuilds it (one g_a pass serves any number of qualities)."""
+        a decoder rebuilds it (one g_a pass serves any number of qualities). `effort` > 0 first searches
+        each tile's latents (`codec.latent_search`), reporting `progress(done, total)` steps."""
         q = torch.tensor([quality], dtype=torch.float32, device=self.device)
         p = a.prepared
         h, w = p.rgb.shape[:2]
         gain = self.model.gain.gain(q).detach().cpu()
         exact = self.write_version != VERSION_FLOAT
         joint = self.write_version >= VERSION
+        t = a.tile // LATENT_STRIDE
+        tiles = len(_tiles(a.y.shape[2], t)) * len(_tiles(a.y.shape[3], t)) if a.tile else 1
+        search = TileSearch(self.model, p.rgb, quality, effort, tiles, progress)
         with torch.no_grad(), fixed_threads(not exact):
             if not a.tile:
-                streams, y_hat = self.model.compress_latent((a.y * gain.to(a.y.device)).to(self.device), exact,
-                                                              joint)
+                y_in, z_in = search((a.y * gain.to(a.y.device)).to(self.device))
+                streams, y_hat = self.model.compress_latent(y_in, exact, joint, z=z_in)
             else:
                 streams, y_hat = [], torch.empty_like(a.y)
-                t = a.tile // LATENT_STRIDE
                 for r0, r1 in _tiles(a.y.shape[2], t):
                     for c0, c1 in _tiles(a.y.shape[3], t):
-                        yt = (a.y[:, :, r0:r1, c0:c1] * gain).to(self.device)
-                        st, yh = self.model.compress_latent(yt, exact, joint)
+                        yt, zt = search((a.y[:, :, r0:r1, c0:c1] * gain).to(self.device), r0, c0)
+                        st, yh = self.model.compress_latent(yt, exact, joint, z=zt)
                         streams += st
                         y_hat[:, :, r0:r1, c0:c1] = yh.cpu()
         if p.alpha is not None:
@@ -184,14 +189,18 @@ class ImageCodec:
         return pack_image(header, streams), y_hat
 
     def encode(self, image: Image.Image | np.ndarray | PreparedImage, quality: float = 4.0,
-               tile: int | None = None) -> bytes:
+               tile: int | None = None, effort: int = 0,
+               progress: Callable[[int, int], None] | None = None) -> bytes:
         """Encode at a quality in [1, max_quality] (fractions interpolate between the trained levels).
 
         Images above 2048x2048 pixels are coded in `tile` x `tile` tiles (default 2048); pass
-        `tile` to force tiling (a multiple of 64, at least 256).
+        `tile` to force tiling (a multiple of 64, at least 256). `effort` 0 (default) codes g_a's
+        latents; 1 to 3 search each image's latents first, slower encodes for smaller files that
+        any decoder reads (`codec.latent_search`); `progress(done, total)` reports search steps.
         """
         quality = self._quantized_quality(check_quality(quality, self.max_quality))
-        return self.encode_analysis(self.analyse(image, tile), quality)[0]
+        config_for_effort(effort)  # ValueError for an unknown level, before any work
+        return self.encode_analysis(self.analyse(image, tile), quality, effort, progress)[0]
 
     @staticmethod
     def _quantized_quality(q: float) -> float:

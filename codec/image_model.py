@@ -156,14 +156,15 @@ class ImageModel(nn.Module):
         return cached[1]
 
     @torch.no_grad()
-    def compress_latent(self, y: torch.Tensor, exact: bool = True,
-                        joint: bool = False) -> tuple[list[bytes], torch.Tensor]:
+    def compress_latent(self, y: torch.Tensor, exact: bool = True, joint: bool = False,
+                        z: torch.Tensor | None = None) -> tuple[list[bytes], torch.Tensor]:
         """Code a gained latent [1, M, h, w] (h, w multiples of 4); return ([z, y streams], y_hat).
 
         `exact` (the default, format versions 3 and 4) computes the entropy parameters in fixed point,
         so any device decodes the streams; False is the float path of format versions 1 and 2.
-        `joint` (format version 4) codes z and then y into one stream: one coder flush less."""
-        z = self.h_a(y)
+        `joint` (format version 4) codes z and then y into one stream: one coder flush less.
+        `z` is the hyper-latent to code (default h_a(y); the encoder's latent search passes its own)."""
+        z = self.h_a(y) if z is None else z
         enc_z = RangeEncoder()
         z_hat = self.z_prior.compress(z, enc_z).to(y.device)
         enc_y = enc_z if joint else RangeEncoder()

@@ -67,13 +67,16 @@ class FactorizedPrior(nn.Module):
             return self._forward_fp32(z.float(), training)
 
     def _forward_fp32(self, z: torch.Tensor, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        z_lik_in = noisy_or_rounded(z, training)
-        c = z.shape[1]
-        v = z_lik_in.transpose(0, 1).reshape(c, 1, -1)
-        lik = self._likelihood_cn(v).reshape(c, z.shape[0], *z.shape[2:]).transpose(0, 1)
-        lik = lik + _TABLE_FLOOR
+        lik = self.likelihood(noisy_or_rounded(z, training))
         z_hat = ste_round(z) if training else torch.round(z)
         return z_hat, lik
+
+    def likelihood(self, v: torch.Tensor) -> torch.Tensor:
+        """Probability the coder's tables give values `v` [N, C, H, W] (rounded, noisy or soft-rounded)."""
+        c = v.shape[1]
+        flat = v.float().transpose(0, 1).reshape(c, 1, -1)
+        lik = self._likelihood_cn(flat).reshape(c, v.shape[0], *v.shape[2:]).transpose(0, 1)
+        return lik + _TABLE_FLOOR
 
     # ---- tables and coding -------------------------------------------------------------------
 

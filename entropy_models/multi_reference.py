@@ -14,6 +14,8 @@ the same order, which is what keeps the encoder and the decoder in step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -156,12 +158,17 @@ class MultiReferenceEntropyModel(nn.Module):
     # ---- training ------------------------------------------------------------------------------
 
     def forward(self, y: torch.Tensor, hyper: torch.Tensor, training: bool | None = None,
-                table_scales: bool = True):
+                table_scales: bool = True, rounding: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
         """Return (y_hat, likelihoods) with noisy-rate / straight-through-value quantization.
 
         Outside training, `table_scales` rates each value with the table scale the coder will use
         (the exact coding distribution) instead of the continuous predicted scale.
+        `rounding(y, mean)`, if given, replaces the quantizer for both values and rates (with the
+        predicted scales unless `table_scales`): the encoder's latent search (`codec.latent_search`)
+        passes soft rounding, and plain rounding to read off the values it codes.
         """
+        if rounding is not None:
+            return self._forward_rounded(y, hyper, rounding, table_scales)
         training = self.training if training is None else training
         _, _, h, w = y.shape
         mask = anchor_mask(h, w, y.device)
@@ -179,6 +186,26 @@ class MultiReferenceEntropyModel(nn.Module):
             y_rate = y_k + torch.empty_like(y_k).uniform_(-0.5, 0.5) if training else torch.round(y_k - mean) + mean
             liks.append(self.gaussian.likelihood(y_rate, mean, scale))
             y_hat_k = anchors + self._quantize(y_k, mean_n, training) * (1 - maskf)
+            done.append(self._refine(k, hyper, done, y_hat_k))
+        return torch.cat(done, dim=1), torch.cat(liks, dim=1)
+
+    def _forward_rounded(self, y: torch.Tensor, hyper: torch.Tensor,
+                         rounding: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], table_scales: bool):
+        """`forward` with values and rates taken at rounding(y, mean) around the predicted means."""
+        _, _, h, w = y.shape
+        mask = anchor_mask(h, w, y.device)
+        maskf = mask.to(y.dtype)
+        done: list[torch.Tensor] = []
+        liks = []
+        for k, y_k in enumerate(y.split(self.slice_channels, dim=1)):
+            feats, mean_a, scale_a = self._anchor_step(k, hyper, done)
+            anchors = rounding(y_k, mean_a) * maskf
+            mean_n, scale_n = self._nonanchor_step(k, feats, anchors, mask)
+            y_hat_k = anchors + rounding(y_k, mean_n) * (1 - maskf)
+            scale = torch.where(mask, scale_a, scale_n)
+            if table_scales:
+                scale = self.gaussian.scale_table[self.gaussian.scale_indexes(scale)]
+            liks.append(self.gaussian.likelihood(y_hat_k, torch.where(mask, mean_a, mean_n), scale))
             done.append(self._refine(k, hyper, done, y_hat_k))
         return torch.cat(done, dim=1), torch.cat(liks, dim=1)
 
