@@ -8,9 +8,11 @@ with a one-line notice. Thread counts are fixed to 1 everywhere so runs repeat a
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -302,6 +304,10 @@ def read_y4m_frame(data: bytes) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarra
     return (a[:n].reshape(h, w), a[n:n + nc].reshape(ch, cw), a[n + nc:].reshape(ch, cw)), (w, h)
 
 
+#: weights the ours codecs load instead of the bundled default (set by `lcodec bench images --model`)
+MODEL_ENV = "LCODEC_BENCH_MODEL"
+
+
 class OursImageCodec(ImageCodecAdapter):
     """lcodec's own image codec (`codec.ImageCodec.default()`), every integer quality of its model.
 
@@ -309,8 +315,11 @@ class OursImageCodec(ImageCodecAdapter):
     `effort` > 0 (``ours-e1`` ...) searches each image's latents before coding: its own curve."""
 
     def __init__(self, effort: int = 0) -> None:
-        params = {"library": "lcodec codec.ImageCodec.default()", "device": "cpu", "torch_threads": 1}
-        name, description = "ours", "lcodec ImageCodec (bundled default model)"
+        model = os.environ.get(MODEL_ENV)
+        params = {"library": f"lcodec codec.ImageCodec.{'from_model' if model else 'default'}()", "device": "cpu",
+                  "torch_threads": 1}
+        weights = f"weights {Path(model).name}" if model else "bundled default model"
+        name, description = "ours", f"lcodec ImageCodec ({weights})"
         if effort:
             from codec.latent_search import config_for_effort
 
@@ -341,7 +350,8 @@ class OursImageCodec(ImageCodecAdapter):
             from codec import ImageCodec
 
             torch.set_num_threads(self.params["torch_threads"])
-            self._codec = ImageCodec.default()
+            model = os.environ.get(MODEL_ENV)
+            self._codec = ImageCodec.from_model(model) if model else ImageCodec.default()
             self.values = self._codec.levels
         return self._codec
 

@@ -70,11 +70,20 @@ def bench() -> None:
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Images/settings run in parallel processes.")
 @click.option("--anchor", default=None, help="BD-rate anchor (default: vvc if present, else heif).")
+@click.option("--model", default=None,
+              help="Weights (.lcw file or bundled name) that the ours codecs use instead of the bundled default.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @bench_errors
-def images(folder: Path, codecs: str, out: Path, jobs: int, anchor: str | None, no_progress: bool) -> None:
+def images(folder: Path, codecs: str, out: Path, jobs: int, anchor: str | None, model: str | None,
+           no_progress: bool) -> None:
     """Image RD bench on every image in FOLDER."""
+    import os
+
+    from bench.image_codecs import MODEL_ENV
     from bench.run_images import run_images
+
+    if model:  # through the environment, so the worker processes (-j) use it too
+        os.environ[MODEL_ENV] = str(Path(model).resolve()) if Path(model).is_file() else model
 
     summary = run_images(folder, codecs, out, jobs=jobs, progress=not no_progress, anchor=anchor, notice=_notice)
     click.echo(summary.read_text().split("\n| codec | description")[0].rstrip())

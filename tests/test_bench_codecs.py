@@ -117,3 +117,25 @@ def test_ours_without_codec_package_is_unavailable(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "codec", None)  # makes `from codec import ImageCodec` fail
     with pytest.raises(CodecUnavailable, match="ImageCodec is not available"):
         make_image_codec("ours").check()
+
+
+def test_ours_codec_uses_the_weights_bench_images_names(tmp_path, monkeypatch):
+    """`lcodec bench images --model FILE` measures those weights (here an archived-style copy of the
+    bundled ones) and says so in the adapter's settings."""
+    import shutil
+
+    from bench.image_codecs import MODEL_ENV, make_image_codec
+    from codec.registry import WEIGHTS_DIR
+
+    copy = tmp_path / "mine.lcw"
+    shutil.copyfile(WEIGHTS_DIR / "default.lcw", copy)
+    monkeypatch.setenv(MODEL_ENV, str(copy))
+    codec = make_image_codec("ours")
+    assert "mine.lcw" in codec.description
+    assert codec.settings()["weights_hash"] == codec._get().loaded.weights_hash.hex()
+    assert codec._get().loaded.path == copy.resolve()
+    monkeypatch.setenv(MODEL_ENV, str(tmp_path / "missing.lcw"))
+    from bench.errors import CodecUnavailable
+
+    with pytest.raises(CodecUnavailable):
+        make_image_codec("ours").check()
