@@ -389,3 +389,13 @@ IMAGE_CODECS: dict[str, Callable[[], ImageCodecAdapter]] = {
 def make_image_codec(name: str) -> ImageCodecAdapter:
     """Build the adapter called `name` (BenchError for an unknown name)."""
     return build_codec(IMAGE_CODECS, name, "image")
+
+
+def _register_compressai() -> None:
+    """Add CompressAI's zoo models (`cai-...`, bench/compressai_codecs.py) to IMAGE_CODECS."""
+    from .compressai_codecs import compressai_codecs
+
+    IMAGE_CODECS.update(compressai_codecs())
+
+
+_register_compressai()

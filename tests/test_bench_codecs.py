@@ -14,7 +14,7 @@ from bench.metrics import psnr_rgb
 from bench.run_images import measure_image
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-REFERENCE_IMAGE = [n for n in IMAGE_CODECS if n != "ours"]
+REFERENCE_IMAGE = [n for n in IMAGE_CODECS if not n.startswith(("ours", "cai-"))]  # ours, zoo: below
 # Two settings per codec, low then high quality; kept mid-range so even VVC stays fast.
 TWO = {"jpeg": (20, 85), "jpeg444": (20, 85), "webp": (30, 85), "avif": (30, 70), "jp2k": (120, 24),
        "heif": (25, 55), "jxl": (40, 85), "vvc": (42, 32)}
@@ -139,3 +139,41 @@ def test_ours_codec_uses_the_weights_bench_images_names(tmp_path, monkeypatch):
 
     with pytest.raises(CodecUnavailable):
         make_image_codec("ours").check()
+
+
+@pytest.fixture(scope="module")
+def random_zoo_codec():
+    """A CompressAI zoo architecture with random weights: the bench's code path without a download."""
+    from bench.compressai_codecs import CompressAICodec
+
+    codec = CompressAICodec("bmshj2018-factorized", pretrained=False)
+    codec.check()
+    return codec
+
+
+def test_compressai_zoo_codec_writes_real_files(random_zoo_codec, small_rgb) -> None:
+    crop = small_rgb[:70, :90].copy()  # not a multiple of 64: padded for the model, cropped back
+    lo, hi = (measure_image(random_zoo_codec, crop, q) for q in (1, 8))
+    for p in (lo, hi):
+        assert p["bytes"] > 20 and p["bpp"] == pytest.approx(p["bytes"] * 8 / (70 * 90))
+    data = random_zoo_codec.encode(Image.fromarray(crop), 3)
+    assert random_zoo_codec.decode(data).size == (90, 70)
+    assert random_zoo_codec.encode(Image.fromarray(crop), 3) == data
+    with pytest.raises(ValueError):
+        random_zoo_codec.decode(b"JUNK" + data[4:])
+
+
+def test_compressai_codecs_are_offered_and_missing_weights_are_one_line(monkeypatch) -> None:
+    from bench import compressai_codecs
+
+    assert {"cai-mbt2018-mean", "cai-cheng2020-anchor"} <= set(IMAGE_CODECS)
+    codec = make_image_codec("cai-mbt2018-mean")
+    assert codec.values == tuple(range(1, 9)) and codec.settings()["pretrained"] is True
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    zoo = compressai_codecs._zoo()
+    monkeypatch.setattr(zoo, "load_state_dict_from_url", offline)
+    with pytest.raises(CodecUnavailable, match="not available here .*internet"):
+        make_image_codec("cai-cheng2020-anchor").check()
