@@ -263,10 +263,10 @@ def _read_stream(path: Path) -> bytes:
 @click.option("--ema-decay", type=click.FloatRange(min=0.0, max=1.0, max_open=True), default=0.999, show_default=True,
               help="Decay of the weights' moving average that `export` writes (0: none).")
 @click.option("--no-resume", is_flag=True, help="Start afresh even if OUT/last.pt exists.")
-@click.option("--arch", default=None, metavar="KEY=N,...",
-              help="Architecture changes from --init's (or the default), e.g. n=160 or levels=12 (more "
-                   "quality levels, higher rates); --init weights that are narrower are widened without "
-                   "changing their output.")
+@click.option("--arch", default=None, metavar="[NAME][,KEY=N,...]",
+              help="Architecture: a named one (default: the bundled model's; small: quick runs), and/or changes "
+                   "from --init's (or the default), e.g. n=192 or levels=12; --init weights that are narrower are "
+                   "widened without changing their output.")
 @click.option("--train-only", default=None, metavar="PART,...",
               help="Train only these parts (g_a, g_s, h_a, h_s, z_prior, context, gain, or a submodule such as "
                    "g_s.blocks); the rest stays as --init has it. Only g_s: better reconstructions from the "
@@ -292,11 +292,11 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
             raise InputError(f"folder not found: {folder}")
     model = None
     if arch:
-        from codec.image_model import ModelConfig
+        from codec.image_model import ARCHITECTURES, architecture
         from codec.training.loop import init_architecture
 
         try:
-            model = (init_architecture(init) if init else ModelConfig()).updated(arch).to_dict()
+            model = architecture(arch, init_architecture(init) if init else ARCHITECTURES["default"]).to_dict()
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--arch") from None
     parts = None

@@ -90,6 +90,26 @@ class ModelConfig:
         return new
 
 
+#: Named architectures (`lcodec train --arch NAME`): "default" is the bundled model's (what a new run
+#: trains unless told otherwise), "small" the narrower 8-level one of the first runs, for quick experiments.
+ARCHITECTURES: dict[str, ModelConfig] = {
+    "default": ModelConfig(n=160, levels=12),
+    "small": ModelConfig(n=96, levels=8),
+}
+
+
+def architecture(spec: str, base: ModelConfig) -> ModelConfig:
+    """The architecture a spec names: "NAME", "NAME,KEY=N,..." or "KEY=N,..." (changes to `base`);
+    ValueError if it names no architecture or field."""
+    name, _, rest = spec.partition(",")
+    if "=" not in name:
+        if name.strip() not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {name.strip()!r} (named: {', '.join(ARCHITECTURES)}; "
+                             f"or KEY=N changes such as n=160)")
+        return ARCHITECTURES[name.strip()].updated(rest)
+    return base.updated(spec)
+
+
 class ImageModel(nn.Module):
     """Variable-rate learned image codec network."""
 

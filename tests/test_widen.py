@@ -180,3 +180,18 @@ def test_gs_blocks_are_capped_by_the_tile_margin():
     assert BASE.updated(f"gs_blocks={MAX_GS_BLOCKS}").gs_blocks == MAX_GS_BLOCKS
     with pytest.raises(ValueError, match="margin"):
         BASE.updated(f"gs_blocks={MAX_GS_BLOCKS + 1}")
+
+
+def test_named_architectures_and_the_default_of_a_new_run():
+    from codec.image_model import ARCHITECTURES, ModelConfig, architecture
+    from codec.registry import bundled_paths, config_of, read_weights_metadata
+    from codec.training.loop import TrainConfig, resolve_architecture
+
+    bundled = config_of(read_weights_metadata(bundled_paths()["default"]))
+    assert ARCHITECTURES["default"] == bundled  # a new run trains what ships
+    assert resolve_architecture(TrainConfig(data="", out=""), None, None) == bundled.to_dict()
+    assert architecture("small", bundled) == ARCHITECTURES["small"]
+    assert architecture("small,levels=4", bundled).levels == 4 and architecture("small,levels=4", bundled).n == 96
+    assert architecture("n=192", bundled) == ModelConfig(**{**bundled.to_dict(), "n": 192})
+    with pytest.raises(ValueError, match="unknown architecture 'huge'"):
+        architecture("huge", bundled)

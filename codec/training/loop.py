@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..image_model import ImageModel, ModelConfig
+from ..image_model import ARCHITECTURES, ImageModel, ModelConfig
 from ..quality import DEFAULT_LEVELS, LAMBDAS, QUALITY_MIN, lambda_for
 from ..registry import bundled_paths, load_learned, load_weights_file, read_weights_metadata
 from .data import PatchSampler
@@ -298,7 +298,8 @@ def init_architecture(path: str) -> ModelConfig:
 
 
 def resolve_architecture(cfg: TrainConfig, resumed: tuple[Path, dict] | None, init_arch: dict | None) -> dict:
-    """The run's ModelConfig fields: as given, else the resumed run's, else --init's, else the default.
+    """The run's ModelConfig fields: as given, else the resumed run's, else --init's, else the bundled
+    model's (ARCHITECTURES["default"]).
 
     `resumed` is the (path, state) of the checkpoint being resumed; `init_arch` the architecture the
     --init file names (both already read by the caller, which needs them again)."""
@@ -311,7 +312,7 @@ def resolve_architecture(cfg: TrainConfig, resumed: tuple[Path, dict] | None, in
         return wanted.to_dict()
     if saved:
         return ModelConfig.from_dict(saved).to_dict()
-    return (ModelConfig.from_dict(init_arch) if init_arch else ModelConfig()).to_dict()
+    return (ModelConfig.from_dict(init_arch) if init_arch else ARCHITECTURES["default"]).to_dict()
 
 
 def _init_weights(model: ImageModel, state: dict[str, torch.Tensor]) -> bool:
