@@ -97,7 +97,7 @@ def run(folder: Path, qualities: tuple[float, ...] = QUALITIES, limit: int | Non
     rows = []
     paths = list_images(folder)[:limit] if limit else list_images(folder)
     for path in paths:
-        img = read_image(path)
+        img = read_image(path).stripped()  # payload only: the figures compare codecs, not metadata
         for q in qualities:
             with threads(1):
                 blob, enc_s = _timed(lambda: cpu.encode(img, q))

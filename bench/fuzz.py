@@ -1,7 +1,7 @@
 """Fuzzing the image decoder with mutated valid streams.
 
-Seed streams are real lcodec files of small images (RGB, grey, RGBA, tiled; format version 4, and
-the versions 3, 2 and 1 still read).
+Seed streams are real lcodec files of small images (RGB, grey, RGBA, tiled; format version 4, version 5
+with a metadata record, and the versions 3, 2 and 1 still read).
 Each case applies one or more mutations - bit flips, byte changes, truncation, insertion, deletion,
 huge size / length / tile / stream-count fields, garbage payloads - and, most of the time, recomputes
 the CRC so that the mutation reaches the header parser, the range decoder and the model rather than
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from codec import ImageCodec
-from codec.container import MAGIC, VERSION, VERSION_FLOAT, VERSION_SPLIT, read_header, varint
+from codec.container import MAGIC, VERSION, VERSION_FLOAT, VERSION_META, VERSION_SPLIT, read_header, varint
 from codec.errors import LcodecError
 
 #: A case taking longer than this (seconds) is a finding ("timeout").
@@ -63,9 +63,10 @@ class FuzzReport:
 
 
 def seed_streams(codec: ImageCodec, rng: np.random.Generator) -> list[bytes]:
-    """Valid small files: a smooth RGB picture, a grey one, an RGBA one, a tiled one (all version 4)
-    and the same picture in the formats still read (version 3 untiled and tiled, float versions 1 and
-    2)."""
+    """Valid small files: a smooth RGB picture, a grey one, an RGBA one, a tiled one (all version 4),
+    the same picture in the formats still read (version 3 untiled and tiled, float versions 1 and 2),
+    then version 5: the picture with an ICC profile, EXIF, XMP and an orientation, and a tiled RGBA
+    one with an ICC profile."""
     h, w = 48, 64
     yy, xx = np.mgrid[0:h, 0:w]
     base = np.stack([xx * 4, yy * 5, (xx + yy) * 2], axis=2).astype(np.float64)
@@ -89,6 +90,16 @@ def seed_streams(codec: ImageCodec, rng: np.random.Generator) -> list[bytes]:
             seeds += [codec.encode(rgb, 4.0), codec.encode(wide, 5.0, tile=256)]
     finally:
         codec.write_version = saved
+    from codec.image_io import prepare
+
+    meta = {"icc_profile": bytes(rng.integers(0, 256, 300, dtype=np.uint8)), "exif": b"Exif\x00\x00MM\x00*" + bytes(20),
+            "xmp": b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"}
+    tagged = prepare(Image.fromarray(rgb))
+    tagged.metadata, tagged.orientation = meta, 6
+    tiled = prepare(Image.fromarray(np.dstack([wide, wide[:, :, 0]]), "RGBA"))
+    tiled.metadata = {"icc_profile": meta["icc_profile"]}
+    seeds += [codec.encode(tagged, 4.0), codec.encode(tiled, 5.0, tile=256)]
+    assert all(s[4] == VERSION_META for s in seeds[-2:])
     return seeds
 
 
@@ -125,10 +136,15 @@ def field_spans(data: bytes) -> dict[str, tuple[int, int]]:
         _, end = _read_varint(data, pos)
         spans[key] = (pos, end)
         pos = end
-    if header.version != 1:  # versions 2 to 4 carry a tile field, 2 and 3 also a varint stream count
+    if header.version != 1:  # versions 2 to 5 carry a tile field, 2 and 3 also a varint stream count
         _, end = _read_varint(data, pos)
         spans["tile"] = (pos, end)
         pos = end
+    if header.version == VERSION_META:  # the metadata record: its length, then its entries
+        size, end = _read_varint(data, pos)
+        spans["metadata_length"] = (pos, end)
+        spans["metadata"] = (end, end + size)
+        pos = end + size
     if header.version < VERSION:
         end = _read_varint(data, pos)[1] if header.version != 1 else pos + 1
         spans["streams"] = (pos, end)
@@ -174,7 +190,7 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
         name = rng.choice([k for k in spans if k not in ("payload", "name")] + ["name"])
         a, b = spans[name]
         desc = f"field:{name}"
-        if name in ("height", "width", "tile", "streams") or name.startswith("length"):
+        if name in ("height", "width", "tile", "streams", "metadata_length") or name.startswith("length"):
             value = rng.choice(_BIG + [rng.randrange(1 << rng.randrange(1, 36))])
             desc += f"={value}"
             # the stream count is one byte in version 1 and a varint in versions 2-3

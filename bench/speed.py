@@ -38,7 +38,7 @@ def codec_times(folder: Path, device: str = "cpu", quality: float = 4.0, images:
     enc, dec = [], []
     sizes = []
     for path in _images(folder, images):
-        img = read_image(path)
+        img = read_image(path).stripped()  # payload only: the figures compare codecs, not metadata
         blob = codec.encode(img, quality)  # warm-up
         codec.decode(blob)
         for _ in range(repeat):
@@ -97,7 +97,7 @@ def rate_gap(folder: Path, qualities: tuple[float, ...] | None = None, images: i
     paths = _images(folder, images)
     sums = {q: np.zeros(5) for q in qualities}  # real bits, container bits, estimate, continuous estimate, pixels
     for path in paths:
-        img = read_image(path)
+        img = read_image(path).stripped()  # payload only: the figures compare codecs, not metadata
         a = codec.analyse(img)  # g_a once per image; each quality codes it as `lcodec encode` does
         h, w = img.rgb.shape[:2]
         xp = pad_to_multiple(from_pixels(img.rgb).unsqueeze(0), HYPER_STRIDE)

@@ -62,7 +62,7 @@ def run(folder: Path, checkpoints: list[Path], levels: tuple[float, ...] = (1, 3
     variants += [(str(path), *load_synthesis(path, base)) for path in checkpoints]
     psnrs = [{q: [] for q in levels} for _ in variants]
     for path in list_images(folder):
-        analysis = codec.analyse(read_image(path))  # g_a once; each level codes it as `lcodec encode` does
+        analysis = codec.analyse(read_image(path).stripped())  # g_a once; each level codes it as `lcodec encode` does
         rgb = analysis.prepared.rgb
         h, w = rgb.shape[:2]
         for q in levels:

@@ -49,7 +49,7 @@ def run(folder: Path, qualities: tuple[float, ...] | None = None, limit: int | N
     paths = list_images(folder)[:limit] if limit else list_images(folder)
     per_q: dict[float, dict] = {q: {"bpp": [], "coded": [], "ceiling": [], "per_image": {}} for q in qualities}
     for path in paths:
-        img = read_image(path)
+        img = read_image(path).stripped()  # payload only: the figures compare codecs, not metadata
         a = codec.analyse(img)  # g_a once per image; every quality codes and decodes from it
         h, w = img.rgb.shape[:2]
         for q in qualities:

@@ -22,6 +22,7 @@ from .train_speed_command import train_speed
 from .threads_command import threads
 from .pack_command import pack_patches
 from .video_bench_commands import video_p, video_speed
+from .signals import Terminated, install as install_signal_handlers
 from .video_commands import train_video
 
 EXIT_USAGE = 2
@@ -48,6 +49,8 @@ def user_errors(fn):
                 _fail(str(exc), exc.exit_code)
             except KeyboardInterrupt:
                 _fail("interrupted (no output written)", 130)
+            except Terminated as exc:
+                _fail(f"terminated by {exc.name} (no output written)", exc.exit_code)
         _report_warnings(caught)
         return result
 
@@ -90,13 +93,17 @@ def main(threads: int | None) -> None:
 @click.option("--frames", type=click.IntRange(min=1), default=None, help="Video: encode at most this many frames.")
 @click.option("--start", type=click.IntRange(min=0), default=0, help="Video: first frame to encode.")
 @click.option("--intra-period", type=click.IntRange(min=-1), default=32, show_default=True,
-              help="Video: an I-frame every N frames; -1 = only the first frame.")
+              help="Video: an I-frame every N frames; 0 = only the first frame (-1 is read as 0).")
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--strip", is_flag=True, help="Images: leave the ICC profile, EXIF and XMP out of the file.")
 @user_errors
 def encode(input: Path, output: Path | None, quality: float | None, bpp: float | None, psnr: float | None,
            effort: int, model: str | None, max_pixels: int | None, frames: int | None, start: int, intra_period: int,
-           force: bool) -> None:
-    """Encode an image (PNG, JPEG, BMP, TIFF, WebP, ...) or a video (MP4, MKV, AVI, Y4M, ...) into an lcodec file."""
+           force: bool, strip: bool) -> None:
+    """Encode an image (PNG, JPEG, BMP, TIFF, WebP, ...) or a video (MP4, MKV, AVI, Y4M, ...) into an lcodec file.
+
+    Images are coded upright (EXIF orientation applied) with their ICC profile, EXIF and XMP unless
+    --strip; animated or multi-page images are refused (encode them as a video)."""
     from codec import ImageCodec
     from codec.errors import OutputError
     from codec.image_io import DEFAULT_MAX_PIXELS, atomic_write, read_image
@@ -119,15 +126,18 @@ def encode(input: Path, output: Path | None, quality: float | None, bpp: float |
             raise click.UsageError("--effort is for images; videos are encoded at effort 0")
         if bpp is not None or psnr is not None:
             raise click.UsageError("--bpp / --psnr targets are for images; use --quality for videos")
-        if intra_period == 0:
-            raise click.BadParameter("must be -1 or a positive number of frames", param_hint="--intra-period")
+        if strip:
+            raise click.UsageError("--strip is for images; video files carry no metadata")
         from .video_commands import encode_video
 
         encode_video(input, output, 4.0 if quality is None else quality, model, frames, start, intra_period, force)
         return
+    _refuse_video_options(input, ("frames", "start", "intra_period"))
     if output.exists() and not force:
         raise OutputError(f"output exists: {output} (use --force to overwrite)")
     image = read_image(input, max_pixels or DEFAULT_MAX_PIXELS)
+    if strip:
+        image = image.stripped()
     codec = ImageCodec.from_model(model) if model else ImageCodec.default()
     if bpp is not None or psnr is not None:
         blob, q = codec.encode_to_target(image, bpp=bpp, psnr=psnr)
@@ -168,8 +178,7 @@ def decode(input: Path, output: Path | None, models: tuple[str, ...], max_pixels
 
         decode_video(input, output, list(models), frame, chroma, force)
         return
-    if frame is not None:
-        raise click.UsageError("--frame is for video files; this is an image")
+    _refuse_video_options(input, ("frame", "chroma"))
     data = _read_stream(input)
     output = output or input.with_suffix(".png")
     if output.exists() and not force:
@@ -205,7 +214,21 @@ def info(input: Path, as_json: bool) -> None:
         click.echo(json.dumps(d))
         return
     for k, v in d.items():
+        if isinstance(v, dict):  # metadata: name -> bytes
+            v = ", ".join(f"{name} {n} bytes" for name, n in v.items())
         click.echo(f"{k:15s} {v}")
+
+
+def _refuse_video_options(input: Path, names: tuple[str, ...]) -> None:
+    """A usage error naming the video-only options given on the command line for an image."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    given = [f"--{n.replace('_', '-')}" for n in names
+             if ctx.get_parameter_source(n) not in (None, ParameterSource.DEFAULT)]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for videos; "
+                               f"{input} is an image")
 
 
 def _peek_kind(path: Path) -> int | None:
@@ -355,10 +378,13 @@ main.add_command(bd_rate, name="bd-rate")
 
 def run() -> None:
     """Console entry point: click's usage errors become one line on stderr, like every other error."""
+    install_signal_handlers()
     try:
         main.main(prog_name="lcodec", standalone_mode=False)
     except click.exceptions.Abort:
         _fail("aborted", 130)
+    except Terminated as exc:  # commands without user_errors (bench, bd-rate)
+        _fail(f"terminated by {exc.name}", exc.exit_code)
     except click.ClickException as exc:
         _fail(exc.format_message().strip().replace("\n", " "), exc.exit_code)
 

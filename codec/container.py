@@ -3,7 +3,7 @@
 Byte layout (integers little-endian, ``varint`` = unsigned LEB128)::
 
     magic        4 bytes   b"LCDC"
-    version      u8        4 (1 to 3 are still decoded)
+    version      u8        4, or 5 with metadata (1 to 3 are still decoded)
     kind         u8        0 = image (1 = video, reserved)
     mode         u8        0 = RGB, 1 = L (grey), 2 = RGBA, 3 = LA
     model name   u8 length + UTF-8 bytes
@@ -35,6 +35,14 @@ the file already says (5-10 bytes less per untiled 768x512 file, measured)::
 
 One range-coded stream per tile instead of two saves one coder flush and one length.
 
+Version 5 is version 4 plus a metadata record after ``tile``; it is written only for images that
+carry metadata, so a file without any is a version-4 file, byte for byte as before::
+
+    metadata     varint    length L of the record (1 ... 16 MiB), then L bytes of entries:
+                           tag u8, varint length, bytes; tags 1 ICC profile, 2 EXIF, 3 XMP,
+                           4 EXIF orientation applied before coding (one byte, 2 ... 8);
+                           each tag at most once, unknown tags skipped
+
 The decoder checks everything before it allocates anything: magic, version, kind, mode, sizes
 against sane maxima, stream lengths against the bytes actually present, then the CRC.
 """
@@ -53,7 +61,12 @@ VERSION_FLOAT = 1  # untiled, float entropy parameters (read only)
 VERSION_TILED = 2  # tiled, float entropy parameters (read only)
 VERSION_SPLIT = 3  # tile field always present, exact fixed-point entropy parameters (read only)
 VERSION = 4  # as 3, with z and y in one stream per tile and implied stream count / last length
-VERSIONS = (VERSION_FLOAT, VERSION_TILED, VERSION_SPLIT, VERSION)
+VERSION_META = 5  # as 4, plus a metadata record (written only when the image carries metadata)
+VERSIONS = (VERSION_FLOAT, VERSION_TILED, VERSION_SPLIT, VERSION, VERSION_META)
+#: Metadata record tags and the Pillow ``info`` keys they carry (orientation is a tag of its own).
+META_TAGS = {1: "icc_profile", 2: "exif", 3: "xmp"}
+TAG_ORIENTATION = 4
+MAX_METADATA = 16 << 20  # bytes of metadata a file may declare
 KIND_IMAGE = 0
 MODES = ("RGB", "L", "RGBA", "LA")
 MAX_SIDE = 1 << 16  # 65536 pixels per side
@@ -76,6 +89,8 @@ class ImageHeader:
     stream_lengths: list[int] = field(default_factory=list)
     version: int = VERSION
     tile: int = 0  # core tile side in pixels; 0 = untiled
+    metadata: dict[str, bytes] = field(default_factory=dict)  # Pillow info keys: icc_profile, exif, xmp
+    orientation: int = 1  # EXIF orientation applied to the pixels before coding (1: none)
 
     @property
     def exact(self) -> bool:
@@ -114,6 +129,10 @@ class ImageHeader:
         if self.tile:
             d["tile"] = self.tile
             d["tiles"] = self.tile_grid[0] * self.tile_grid[1]
+        if self.metadata:
+            d["metadata"] = {k: len(v) for k, v in self.metadata.items()}
+        d["orientation"] = (f"upright (EXIF orientation {self.orientation} applied before coding)"
+                            if self.orientation != 1 else "as coded (no EXIF rotation recorded)")
         if total_bytes is not None:
             d["bytes"] = total_bytes
             d["bpp"] = round(8 * total_bytes / (self.width * self.height), 5)
@@ -172,6 +191,11 @@ def pack_image(header: ImageHeader, streams: list[bytes]) -> bytes:
         version = VERSION_TILED
     elif version == VERSION_TILED and not header.tile:
         version = VERSION_FLOAT
+    record = pack_metadata(header.metadata, header.orientation)
+    if version >= VERSION:
+        version = VERSION_META if record else VERSION
+    elif record:
+        raise ValueError(f"format version {version} cannot carry metadata")
     if header.tile and (header.tile % 64 or not TILE_MIN <= header.tile <= TILE_MAX):
         raise ValueError(f"tile side {header.tile} is not a multiple of 64 in [{TILE_MIN}, {TILE_MAX}]")
     # tiled files and version 4 (which stores no count) must hold exactly the streams the header implies
@@ -190,6 +214,8 @@ def pack_image(header: ImageHeader, streams: list[bytes]) -> bytes:
         out.append(len(streams))
     elif version >= VERSION:
         out += varint(header.tile)
+        if version == VERSION_META:
+            out += varint(len(record)) + record
     else:
         out += varint(header.tile) + varint(len(streams))
     for s in streams[:-1] if version >= VERSION else streams:
@@ -212,7 +238,7 @@ def read_header(data: bytes) -> tuple[ImageHeader, int]:
     r.take(4)
     version = r.u8()
     if version not in VERSIONS:
-        raise FormatError(f"unsupported format version {version} (this lcodec reads versions 1 to {VERSION})")
+        raise FormatError(f"unsupported format version {version} (this lcodec reads versions 1 to {VERSIONS[-1]})")
     kind = r.u8()
     if kind != KIND_IMAGE:
         raise FormatError(f"unsupported stream kind {kind} (this lcodec decodes images)")
@@ -237,6 +263,12 @@ def read_header(data: bytes) -> tuple[ImageHeader, int]:
         tile = r.varint()
         if (tile or version == VERSION_TILED) and (tile % 64 or not TILE_MIN <= tile <= TILE_MAX):
             raise FormatError(f"corrupt header (tile side {tile})")
+        metadata, orientation = {}, 1
+        if version == VERSION_META:
+            size = r.varint()
+            if not 1 <= size <= min(MAX_METADATA, len(data) - r.pos - 4):
+                raise FormatError(f"corrupt header (metadata record of {size} bytes)")
+            metadata, orientation = unpack_metadata(r.take(size))
         expected = ImageHeader(name, whash, quality, height, width, MODES[mode_i], version=version,
                                tile=tile).expected_streams()
         n = expected if version >= VERSION else r.varint()
@@ -259,7 +291,50 @@ def read_header(data: bytes) -> tuple[ImageHeader, int]:
             raise FormatError("file is truncated (payload shorter than its header says)")
         raise FormatError("file has trailing or missing bytes (lengths do not add up)")
     header = ImageHeader(name, whash, quality, height, width, MODES[mode_i], lengths, version, tile)
+    if version != VERSION_FLOAT:
+        header.metadata, header.orientation = metadata, orientation
     return header, r.pos
+
+
+def pack_metadata(metadata: dict[str, bytes], orientation: int = 1) -> bytes:
+    """The metadata record's entries (empty when there is nothing to carry)."""
+    tags = {v: k for k, v in META_TAGS.items()}
+    out = bytearray()
+    for key, value in metadata.items():
+        if key not in tags:
+            raise ValueError(f"unknown metadata key {key!r} (have {', '.join(tags)})")
+        if value:
+            out += bytes([tags[key]]) + varint(len(value)) + value
+    if orientation != 1:
+        if not 2 <= orientation <= 8:
+            raise ValueError(f"EXIF orientation must be 1 to 8, got {orientation}")
+        out += bytes([TAG_ORIENTATION, 1, orientation])
+    if len(out) > MAX_METADATA:
+        raise ValueError(f"metadata of {len(out)} bytes is above the {MAX_METADATA}-byte limit")
+    return bytes(out)
+
+
+def unpack_metadata(record: bytes) -> tuple[dict[str, bytes], int]:
+    """Entries of a metadata record: (Pillow info dict, orientation applied); FormatError if malformed."""
+    r = _Reader(record)
+    metadata: dict[str, bytes] = {}
+    orientation, seen = 1, set()
+    while r.pos < len(record):
+        tag = r.u8()
+        n = r.varint()
+        if n > len(record) - r.pos:
+            raise FormatError("corrupt header (metadata entry longer than its record)")
+        value = r.take(n)
+        if tag in seen:
+            raise FormatError(f"corrupt header (metadata tag {tag} twice)")
+        seen.add(tag)
+        if tag in META_TAGS:
+            metadata[META_TAGS[tag]] = value
+        elif tag == TAG_ORIENTATION:
+            if n != 1 or not 2 <= value[0] <= 8:
+                raise FormatError("corrupt header (bad orientation entry)")
+            orientation = value[0]
+    return metadata, orientation
 
 
 def unpack_image(data: bytes) -> tuple[ImageHeader, list[bytes]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 import math
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from entropy_models.range_coder import StreamError
 
 from .container import TILE_MAX, TILE_MIN, VERSION, VERSION_FLOAT, ImageHeader, pack_image, unpack_image
 from .errors import FormatError, InputError, TargetError
-from .image_io import DEFAULT_MAX_PIXELS, PreparedImage, decode_alpha, encode_alpha, finish, prepare
+from .image_io import (DEFAULT_MAX_PIXELS, PreparedImage, decode_alpha, encode_alpha, finish, prepare, read_image,
+                       with_metadata)
 from .latent_search import TileSearch, config_for_effort
 from .quality import QUALITY_MIN, check_quality
 from .registry import LoadedModel, find_model_for, get_model
@@ -74,6 +76,21 @@ class Analysis:
     tile: int = 0  # coding tile side in pixels (0: untiled)
 
 
+def stream_bytes(data: bytes | str | os.PathLike) -> bytes:
+    """A file's bytes: `data` itself, or read from the path it names (InputError if unreadable)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    path = Path(data)
+    if path.is_dir():
+        raise InputError(f"input is a folder: {path}")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"input file not found: {path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+
+
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
@@ -112,11 +129,16 @@ class ImageCodec:
 
     # ---- encoding ------------------------------------------------------------------------------
 
-    def analyse(self, image: Image.Image | np.ndarray | PreparedImage, tile: int | None = None) -> Analysis:
-        """Run g_a once; `tile` forces tiled coding with that tile side (None: tiled above 2048x2048)."""
+    def analyse(self, image: Image.Image | np.ndarray | PreparedImage | str | os.PathLike,
+                tile: int | None = None) -> Analysis:
+        """Run g_a once; `tile` forces tiled coding with that tile side (None: tiled above 2048x2048).
+
+        `image` may be a path: the file is read as `lcodec encode` reads it (orientation, metadata)."""
         if self.loaded.decoder_only:
             raise InputError(f"model '{self.loaded.name}' ({self.loaded.path.name}) is an archived decoder: it "
                              f"decodes the files written with it but cannot encode")
+        if isinstance(image, (str, os.PathLike)):
+            image = read_image(image)
         if isinstance(image, np.ndarray):
             image = Image.fromarray(image)
         prepared = image if isinstance(image, PreparedImage) else prepare(image)
@@ -186,6 +208,8 @@ class ImageCodec:
             streams.append(encode_alpha(p.alpha))
         header = ImageHeader(self.loaded.name, self.loaded.weights_hash, quality, h, w, p.mode,
                              version=self.write_version, tile=a.tile)
+        if self.write_version >= VERSION:  # the legacy writers (tests, benches) have no metadata record
+            header.metadata, header.orientation = p.metadata, p.orientation
         return pack_image(header, streams), y_hat
 
     def encode(self, image: Image.Image | np.ndarray | PreparedImage, quality: float = 4.0,
@@ -292,22 +316,24 @@ class ImageCodec:
         return out
 
     @classmethod
-    def for_stream(cls, data: bytes, extra_models: list[str | Path] | None = None,
+    def for_stream(cls, data: bytes | str | os.PathLike, extra_models: list[str | Path] | None = None,
                    device: str | torch.device = "cpu") -> "ImageCodec":
-        """A codec holding the model a stream was made with (found by its weights hash).
+        """A codec holding the model a stream (bytes or a path) was made with (found by its weights hash).
 
         The whole file is validated first (CRC included), so a corrupt hash reads as corruption."""
-        header = unpack_image(data)[0]
+        header = unpack_image(stream_bytes(data))[0]
         return cls(find_model_for(header.model, header.weights_hash, extra_models), device)
 
-    def decode(self, data: bytes, extra_models: list[str | Path] | None = None,
+    def decode(self, data: bytes | str | os.PathLike, extra_models: list[str | Path] | None = None,
                max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-        """Decode an lcodec image file to a Pillow image in the original mode and size.
+        """Decode an lcodec image file (bytes or a path) to a Pillow image in the original mode and size,
+        with the file's ICC profile, EXIF and XMP in its ``info`` (what ``save()`` writes back).
 
         Raises FormatError (not an lcodec file, unsupported version, corrupt or truncated stream),
-        InputError (declared size above `max_pixels`) or UnknownModelError (weights not available).
+        InputError (declared size above `max_pixels`, unreadable path) or UnknownModelError (weights
+        not available).
         """
-        header, streams = unpack_image(data)
+        header, streams = unpack_image(stream_bytes(data))
         if header.height * header.width > max_pixels:
             raise InputError(f"stream declares {header.width}x{header.height} = {header.width * header.height} "
                              f"pixels, above the limit of {max_pixels} (raise --max-pixels)")
@@ -353,10 +379,11 @@ class ImageCodec:
             raise FormatError(f"corrupt stream: {exc}") from None
         rgb = self._synthesise(y_hat, header.quality, h, w)
         alpha = decode_alpha(streams[-1], h, w) if has_alpha else None
-        return finish(rgb, header.mode, alpha)
+        return with_metadata(finish(rgb, header.mode, alpha), header.metadata)
 
     @staticmethod
-    def info(data: bytes) -> dict:
-        """Header fields of a file (validated, CRC checked) plus its size and bpp."""
+    def info(data: bytes | str | os.PathLike) -> dict:
+        """Header fields of a file (bytes or a path; validated, CRC checked) plus its size and bpp."""
+        data = stream_bytes(data)
         header, _ = unpack_image(data)
         return header.to_dict(total_bytes=len(data))

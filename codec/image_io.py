@@ -2,7 +2,9 @@
 
 Inputs are anything Pillow opens. The codec itself works on 8-bit RGB: grey images are coded as
 RGB and turned back into grey; alpha is split off and coded losslessly (delta filter + zlib);
-16-bit inputs are reduced to 8 bits with a warning.
+16-bit inputs are reduced to 8 bits with a warning. EXIF orientation is applied to the pixels (as a
+viewer displays them) and the ICC profile, EXIF and XMP are kept to travel in the file's metadata
+record; images with several frames are refused (they are videos).
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import os
 import tempfile
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import FormatError, InputError, OutputError
 
@@ -32,6 +34,12 @@ class PreparedImage:
     rgb: np.ndarray  # uint8 [H, W, 3]
     mode: str  # "RGB", "L", "RGBA" or "LA"
     alpha: np.ndarray | None = None  # uint8 [H, W]
+    metadata: dict[str, bytes] = field(default_factory=dict)  # icc_profile / exif / xmp, as Pillow names them
+    orientation: int = 1  # EXIF orientation applied to `rgb` (1: the input had none)
+
+    def stripped(self) -> "PreparedImage":
+        """The same pixels without metadata (what ``lcodec encode --strip`` codes)."""
+        return replace(self, metadata={}, orientation=1)
 
 
 class LossyReductionWarning(UserWarning):
@@ -54,8 +62,58 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return im
 
 
+#: Pillow ``info`` keys that hold XMP (JPEG/WebP/TIFF use "xmp"; PNG's iTXt chunk has its own name).
+_XMP_KEYS = ("xmp", "XML:com.adobe.xmp")
+EXIF_ORIENTATION = 0x0112
+
+
+def check_single_frame(im: Image.Image, name: str = "image") -> None:
+    """Refuse animated or multi-page images (InputError): their other frames would be dropped.
+
+    A phone's MPO JPEG (the photo plus a preview or depth map) is a still photo and passes."""
+    n = getattr(im, "n_frames", 1)
+    if n > 1 and im.format != "MPO":
+        raise InputError(f"{name} has {n} frames (animated or multi-page), and an image file holds one: "
+                         f"convert it to a video (e.g. ffmpeg -i {name} clip.y4m) and run lcodec encode clip.y4m")
+
+
+def metadata_of(im: Image.Image) -> dict[str, bytes]:
+    """ICC profile, EXIF and XMP of a Pillow image as bytes (keys as Pillow's save() takes them)."""
+    out: dict[str, bytes] = {}
+    for key in ("icc_profile", "exif"):
+        value = im.info.get(key)
+        if isinstance(value, (bytes, bytearray)) and value:
+            out[key] = bytes(value)
+    for key in _XMP_KEYS:
+        value = im.info.get(key)
+        if value:
+            out["xmp"] = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+            break
+    return out
+
+
+def upright(im: Image.Image) -> tuple[Image.Image, int]:
+    """The image as a viewer displays it (EXIF orientation applied, the tag reset) and that orientation."""
+    try:
+        orientation = int(im.getexif().get(EXIF_ORIENTATION, 1))
+    except (OSError, SyntaxError, ValueError, TypeError):  # unreadable EXIF: keep the raster as stored
+        return im, 1
+    if not 2 <= orientation <= 8:
+        return im, 1
+    return ImageOps.exif_transpose(im), orientation
+
+
 def prepare(im: Image.Image) -> PreparedImage:
-    """Normalise any Pillow image to (RGB, mode, alpha)."""
+    """Normalise any Pillow image to (RGB, mode, alpha), upright, with its metadata."""
+    check_single_frame(im, Path(getattr(im, "filename", "") or "image").name)
+    im, orientation = upright(im)
+    metadata = metadata_of(im)
+    p = _prepare_pixels(im)
+    p.metadata, p.orientation = metadata, orientation
+    return p
+
+
+def _prepare_pixels(im: Image.Image) -> PreparedImage:
     im = _to_8bit(im)
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -108,6 +166,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             if im.mode in ("RGB", "RGBA") and any(";16" in str(getattr(t, "args", t)) for t in im.tile):
                 # Pillow reduces 16-bit colour PNGs to 8 bits while loading: say so
                 warnings.warn("16-bit input reduced to 8 bits per sample", LossyReductionWarning, stacklevel=2)
+            check_single_frame(im, p.name)
             im.load()
             return prepare(im)
     except InputError:
@@ -165,6 +224,29 @@ def publish(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
     os.replace(tmp, target)
 
 
+def with_metadata(im: Image.Image, metadata: dict[str, bytes]) -> Image.Image:
+    """Attach decoded metadata to an image's ``info`` (where Pillow and save() look for it)."""
+    for key, value in metadata.items():
+        im.info[key] = value
+    return im
+
+
+def metadata_save_args(im: Image.Image, fmt: str) -> dict:
+    """Keyword arguments that make Pillow's save() write the image's ICC profile, EXIF and XMP in
+    the formats that hold them (PNG keeps XMP in an iTXt chunk); other formats ignore them."""
+    args = {k: im.info[k] for k in ("icc_profile", "exif") if im.info.get(k)}
+    xmp = im.info.get("xmp")
+    if xmp and fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else xmp)
+        args["pnginfo"] = info
+    elif xmp:
+        args["xmp"] = xmp
+    return args
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | None = None, image: Image.Image | None = None,
                  force: bool = False) -> None:
     """Write bytes or an image to `path` through a temporary file, so no partial output is ever left."""
@@ -188,7 +270,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | None = None, image: Imag
         with os.fdopen(fd, "wb") as f:
             if image is not None:
                 try:
-                    image.save(f, format=fmt)
+                    image.save(f, format=fmt, **metadata_save_args(image, fmt))
                 except (OSError, KeyError, ValueError) as exc:
                     raise OutputError(f"cannot write a {image.mode} image as {p.suffix}: {exc}") from None
             else:

@@ -81,7 +81,7 @@ def test_bad_files_raise_format_error(mutate, message):
     "mutate, message",
     [
         (lambda d: b"", "bad magic"),
-        (lambda d: d[:4] + b"\x09" + d[5:], "unsupported format version 9 .*versions 1 to 4"),
+        (lambda d: d[:4] + b"\x09" + d[5:], "unsupported format version 9 .*versions 1 to 5"),
         (lambda d: d[:-1], "truncated"),  # the last length is implied: the CRC catches what is missing
         (lambda d: d[:-1000], "truncated"),
         (lambda d: d[:30], "truncated"),

@@ -96,7 +96,7 @@ def test_cli_decode_pixel_limit(tmp_path, seeds):
 
 
 def test_tiled_stream_count_cannot_outgrow_the_file(codec, seeds):
-    for tiled, version in ((seeds[4], 4), (seeds[6], 3), (seeds[-1], 2)):
+    for tiled, version in ((seeds[4], 4), (seeds[6], 3), (seeds[8], 2), (seeds[10], 5)):
         assert tiled[4] == version
         bad = _rewrite(tiled, width=60000, height=60000)
         with pytest.raises(FormatError, match="streams|truncated"):
@@ -104,6 +104,14 @@ def test_tiled_stream_count_cannot_outgrow_the_file(codec, seeds):
         bad = _rewrite(tiled, tile=100)
         with pytest.raises(FormatError, match="tile"):
             codec.decode(bad)
+
+
+def test_metadata_record_lengths_cannot_reach_outside_the_file(codec, seeds):
+    tagged = seeds[9]
+    assert tagged[4] == 5 and codec.decode(tagged).info["icc_profile"]
+    for size in (0, 1 << 20, 1 << 30, len(tagged)):
+        with pytest.raises(FormatError, match="metadata|truncated|lengths"):
+            codec.decode(_rewrite(tagged, metadata_length=size))
 
 
 def test_range_decoder_on_random_words_never_crashes_or_hangs(codec):
