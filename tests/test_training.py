@@ -25,7 +25,11 @@ def test_train_resume_export_encode(tmp_path, tiny_data):
     res = r.invoke(main, ["train", "--data", str(tiny_data), "--val", str(tiny_data), "--out", str(run), *TINY])
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    assert any(row["kind"] == "val" and "q4_bpp" in row for row in rows)
+    val = [row for row in rows if row["kind"] == "val"]
+    assert val and "q4_bpp" in val[-1] and "ema_q4_bpp" in val[-1]
+    gap = val[-1]  # same photos for training and validation here: no gap at all
+    assert gap["loss_gap_q4"] == pytest.approx(0.0, abs=1e-3) and gap["train_loss_q4"] > 0
+    assert "loss gap (validation - training patches)" in res.output
     # resume: more steps continue from step 3
     res = r.invoke(main, ["train", "--data", str(tiny_data), "--out", str(run), *TINY[:-6], "--steps", "5"])
     assert res.exit_code == 0, res.output
@@ -379,3 +383,19 @@ def test_an_interrupted_run_keeps_its_steps(tmp_path, tiny_data, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         loop.train(cfg, progress=False)
     assert loop.load_checkpoint(tmp_path / "r" / "last.pt")["step"] == 2
+
+
+def test_loss_gap_compares_like_with_like(tiny_data):
+    """The same patches give no gap; noise, which no model predicts, gives a large one."""
+    from codec.image_model import ARCHITECTURES, ImageModel
+    from codec.training.generalisation import fixed_patches, loss_gap
+
+    torch.manual_seed(0)
+    model = ImageModel(ARCHITECTURES["small"])
+    photos = fixed_patches(str(tiny_data), count=2, side=64)
+    assert photos.shape == (2, 3, 64, 64) and torch.equal(photos, fixed_patches(str(tiny_data), count=2, side=64))
+    same = loss_gap(model, photos, photos, (1.0, 4.0))
+    assert same["loss_gap_q1"] == 0.0 and same["loss_gap_q4"] == 0.0
+    noise = torch.rand_like(photos)
+    assert loss_gap(model, photos, noise, (4.0,))["loss_gap_q4"] > 0
+    assert model.training  # left in the mode it was in

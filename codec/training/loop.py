@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..errors import InputError
 from ..image_model import ARCHITECTURES, ImageModel, ModelConfig
 from ..quality import DEFAULT_LEVELS, LAMBDAS, QUALITY_MIN, lambda_for
 from ..registry import bundled_paths, load_learned, load_weights_file, read_weights_metadata
@@ -380,12 +381,23 @@ def _start_summary(cfg: TrainConfig, model: ImageModel, device: torch.device, fa
 
 
 def _validate_both(model: ImageModel, ema: ParameterAverage | None, cfg: TrainConfig, device: torch.device) -> dict:
-    """Real-bitstream validation of the raw weights and, if kept, of their EMA (keys prefixed "ema_")."""
+    """Real-bitstream validation of the raw weights and, if kept, of their EMA (keys prefixed "ema_"),
+    and the gap between training and validation loss of the weights `export` would write."""
+    from .generalisation import SIDE, fixed_patches, loss_gap
+
     res = validate(model, cfg.val, cfg.val_images, device)
+    exported = model
     if ema is not None:
-        averaged = copy.deepcopy(model)
-        averaged.load_state_dict(averaged_state({"model": model.state_dict(), "ema": ema.state_dict()}))
-        res.update({f"ema_{k}": v for k, v in validate(averaged, cfg.val, cfg.val_images, device).items()})
+        exported = copy.deepcopy(model)
+        exported.load_state_dict(averaged_state({"model": model.state_dict(), "ema": ema.state_dict()}))
+        res.update({f"ema_{k}": v for k, v in validate(exported, cfg.val, cfg.val_images, device).items()})
+    if not is_pack_path(cfg.data):  # fixed patches of the photos (a pack holds no whole photos)
+        side = min(SIDE, cfg.patch)
+        try:
+            train_x, val_x = fixed_patches(cfg.data, side=side), fixed_patches(cfg.val, side=side)
+        except InputError:  # photos too small for the patches: no gap to report
+            return res
+        res.update(loss_gap(exported, train_x, val_x, val_qualities(model.config.levels)))
     return res
 
 
@@ -397,6 +409,9 @@ def _show_validation(res: dict, levels: int) -> str:
                for q in val_qualities(levels) if f"{prefix}q{q:g}_bpp" in res]
         if pts:
             out.append(f"validation step {res['step']} ({label}): " + ", ".join(pts))
+    gaps = [f"q{q:g} {res[f'loss_gap_q{q:g}']:+.3f}" for q in val_qualities(levels) if f"loss_gap_q{q:g}" in res]
+    if gaps:
+        out.append("loss gap (validation - training patches): " + ", ".join(gaps))
     return "\n".join(out)
 
 
