@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from entropy_models.contexts import anchor_mask
+
 from .quality import lambda_for
 from .transforms import LATENT_STRIDE, from_pixels
 
@@ -126,18 +128,17 @@ def _problem(model: torch.nn.Module, x: torch.Tensor, quality: float) -> _Proble
 
 @torch.no_grad()
 def _hard(p: _Problem, y: torch.Tensor, z: torch.Tensor) -> tuple[float, torch.Tensor]:
-    mask_calls: list[torch.Tensor] = []
+    rounded: list[torch.Tensor] = []
 
     def rounding(v: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
         q = torch.round(v - mean) + mean
-        mask_calls.append(q)
+        rounded.append(q)
         return q
 
     loss = p.loss(y, torch.round(z), rounding, table_scales=True)
-    # calls alternate anchor / non-anchor per slice; anchors sit where (row + col) is even
-    h, w = y.shape[-2:]
-    anchor = ((torch.arange(h, device=y.device).view(-1, 1) + torch.arange(w, device=y.device)) % 2 == 0)
-    snapped = torch.cat([torch.where(anchor, a, b) for a, b in zip(mask_calls[0::2], mask_calls[1::2])], dim=1)
+    # the entropy model rounds each slice twice, anchors first (around their means), then the rest
+    anchor = anchor_mask(*y.shape[-2:], y.device)
+    snapped = torch.cat([torch.where(anchor, a, b) for a, b in zip(rounded[0::2], rounded[1::2])], dim=1)
     return float(loss), snapped
 
 
