@@ -35,6 +35,19 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     return min(MAX_PSNR, 10.0 * math.log10(peak * peak / m))
 
 
+def sequence_psnr(frame_psnrs: list[float], peak: float = 255.0) -> float:
+    """PSNR of a sequence from its frames' PSNRs: 10 log10(peak^2 / mean MSE over frames), what the
+    reference tools (HM/VTM, ffmpeg's psnr filter) report; capped at MAX_PSNR like `psnr`.
+
+    Averaging per-frame dB instead lets one perfect (e.g. black) frame at the cap lift the whole clip
+    by several dB. A frame at the cap counts as MSE 0."""
+    if not frame_psnrs:
+        raise ValueError("no frames")
+    mses = [0.0 if p >= MAX_PSNR else peak * peak * 10.0 ** (-p / 10.0) for p in frame_psnrs]
+    m = sum(mses) / len(mses)
+    return MAX_PSNR if m == 0.0 else min(MAX_PSNR, 10.0 * math.log10(peak * peak / m))
+
+
 def psnr_rgb(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR on 8-bit RGB: one MSE over the three channels (the usual learned-codec definition)."""
     if a.dtype != np.uint8 or b.dtype != np.uint8:

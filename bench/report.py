@@ -287,18 +287,27 @@ def write_summary(folder: Path, title: str, metrics: tuple[str, ...], preferred_
         res = data["results"]
         bpps = [b for b in res["bpp"] if b is not None]
         row = [name, str(len(res["bpp"])), f"{min(bpps):.3f}-{max(bpps):.3f}"]
-        for m in metrics:
-            row.append("anchor" if name == anchor_name else bd_cell(ref, data, m, method, "rate"))
+        rate_cells = [bd_cell(ref, data, m, method, "rate") for m in metrics]
+        quality_cell = bd_cell(ref, data, metrics[0], method, "quality")
+        # the two figures of the first metric stand or fall together: one alone reads as a result
+        if rate_cells[0].startswith("n/a") != quality_cell.startswith("n/a"):
+            if quality_cell.startswith("n/a"):
+                rate_cells[0] = f"n/a (BD-quality: {quality_cell[5:]}"
+            else:
+                quality_cell = f"n/a (BD-rate: {rate_cells[0][5:]}"
+        for cell in rate_cells:
+            row.append("anchor" if name == anchor_name else cell)
         if per_image:
             row.append("anchor" if name == anchor_name else per_image_bd_cell(ref, data, metrics[0], method))
-        row.append("anchor" if name == anchor_name else bd_cell(ref, data, metrics[0], method, "quality"))
+        row.append("anchor" if name == anchor_name else quality_cell)
         row.append(_fmt(_avg(res["enc_s"]), ".3f"))
         row.append(_fmt(_avg(res["dec_s"]), ".3f"))
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "BD-rate columns compare the mean curves (mean bpp and mean quality over images at each "
               "setting, CompressAI style)" + ("; the per-image column averages the BD-rates of single images "
                                               "(those where both curves overlap enough)" if per_image else "")
-              + ". n/a: the curves overlap on less than 10 % of the shorter range.",
+              + ". n/a: the curves overlap on less than 10 % of the shorter range (a BD-rate and BD-quality "
+              "pair is shown only when both can be computed).",
               "enc s / dec s: mean wall time per " + ("image" if per_image else "clip")
               + " over the sweep (one thread; external encoders include process start-up).", ""]
     lines += ["| codec | description | swept |", "|---|---|---|"]

@@ -236,5 +236,9 @@ def image_summary(out: Path, anchor: str | None = None, method: str = "pchip") -
         note += (" JPEG 2000 is swept by compression ratio, so every image gets the same bpp, whereas the "
                  "other codecs spend few bits on easy images; the mean curve (mean PSNR at mean bpp) "
                  "flatters such fixed-rate allocation, so read its per-image column.")
+    from .monotonic import non_monotonic_note
+
+    flagged = non_monotonic_note(results)
+    note = f"{note} {flagged}".strip() if flagged else note
     return write_summary(out, f"Image rate-distortion: {n} images", metrics=("psnr-rgb", "ms-ssim"),
                          preferred_anchors=("vvc", "heif"), anchor=anchor, method=method, note=note)

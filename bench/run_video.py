@@ -1,7 +1,9 @@
 """Video rate-distortion runs: every codec x every setting on the first N frames of one clip.
 
 Rate is the real elementary-stream size over all frames; PSNR (RGB, and YUV 6:1:1) and MS-SSIM are
-computed here from the decoded frames, per frame, then averaged over frames. Finished points are
+computed here from the decoded frames. A sequence's PSNR comes from the mean MSE over its frames (as
+HM/VTM and ffmpeg report it; YUV 6:1:1 weights the planes' sequence PSNRs), MS-SSIM is the mean over
+frames; per-frame values are kept in the JSON. Finished points are
 reused on a rerun (codec JSON + `.points.jsonl` while a codec runs); `jobs` > 1 runs settings in
 parallel worker processes.
 """
@@ -20,13 +22,15 @@ from typing import Any
 import numpy as np
 
 from .errors import BenchError
-from .metrics import ms_ssim_rgb, psnr_rgb, psnr_yuv_611
+from .metrics import ms_ssim_rgb, psnr_rgb, psnr_yuv_611, sequence_psnr
 from .report import build_result, load_result, write_json, write_summary
 from .run_images import make_pool, parse_codecs, signature
 from .selection import usable_codecs
 from .video_codecs import VIDEO_CODECS, Planes, VideoCodecAdapter, make_video_codec, planes_to_rgb, read_clip
 
 FRAME_METRICS = ("psnr-rgb", "psnr-yuv", "psnr-y", "psnr-u", "psnr-v", "ms-ssim")
+#: How a point's PSNR is pooled over frames (part of the cache signature: older points averaged dB).
+PSNR_POOLING = "mean-mse"
 CURVE_METRICS = ("bpp", "psnr-rgb", "psnr-yuv", "psnr-y", "ms-ssim", "enc_s", "dec_s")
 
 
@@ -52,20 +56,32 @@ def measure_video(codec: VideoCodecAdapter, frames: list[Planes], fps: Fraction,
     total = sum(len(p) for p in packets)
     point: dict[str, Any] = {"bytes": total, "bpp": total * 8.0 / (h * w * len(frames)),
                              "enc_s": t1 - t0, "dec_s": t2 - t1, "packet_bytes": [len(p) for p in packets]}
-    for k, vals in per_frame.items():
-        point[k] = None if any(v is None for v in vals) else float(np.mean(vals))
+    point.update(pool_frames(per_frame))
     point["per_frame"] = per_frame
     return point
+
+
+def pool_frames(per_frame: dict[str, list]) -> dict[str, float | None]:
+    """A clip's figures from its per-frame ones: PSNRs from the mean MSE, MS-SSIM the mean (None if
+    any frame has none)."""
+    out: dict[str, float | None] = {}
+    for k in ("psnr-rgb", "psnr-y", "psnr-u", "psnr-v"):
+        out[k] = sequence_psnr(per_frame[k])
+    out["psnr-yuv"] = (6.0 * out["psnr-y"] + out["psnr-u"] + out["psnr-v"]) / 8.0
+    vals = per_frame["ms-ssim"]
+    out["ms-ssim"] = None if any(v is None for v in vals) else float(np.mean(vals))
+    return out
 
 
 _WORKER: dict[str, Any] = {}
 
 
-def _point(codec_name: str, clip: str, frames: int, value: float, intra_period: int) -> tuple[float, dict]:
+def _point(codec_name: str, clip: str, frames: int, value: float, intra_period: int,
+           start: int = 0) -> tuple[float, dict]:
     """Worker entry: one setting of one codec (clip frames read once per process)."""
-    key = (clip, frames)
+    key = (clip, frames, start)
     if _WORKER.get("clip_key") != key:
-        _WORKER["clip"], _WORKER["clip_key"] = read_clip(clip, frames), key
+        _WORKER["clip"], _WORKER["clip_key"] = read_clip(clip, frames, start), key
     codec = _WORKER.setdefault(codec_name, make_video_codec(codec_name))
     planes, fps = _WORKER["clip"]
     return value, measure_video(codec, planes, fps, value, intra_period)
@@ -95,12 +111,17 @@ def _cached(out: Path, name: str, sig: str) -> dict[float, dict[str, Any]]:
 
 
 def run_video_codec(codec: VideoCodecAdapter, clip: Path, frames: list[Planes], fps: Fraction, out: Path,
-                    intra_period: int, pool: ProcessPoolExecutor | None = None, progress: bool = True) -> Path:
-    """Measure one codec at all its settings; write and return `out/<name>.json`."""
+                    intra_period: int, pool: ProcessPoolExecutor | None = None, progress: bool = True,
+                    start: int = 0) -> Path:
+    """Measure one codec at all its settings (`frames` are the clip's from frame `start`); write and
+    return `out/<name>.json`."""
     from tqdm import tqdm
 
     settings = codec.settings(intra_period, len(frames))
     settings["fps"] = str(fps)
+    settings["psnr_pooling"] = PSNR_POOLING
+    if start:
+        settings["start"] = start
     clip_sha1 = hashlib.sha1(Path(clip).read_bytes()).hexdigest()
     sig = signature({**settings, "clip_sha1": clip_sha1})
     cache = _cached(out, codec.name, sig)
@@ -121,13 +142,15 @@ def run_video_codec(codec: VideoCodecAdapter, clip: Path, frames: list[Planes], 
             for v in todo:
                 record(v, measure_video(codec, frames, fps, v, intra_period))
         else:
-            futs = [pool.submit(_point, codec.name, str(clip), len(frames), v, intra_period) for v in todo]
+            futs = [pool.submit(_point, codec.name, str(clip), len(frames), v, intra_period, start) for v in todo]
             for fut in as_completed(futs):
                 record(*fut.result())
     bar.close()
     h, w = frames[0][0].shape
     item: dict[str, Any] = {"sha1": clip_sha1, "width": w, "height": h, "frames": len(frames),
                             "quality": list(codec.values)}
+    if start:
+        item["start"] = start
     for k in ("bytes",) + CURVE_METRICS + ("psnr-u", "psnr-v"):
         item[k] = [points[float(v)][k] for v in codec.values]
     data = build_result(codec.name, codec.description, settings, list(codec.values), {Path(clip).name: item},
@@ -141,21 +164,22 @@ def run_video_codec(codec: VideoCodecAdapter, clip: Path, frames: list[Planes], 
 
 def run_video(clip: Path, codecs: str | Iterable[str], out: Path, frames: int = 32, intra_period: int = 0,
               jobs: int = 1, progress: bool = True, anchor: str | None = None,
-              notice: Callable[[str], None] = print) -> Path:
-    """Run the video bench on the first `frames` frames of `clip`; rebuild the summary, return its path."""
+              notice: Callable[[str], None] = print, start: int = 0) -> Path:
+    """Run the video bench on `frames` frames of `clip` from frame `start`; rebuild the summary, return
+    its path."""
     names = parse_codecs(codecs, VIDEO_CODECS)
     clip = Path(clip)
     if not clip.is_file():
         raise BenchError(f"no such video file: {clip}")
-    planes, fps = read_clip(clip, frames)
+    planes, fps = read_clip(clip, frames, start)
     if len(planes) < frames:
-        notice(f"{clip.name} has only {len(planes)} frames; using them all")
+        notice(f"{clip.name} has only {len(planes)} frames from frame {start}; using them all")
     out = Path(out)
     ok = usable_codecs(names, VIDEO_CODECS, "video", notice)
     pool = make_pool(jobs) if ok else None
     try:
         for codec in ok:
-            run_video_codec(codec, clip, planes, fps, out, intra_period, pool=pool, progress=progress)
+            run_video_codec(codec, clip, planes, fps, out, intra_period, pool=pool, progress=progress, start=start)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -169,11 +193,18 @@ def video_summary(out: Path, anchor: str | None = None, method: str = "pchip") -
     from .report import load_results
 
     results = load_results(out)
-    clips = sorted({f"{clip}, first {item.get('frames')} frames ({item.get('width')}x{item.get('height')})"
+    clips = sorted({f"{clip}, {_frame_span(item)} ({item.get('width')}x{item.get('height')})"
                     for d in results.values() for clip, item in d.get("per_clip", {}).items()})
     periods = sorted({d.get("settings", {}).get("intra_period", 0) for d in results.values()})
     ip = ", ".join("one I-frame then inter frames only" if p <= 0 else f"intra period {p}" for p in periods)
-    note = (f"Low delay (no B-frames / reordering), {ip}. PSNR computed from decoded frames, averaged over "
-            "frames; YUV weighted 6:1:1; RGB from the same 4:2:0 -> RGB conversion for every codec.")
+    note = (f"Low delay (no B-frames / reordering), {ip}. PSNR computed from decoded frames: a clip's PSNR "
+            "from the mean MSE over its frames (as HM/VTM and ffmpeg report it); YUV weighted 6:1:1; RGB from "
+            "the same 4:2:0 -> RGB conversion for every codec.")
     return write_summary(out, f"Video rate-distortion: {'; '.join(clips)}", metrics=("psnr-rgb", "psnr-yuv", "ms-ssim"),
                          preferred_anchors=("vvc", "x265"), anchor=anchor, method=method, note=note)
+
+
+def _frame_span(item: dict[str, Any]) -> str:
+    start = item.get("start", 0)
+    n = item.get("frames")
+    return f"first {n} frames" if not start else f"frames {start} to {start + n - 1}"

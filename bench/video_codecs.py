@@ -343,8 +343,8 @@ def make_video_codec(name: str) -> VideoCodecAdapter:
     return build_codec(VIDEO_CODECS, name, "video")
 
 
-def read_clip(path, frames: int) -> tuple[list[Planes], Fraction]:
-    """The first `frames` frames of a clip as 8-bit 4:2:0 planes, and its frame rate."""
+def read_clip(path, frames: int, start: int = 0) -> tuple[list[Planes], Fraction]:
+    """`frames` frames of a clip from frame `start` as 8-bit 4:2:0 planes, and its frame rate."""
     import av
 
     try:
@@ -358,7 +358,9 @@ def read_clip(path, frames: int) -> tuple[list[Planes], Fraction]:
         stream = container.streams.video[0]
         stream.thread_count = 1
         rate = stream.average_rate or stream.base_rate or Fraction(25)
-        for frame in container.decode(stream):
+        for i, frame in enumerate(container.decode(stream)):
+            if i < start:
+                continue
             if frame.height % 2 or frame.width % 2:
                 raise BenchError(f"{path}: {frame.width}x{frame.height} is odd; 4:2:0 codecs need even sizes")
             planes = i420_to_planes(frame.to_ndarray(format="yuv420p"), frame.height, frame.width)
@@ -366,6 +368,6 @@ def read_clip(path, frames: int) -> tuple[list[Planes], Fraction]:
             if len(out) >= frames:
                 break
     if not out:
-        raise BenchError(f"{path}: no frames decoded")
+        raise BenchError(f"{path}: no frames decoded" + (f" from frame {start}" if start else ""))
     return out, Fraction(rate)
 

@@ -96,20 +96,22 @@ def images(folder: Path, codecs: str, out: Path, jobs: int, anchor: str | None, 
 @click.option("--codecs", default=VIDEO_DEFAULT, show_default=True, help="Comma-separated codec names.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results/video"), show_default=True,
               help="Output folder: one JSON per codec, summary.md, RD plots.")
-@click.option("--intra-period", type=click.IntRange(0, None), default=0, show_default=True,
-              help="Frames between I-frames (0: one I-frame, then P-frames only).")
+@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
+              help="First frame of CLIP to code (skip an intro or a black lead-in).")
+@click.option("--intra-period", type=click.IntRange(-1, None), default=0, show_default=True,
+              help="Frames between I-frames (0: one I-frame, then P-frames only; -1 is read as 0, as in encode).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Settings run in parallel processes.")
 @click.option("--anchor", default=None, help="BD-rate anchor (default: vvc if present, else x265).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @bench_errors
-def video(clip: Path, frames: int, codecs: str, out: Path, intra_period: int, jobs: int, anchor: str | None,
-          no_progress: bool) -> None:
-    """Low-delay video RD bench on the first FRAMES frames of CLIP."""
+def video(clip: Path, frames: int, codecs: str, out: Path, start: int, intra_period: int, jobs: int,
+          anchor: str | None, no_progress: bool) -> None:
+    """Low-delay video RD bench on FRAMES frames of CLIP from frame START."""
     from bench.run_video import run_video
 
-    summary = run_video(clip, codecs, out, frames=frames, intra_period=intra_period, jobs=jobs,
-                        progress=not no_progress, anchor=anchor, notice=_notice)
+    summary = run_video(clip, codecs, out, frames=frames, intra_period=max(intra_period, 0), jobs=jobs,
+                        progress=not no_progress, anchor=anchor, notice=_notice, start=start)
     click.echo(summary.read_text().split("\n| codec | description")[0].rstrip())
     click.echo(f"\nwrote {summary}")
 

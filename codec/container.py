@@ -266,8 +266,10 @@ def read_header(data: bytes) -> tuple[ImageHeader, int]:
         metadata, orientation = {}, 1
         if version == VERSION_META:
             size = r.varint()
-            if not 1 <= size <= min(MAX_METADATA, len(data) - r.pos - 4):
+            if not 1 <= size <= MAX_METADATA:
                 raise FormatError(f"corrupt header (metadata record of {size} bytes)")
+            if size > len(data) - r.pos - 4:
+                raise FormatError("file is truncated (metadata record runs past the end)")
             metadata, orientation = unpack_metadata(r.take(size))
         expected = ImageHeader(name, whash, quality, height, width, MODES[mode_i], version=version,
                                tile=tile).expected_streams()

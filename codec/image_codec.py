@@ -231,52 +231,63 @@ class ImageCodec:
         # the header stores quality in 1/4096 steps: code with exactly the value the decoder will read
         return round(q * 4096) / 4096
 
-    def encode_to_target(self, image: Image.Image | np.ndarray | PreparedImage, bpp: float | None = None,
-                         psnr: float | None = None) -> tuple[bytes, float]:
-        """Highest quality whose file fits `bpp`, or lowest quality whose PSNR reaches `psnr`, found by
-        bisection to TARGET_TOLERANCE. File size is monotonic in quality only up to a few bytes, so
-        for `bpp` a slightly higher quality may occasionally fit as well; the result always fits."""
+    def encode_to_target(self, image: Image.Image | np.ndarray | PreparedImage | str | os.PathLike,
+                         bpp: float | None = None, psnr: float | None = None) -> tuple[bytes, float]:
+        """The best file that meets a target: among the qualities tried, the highest quality whose file
+        fits `bpp`, or the smallest file whose PSNR reaches `psnr`; returns it and its quality.
+
+        Size need not grow with quality (at the bottom of the ladder a higher level can code to fewer
+        bytes), so no bisection over the whole range: every trained level is measured, then the gap
+        between the best level and its neighbour on the far side of the target is bisected to
+        TARGET_TOLERANCE, and the best of all points tried is returned.
+        """
         if (bpp is None) == (psnr is None):
             raise ValueError("give exactly one of bpp or psnr")
         a = self.analyse(image)
         h, w = a.prepared.rgb.shape[:2]
+        tried: dict[float, tuple[bytes, float]] = {}  # quality -> (file, bpp or PSNR)
 
-        def measure(q: float) -> tuple[bytes, float]:
-            blob, y_hat = self.encode_analysis(a, q)
+        def measure(q: float) -> float:
+            if q not in tried:
+                blob, y_hat = self.encode_analysis(a, q)
+                value = 8 * len(blob) / (h * w) if bpp is not None else _psnr(self._synthesise(y_hat, q, h, w),
+                                                                                a.prepared.rgb)
+                tried[q] = blob, value
+            return tried[q][1]
+
+        def ok(q: float) -> bool:
+            return measure(q) <= bpp if bpp is not None else measure(q) >= psnr
+
+        def best() -> float | None:
+            good = [q for q in tried if ok(q)]
+            if not good:
+                return None
             if bpp is not None:
-                return blob, 8 * len(blob) / (h * w)
-            rgb = self._synthesise(y_hat, q, h, w)
-            return blob, _psnr(rgb, a.prepared.rgb)
+                return max(good)
+            return min(good, key=lambda q: (len(tried[q][0]), -tried[q][1]))
 
-        def ok(value: float) -> bool:
-            return value <= bpp if bpp is not None else value >= psnr
-
-        lo, hi = QUALITY_MIN, self.max_quality
-        blob_hi, v_hi = measure(hi)
-        if ok(v_hi) and bpp is not None:
-            return blob_hi, hi
-        blob_lo, v_lo = measure(lo)
-        if psnr is not None and ok(v_lo):
-            return blob_lo, lo
-        if bpp is not None and not ok(v_lo):
-            raise TargetError(f"cannot reach {bpp:g} bpp: the lowest quality gives {v_lo:.3f} bpp")
-        if psnr is not None and not ok(v_hi):
-            raise TargetError(f"cannot reach {psnr:g} dB: the highest quality gives {v_hi:.2f} dB")
-        best = (blob_lo, lo) if bpp is not None else (blob_hi, hi)
-        while hi - lo > TARGET_TOLERANCE:
-            mid = self._quantized_quality((lo + hi) / 2)
-            blob, v = measure(mid)
-            if ok(v):
-                best = (blob, mid)
-                if bpp is not None:
+        levels = [float(q) for q in self.levels]
+        for q in levels:
+            measure(q)
+        q0 = best()
+        if q0 is None:
+            if bpp is not None:
+                raise TargetError(f"cannot reach {bpp:g} bpp: the smallest file (quality "
+                                  f"{min(tried, key=lambda q: tried[q][1]):g}) is {min(v for _, v in tried.values()):.3f} bpp")
+            raise TargetError(f"cannot reach {psnr:g} dB: the best quality gives {max(v for _, v in tried.values()):.2f} dB")
+        # bisect towards the neighbour level across the target: above the best for bpp, below for PSNR
+        lo, hi = (q0, q0 + 1) if bpp is not None else (q0 - 1, q0)
+        if lo >= QUALITY_MIN and hi <= self.max_quality and ok(lo) != ok(hi):
+            while hi - lo > TARGET_TOLERANCE:
+                mid = self._quantized_quality((lo + hi) / 2)
+                if mid in (lo, hi):
+                    break
+                if ok(mid) == ok(lo):
                     lo = mid
                 else:
                     hi = mid
-            elif bpp is not None:
-                hi = mid
-            else:
-                lo = mid
-        return best
+        q = best()
+        return tried[q][0], q
 
     # ---- decoding ------------------------------------------------------------------------------
 

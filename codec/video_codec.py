@@ -88,13 +88,13 @@ class VideoCodec:
                on_frame: Callable[[FrameStats], None] | None = None) -> list[FrameStats]:
         """Encode RGB uint8 frames [H, W, 3] into `out` (a seekable binary file).
 
-        `intra_period`: an I-frame every that many frames; -1 (or 0): only the first frame is intra.
+        `intra_period`: an I-frame every that many frames; 0 (or -1, the older spelling): only the first frame is intra.
         """
         quality = ImageCodec._quantized_quality(check_quality(quality, self.images.max_quality))
         if not (1 <= width <= MAX_VIDEO_SIDE and 1 <= height <= MAX_VIDEO_SIDE) or width * height > MAX_FRAME_PIXELS:
             raise InputError(f"video frames of {width}x{height} are not supported (at most {MAX_FRAME_PIXELS} pixels)")
         if intra_period < -1:
-            raise InputError("intra period must be -1 (first frame only) or a positive number of frames")
+            raise InputError("intra period must be 0 (first frame only) or a positive number of frames")
         period = 0 if intra_period in (-1, 0) else intra_period
         header = VideoHeader(self.loaded.name, self.loaded.weights_hash, self.loaded.image.weights_hash,
                              width, height, Fraction(rate).limit_denominator(1_000_000), period,

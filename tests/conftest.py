@@ -8,12 +8,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+#: Why a test that needs the photo and video data skips (README, "Test data" says where it comes from).
+NO_DATA = (f"needs the test data at {DATA} (evaluation photos, training photos, clips), which is not here; "
+           "see the README's 'Test data'")
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA / "eval").is_dir():
-        pytest.skip("../shared/data is not present")
+        pytest.skip(NO_DATA)
     return DATA
 
 

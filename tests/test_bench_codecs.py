@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import NO_DATA
 from PIL import Image
 
 from bench.errors import CodecUnavailable
@@ -24,7 +26,7 @@ TWO = {"jpeg": (20, 85), "jpeg444": (20, 85), "webp": (30, 85), "avif": (30, 70)
 def small_rgb() -> np.ndarray:
     path = DATA / "eval" / "e01.png"
     if not path.exists():
-        pytest.skip("../shared/data is not present")
+        pytest.skip(NO_DATA)
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))[96:96 + 192, 200:200 + 192].copy()
 
@@ -68,7 +70,7 @@ def test_vvc_odd_size_round_trip(small_rgb: np.ndarray) -> None:
 def clip_frames():
     path = DATA / "video" / "carphone_pristine.mp4"
     if not path.exists():
-        pytest.skip("../shared/data is not present")
+        pytest.skip(NO_DATA)
     from bench.video_codecs import read_clip
 
     return read_clip(path, 3)
@@ -96,7 +98,7 @@ def test_ours_video_codes_real_files_and_settings_name_the_weights() -> None:
 
     clip = DATA / "video" / "carphone_pristine.mp4"
     if not clip.exists():
-        pytest.skip("../shared/data is not present")
+        pytest.skip(NO_DATA)
     frames, fps = read_clip(clip, 3)
     codec = make_video_codec("ours")
     codec.check()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import NO_DATA
 from PIL import Image
 
 from bench import report
@@ -21,7 +23,7 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def tiny_folder(tmp_path_factory) -> Path:
     src = DATA / "eval"
     if not src.is_dir():
-        pytest.skip("../shared/data is not present")
+        pytest.skip(NO_DATA)
     folder = tmp_path_factory.mktemp("imgs")
     for i, name in enumerate(["e02.png", "e05.png"]):
         with Image.open(src / name) as im:
