@@ -14,9 +14,11 @@ from .bench_commands import bench_errors
 @click.option("--images", type=int, default=3, show_default=True, help="Images timed.")
 @click.option("--repeat", type=int, default=3, show_default=True)
 @click.option("--gap-images", type=int, default=0, help="Images for the rate-gap table (0 = all).")
+@click.option("--large", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Also time this photo (centre-cropped to 3000x2000) per megapixel, with its peak memory.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON.")
 @bench_errors
-def speed(folder: Path, images: int, repeat: int, gap_images: int, out: Path | None) -> None:
+def speed(folder: Path, images: int, repeat: int, gap_images: int, large: Path | None, out: Path | None) -> None:
     """Encode/decode time, range-coder throughput and real size vs estimated rate."""
     import torch
 
@@ -30,6 +32,20 @@ def speed(folder: Path, images: int, repeat: int, gap_images: int, out: Path | N
     for t in result["times"]:
         click.echo(f"{t['device']} ({t['threads']} threads), {', '.join(t['sizes'])}, q{t['quality']:g}: "
                    f"encode {t['encode_s']:.3f} s, decode {t['decode_s']:.3f} s")
+    if large:
+        from bench.large_image import in_subprocess
+
+        big, small = in_subprocess(large, repeat=repeat), result["times"][0]
+        mpx = 768 * 512 / 1e6 if "768x512" in small["sizes"] or "512x768" in small["sizes"] else None
+        if mpx:
+            big["encode_vs_768x512"] = round(big["encode_s_per_mpx"] / (small["encode_s"] / mpx), 2)
+            big["decode_vs_768x512"] = round(big["decode_s_per_mpx"] / (small["decode_s"] / mpx), 2)
+        result["large"] = big
+        click.echo(f"large {big['size']} ({big['threads']} threads): encode {big['encode_s']:.2f} s "
+                   f"({big['encode_s_per_mpx']:.2f} s/Mpx), decode {big['decode_s']:.2f} s "
+                   f"({big['decode_s_per_mpx']:.2f} s/Mpx), peak {big['peak_rss_mb']:.0f} MB"
+                   + (f"; per pixel {big['encode_vs_768x512']:.2f}x / {big['decode_vs_768x512']:.2f}x the 768x512 "
+                      "figures" if mpx else ""))
     result["coder"] = coder_throughput()
     c = result["coder"]
     click.echo(f"range coder: {c['encode_msym_s']} M symbols/s encode, {c['decode_msym_s']} M symbols/s decode")

@@ -201,3 +201,18 @@ def test_bench_train_speed_data_time_and_errors(pack, photos, tmp_path):
     assert res.exit_code == 2 and "not an lcodec patch pack" in res.output
     res = CliRunner().invoke(main, ["bench", "train-speed", "--device", "tpu"])
     assert res.exit_code == 2 and "unknown device 'tpu'" in res.output
+
+
+def test_bench_train_speed_compares_modes_in_turns(tmp_path):
+    out = tmp_path / "m.json"
+    res = CliRunner().invoke(main, ["bench", "train-speed", "--patch", "64", "--batch", "1", "--steps", "1",
+                                    "--warmup", "0", "--modes", "fp32,channels_last", "--rounds", "2",
+                                    "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    got = json.loads(out.read_text())
+    rows = got["rows"]
+    assert [r["mode"] for r in rows] == ["fp32", "channels_last"] and all(r["rounds"] == 2 for r in rows)
+    assert rows[0]["speedup_vs_first_mode"] == 1.0 and rows[1]["channels_last"] and not rows[0]["channels_last"]
+    assert got["cpu"] and "cpu_bf16" in got and "best of 2 rounds" in res.output
+    res = CliRunner().invoke(main, ["bench", "train-speed", "--modes", "fp32,fp64"])
+    assert res.exit_code == 2 and "unknown: fp64" in res.output
