@@ -106,7 +106,8 @@ def main() -> None:
     if args.add:
         step = int(args.add[0])
         hours = hours_at_steps(read_log(args.run))
-        book["accepted"].append({"step": step, "hours": round(hours.get(step, summary["hours"]), 2),
+        at = max((h for st, h in hours.items() if st <= step), default=0.0)  # the last logged step up to it
+        book["accepted"].append({"step": step, "hours": round(at, 2),
                                  "bd_jpeg": float(args.add[1]), "bd_heif": float(args.add[2])})
     book["summary"] = {k: v for k, v in summary.items() if k != "val"}
     book["val"] = summary["val"]
