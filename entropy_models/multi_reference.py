@@ -167,9 +167,8 @@ class MultiReferenceEntropyModel(nn.Module):
         predicted scales unless `table_scales`): the encoder's latent search (`codec.latent_search`)
         passes soft rounding, and plain rounding to read off the values it codes.
         """
-        if rounding is not None:
-            return self._forward_rounded(y, hyper, rounding, table_scales)
         training = self.training if training is None else training
+        quantize = rounding or (lambda v, m: self._quantize(v, m, training))
         _, _, h, w = y.shape
         mask = anchor_mask(h, w, y.device)
         maskf = mask.to(y.dtype)
@@ -177,35 +176,20 @@ class MultiReferenceEntropyModel(nn.Module):
         liks = []
         for k, y_k in enumerate(y.split(self.slice_channels, dim=1)):
             feats, mean_a, scale_a = self._anchor_step(k, hyper, done)
-            anchors = (self._quantize(y_k, mean_a, training)) * maskf
+            anchors = quantize(y_k, mean_a) * maskf
             mean_n, scale_n = self._nonanchor_step(k, feats, anchors, mask)
             mean = torch.where(mask, mean_a, mean_n)
             scale = torch.where(mask, scale_a, scale_n)
-            if not training and table_scales:
+            if table_scales and (rounding is not None or not training):
                 scale = self.gaussian.scale_table[self.gaussian.scale_indexes(scale)]
-            y_rate = y_k + torch.empty_like(y_k).uniform_(-0.5, 0.5) if training else torch.round(y_k - mean) + mean
+            y_hat_k = anchors + quantize(y_k, mean_n) * (1 - maskf)
+            if rounding is not None:  # values and rates at the caller's rounding
+                y_rate = y_hat_k
+            elif training:
+                y_rate = y_k + torch.empty_like(y_k).uniform_(-0.5, 0.5)
+            else:
+                y_rate = torch.round(y_k - mean) + mean
             liks.append(self.gaussian.likelihood(y_rate, mean, scale))
-            y_hat_k = anchors + self._quantize(y_k, mean_n, training) * (1 - maskf)
-            done.append(self._refine(k, hyper, done, y_hat_k))
-        return torch.cat(done, dim=1), torch.cat(liks, dim=1)
-
-    def _forward_rounded(self, y: torch.Tensor, hyper: torch.Tensor,
-                         rounding: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], table_scales: bool):
-        """`forward` with values and rates taken at rounding(y, mean) around the predicted means."""
-        _, _, h, w = y.shape
-        mask = anchor_mask(h, w, y.device)
-        maskf = mask.to(y.dtype)
-        done: list[torch.Tensor] = []
-        liks = []
-        for k, y_k in enumerate(y.split(self.slice_channels, dim=1)):
-            feats, mean_a, scale_a = self._anchor_step(k, hyper, done)
-            anchors = rounding(y_k, mean_a) * maskf
-            mean_n, scale_n = self._nonanchor_step(k, feats, anchors, mask)
-            y_hat_k = anchors + rounding(y_k, mean_n) * (1 - maskf)
-            scale = torch.where(mask, scale_a, scale_n)
-            if table_scales:
-                scale = self.gaussian.scale_table[self.gaussian.scale_indexes(scale)]
-            liks.append(self.gaussian.likelihood(y_hat_k, torch.where(mask, mean_a, mean_n), scale))
             done.append(self._refine(k, hyper, done, y_hat_k))
         return torch.cat(done, dim=1), torch.cat(liks, dim=1)
 
