@@ -1,7 +1,3 @@
 """The `lcodec` command line."""
 
-import os
-
-# Passive OpenMP waiting before anything imports torch (why: codec.threads; importing codec here would
-# import torch and slow down `lcodec --help`).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import codec  # noqa: F401  (light: it asks OpenMP for passive waiting before anything imports torch; codec.threads)
