@@ -2,7 +2,7 @@
 `log.jsonl` and `config.json`, its validation rows, and its acceptance measurements (BD-rates of
 exported weights on the evaluation set) as a learning curve.
 
-    python -m bench.campaign RUN_DIR [--accept bench/results/training/campaign.json] [--plot curve.png]
+    python -m lcodec.bench.campaign RUN_DIR [--accept bench/results/training/campaign.json] [--plot curve.png]
 
 A run that was stopped and resumed starts its `elapsed_s` from zero in each segment; hours are the sum
 of the segments' last `elapsed_s` (wall time of training, pauses excluded). Acceptance rows are added

@@ -16,7 +16,7 @@ import struct
 import numpy as np
 from PIL import Image
 
-from codec.transforms import from_pixels, to_pixels
+from lcodec.codec.transforms import from_pixels, to_pixels
 
 from .errors import CodecUnavailable
 from .image_codecs import ImageCodecAdapter

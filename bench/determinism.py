@@ -27,12 +27,12 @@ from typing import Iterator
 import numpy as np
 import torch
 
-import entropy_models.fixed_point as fixed_point
-from codec import ImageCodec
-from codec.container import VERSION_FLOAT, VERSION_SPLIT, unpack_image
-from codec.image_io import read_image
-from codec.registry import get_model
-from codec.transforms import HYPER_STRIDE
+import lcodec.entropy_models.fixed_point as fixed_point
+from lcodec.codec import ImageCodec
+from lcodec.codec.container import VERSION_FLOAT, VERSION_SPLIT, unpack_image
+from lcodec.codec.image_io import read_image
+from lcodec.codec.registry import get_model
+from lcodec.codec.transforms import HYPER_STRIDE
 
 QUALITIES = (2.0, 4.0, 7.0)
 
@@ -86,7 +86,7 @@ def _timed(fn) -> tuple[object, float]:
 def run(folder: Path, qualities: tuple[float, ...] = QUALITIES, limit: int | None = None,
         progress=None) -> dict:
     """Per-image results and a summary (see the module docstring)."""
-    from codec.training.data import list_images
+    from lcodec.codec.training.data import list_images
 
     cpu = _codec("cpu")
     gpu = _codec("cuda") if torch.cuda.is_available() else None

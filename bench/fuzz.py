@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from codec import ImageCodec
-from codec.container import MAGIC, VERSION, VERSION_FLOAT, VERSION_META, VERSION_SPLIT, read_header, varint
-from codec.errors import LcodecError
+from lcodec.codec import ImageCodec
+from lcodec.codec.container import MAGIC, VERSION, VERSION_FLOAT, VERSION_META, VERSION_SPLIT, read_header, varint
+from lcodec.codec.errors import LcodecError
 
 #: A case taking longer than this (seconds) is a finding ("timeout").
 CASE_TIME_LIMIT = 20.0
@@ -90,7 +90,7 @@ def seed_streams(codec: ImageCodec, rng: np.random.Generator) -> list[bytes]:
             seeds += [codec.encode(rgb, 4.0), codec.encode(wide, 5.0, tile=256)]
     finally:
         codec.write_version = saved
-    from codec.image_io import prepare
+    from lcodec.codec.image_io import prepare
 
     meta = {"icc_profile": bytes(rng.integers(0, 256, 300, dtype=np.uint8)), "exif": b"Exif\x00\x00MM\x00*" + bytes(20),
             "xmp": b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"}

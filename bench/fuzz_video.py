@@ -17,9 +17,9 @@ import zlib
 
 import numpy as np
 
-from codec.errors import LcodecError
-from codec.video_codec import VideoCodec
-from codec.video_container import _FIXED, VERSION_FLOAT, VideoReader
+from lcodec.codec.errors import LcodecError
+from lcodec.codec.video_codec import VideoCodec
+from lcodec.codec.video_container import _FIXED, VERSION_FLOAT, VideoReader
 
 from .fuzz import FuzzReport, run_cases
 
@@ -128,7 +128,7 @@ def run_video_case(codec: VideoCodec, blob: bytes) -> str:
     f = io.BytesIO(blob)
     header = VideoReader(f).header
     if header.weights_hash != codec.loaded.weights_hash or header.image_hash != codec.loaded.image.weights_hash:
-        from codec.errors import UnknownModelError
+        from lcodec.codec.errors import UnknownModelError
 
         raise UnknownModelError("stream names other weights")
     n = 0

@@ -24,11 +24,14 @@ set -uo pipefail
 OUT=${OUT:-/tmp/gpu-checks}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
+# the device has no install of lcodec: its import names (lcodec.codec, ...) point at this tree's folders
+mkdir -p /tmp/shim/lcodec
+for pkg in codec entropy_models cli bench; do ln -sfn "$PWD/$pkg" "/tmp/shim/lcodec/$pkg"; done
 if ls .whl/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site:$PWD
+    export PYTHONPATH=/tmp/site:/tmp/shim
 else
-    export PYTHONPATH=$PWD
+    export PYTHONPATH=/tmp/shim
 fi
 DATA=${GPU_DATA:-.gpu-data}
 {
@@ -37,16 +40,16 @@ DATA=${GPU_DATA:-.gpu-data}
     # 1. cross-device determinism: GPU-encoded files decoded on the CPU and the reverse
     timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_determinism.py
     # 2. training throughput by mode on the pack (fp32, channels_last, bf16, both, the default + compile)
-    timeout 150 python3 -m cli.main bench train-speed --batch 16 --steps 10 --warmup 3 --pack "$DATA/train.lcp" \
+    timeout 150 python3 -m lcodec.cli.main bench train-speed --batch 16 --steps 10 --warmup 3 --pack "$DATA/train.lcp" \
         --modes fp32,channels_last,bf16+channels_last,default+compile --out "$OUT/train-speed-gpu.json"
     # 3. continue the bundled (or campaign EMA) model with an EMA, then export the EMA weights in parts
     INIT=codec/weights/default.lcw
     [ -f "$DATA/init.lcw" ] && INIT="$DATA/init.lcw"
-    python3 -m cli.main train --data "$DATA/train.lcp" --val "$DATA/eval" --out /tmp/run --init "$INIT" \
+    python3 -m lcodec.cli.main train --data "$DATA/train.lcp" --val "$DATA/eval" --out /tmp/run --init "$INIT" \
         --batch 16 --patch 256 --lr 1e-4 --min-lr 1e-4 --warmup 100 --level-weight 0.35 --ema-decay 0.999 \
         --val-every 0 --ckpt-minutes 2 --time-limit "${TRAIN_MINUTES:-6}" --steps 1000000
     cp /tmp/run/log.jsonl "$OUT/train-log.jsonl"
     # the N = 160 weights (17.4 MB) exceed the 16 MB a returned file may have: they come back in parts
-    python3 -m cli.main export /tmp/run/last.pt -o /tmp/candidate.lcw && \
+    python3 -m lcodec.cli.main export /tmp/run/last.pt -o /tmp/candidate.lcw && \
         split -b 15000000 -d /tmp/candidate.lcw "$OUT/candidate.lcw.part"
 } 2>&1 | tee "$OUT/gpu-checks.log"

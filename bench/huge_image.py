@@ -5,8 +5,8 @@ for the 768-pixel-wide ones) and cropped to the shortest, rows repeated and cut 
 photographic content at 8K without shipping an 8K file. `lcodec encode` and `lcodec decode` run in
 fresh processes, each reporting its own wall time and peak resident memory (max RSS, model included).
 
-    python -m bench.huge_image ../shared/data/eval --out bench/results/huge-image.json
-    python -m bench.huge_image ../shared/data/eval --seams --out bench/results/tiling-seams.json
+    python -m lcodec.bench.huge_image ../shared/data/eval --out bench/results/huge-image.json
+    python -m lcodec.bench.huge_image ../shared/data/eval --seams --out bench/results/tiling-seams.json
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.metrics import psnr_rgb
+from lcodec.bench.metrics import psnr_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 
 _RUN = """
 import json, resource, sys, time
 t0 = time.perf_counter()
-from cli.main import main
+from lcodec.cli.main import main
 try:
     main(sys.argv[1:], standalone_mode=False)
 finally:
@@ -58,7 +58,7 @@ def build_mosaic(folder: Path, width: int = 7680, height: int = 4320) -> np.ndar
 
 def seams(folder: Path, images: int = 2, qualities: tuple[float, ...] = (2.0, 6.0), tile: int = 512) -> list[dict]:
     """Tiled against untiled coding of evaluation photos upscaled 2x (1536x1024): PSNR and bpp."""
-    from codec import ImageCodec
+    from lcodec.codec import ImageCodec
 
     codec = ImageCodec.default()
     rows = []
@@ -114,7 +114,7 @@ def main() -> None:
         with Image.open(rec) as im:
             out = np.asarray(im.convert("RGB"))
         h, w = rgb.shape[:2]
-        info = json.loads(subprocess.run([sys.executable, "-m", "cli.main", "info", str(lcd), "--json"],
+        info = json.loads(subprocess.run([sys.executable, "-m", "lcodec.cli.main", "info", str(lcd), "--json"],
                                          capture_output=True, text=True, check=True,
                                          cwd=ROOT).stdout)
         result = {"size": f"{w}x{h}", "quality": a.quality, "threads": a.threads, "bytes": lcd.stat().st_size,

@@ -321,7 +321,7 @@ class OursImageCodec(ImageCodecAdapter):
         weights = f"weights {Path(model).name}" if model else "bundled default model"
         name, description = "ours", f"lcodec ImageCodec ({weights})"
         if effort:
-            from codec.latent_search import config_for_effort
+            from lcodec.codec.latent_search import config_for_effort
 
             params.update(effort=effort, search=vars(config_for_effort(effort)))
             name, description = f"ours-e{effort}", f"{description}, encoder effort {effort} (latent search)"
@@ -331,11 +331,11 @@ class OursImageCodec(ImageCodecAdapter):
 
     def check(self) -> None:
         try:
-            from codec import ImageCodec  # noqa: F401
+            from lcodec.codec import ImageCodec  # noqa: F401
         except ImportError as exc:
             raise CodecUnavailable(f"codec.ImageCodec is not available yet ({exc})") from exc
         try:
-            from codec.errors import LcodecError
+            from lcodec.codec.errors import LcodecError
         except ImportError:  # older codec package without its error module
             LcodecError = OSError  # noqa: N806
         try:
@@ -347,7 +347,7 @@ class OursImageCodec(ImageCodecAdapter):
         if self._codec is None:
             import torch
 
-            from codec import ImageCodec
+            from lcodec.codec import ImageCodec
 
             torch.set_num_threads(self.params["torch_threads"])
             model = os.environ.get(MODEL_ENV)

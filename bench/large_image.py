@@ -23,8 +23,8 @@ def measure(path: str | Path, quality: float = 4.0, repeat: int = 1, crop: tuple
 
     import torch
 
-    from codec import ImageCodec
-    from codec.image_io import read_image
+    from lcodec.codec import ImageCodec
+    from lcodec.codec.image_io import read_image
 
     img = read_image(path).stripped()
     h, w = img.rgb.shape[:2]
@@ -54,7 +54,7 @@ def measure(path: str | Path, quality: float = 4.0, repeat: int = 1, crop: tuple
 
 def in_subprocess(path: str | Path, quality: float = 4.0, repeat: int = 1) -> dict:
     """`measure` in a fresh Python process (its own peak memory)."""
-    out = subprocess.run([sys.executable, "-m", "bench.large_image", str(path), "--quality", str(quality),
+    out = subprocess.run([sys.executable, "-m", "lcodec.bench.large_image", str(path), "--quality", str(quality),
                           "--repeat", str(repeat)], capture_output=True, text=True)
     if out.returncode:
         from .errors import BenchError

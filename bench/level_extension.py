@@ -7,7 +7,7 @@ transforms alone. The rows show how far the extrapolated levels reach in rate, a
 to the transform ceiling, i.e. what training the new levels has to add. The ladder has 12 rungs, so a
 model that already has 12 levels (the bundled one since run 14) cannot be widened further.
 
-    python -m bench.level_extension ../shared/data/eval --model eight.lcw --levels 12 --out ext.json
+    python -m lcodec.bench.level_extension ../shared/data/eval --model eight.lcw --levels 12 --out ext.json
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench.transform_ceiling import report
-from bench.transform_ceiling import run as ceiling_run
-from codec.image_model import ImageModel
-from codec.registry import (bundled_paths, config_of, load_with_tables, parse_weights, resolve_weights, save_weights,
+from lcodec.bench.transform_ceiling import report
+from lcodec.bench.transform_ceiling import run as ceiling_run
+from lcodec.codec.image_model import ImageModel
+from lcodec.codec.registry import (bundled_paths, config_of, load_with_tables, parse_weights, resolve_weights, save_weights,
                             weights_hash)
-from codec.training.widen import widen_state
+from lcodec.codec.training.widen import widen_state
 
 
 def widened_weights(levels: int, out: Path, source: str = "default") -> str:

@@ -2,7 +2,7 @@
 
 Each generated table in README.md sits between `<!-- table:NAME -->` and `<!-- /table -->`; this
 module rebuilds the text between them from the result files, so a table can only show what a bench
-run wrote. `python -m bench.readme_tables` rewrites the README; `--check` only reports stale tables
+run wrote. `python -m lcodec.bench.readme_tables` rewrites the README; `--check` only reports stale tables
 (and `tests/test_readme_tables.py` runs that check, so README and results cannot drift apart).
 The prose around the tables (comparisons with earlier runs, which machine) is written by hand.
 """
@@ -72,8 +72,8 @@ def video_carphone_summary(results: Path) -> str:
 
 def per_point(results: Path) -> str:
     """Our rate against JPEG 4:2:0's at each of our points' PSNR."""
-    from bench.bd_rate import rate_differences
-    from bench.report import curve
+    from lcodec.bench.bd_rate import rate_differences
+    from lcodec.bench.report import curve
 
     jpeg, ours = _load(results, "images/jpeg.json"), _load(results, "images/ours.json")
     curves = curve(jpeg, "psnr-rgb"), curve(ours, "psnr-rgb")
@@ -93,7 +93,7 @@ def per_point(results: Path) -> str:
 
 def ours_vs_all(results: Path) -> str:
     """BD figures of the bundled model against every reference codec benched on the images."""
-    from bench.report import BDUnavailable, bd_cell, bd_value, load_results
+    from lcodec.bench.report import BDUnavailable, bd_cell, bd_value, load_results
 
     codecs = load_results(results / "images")
     if "ours" not in codecs:
@@ -151,7 +151,7 @@ def ceiling(results: Path) -> str:
 
 
 def p_vs_intra(results: Path) -> str:
-    from bench.video_ptest import ptest_report
+    from lcodec.bench.video_ptest import ptest_report
 
     data = _load(results, "video/p-vs-intra.json")
     return ptest_report(data["rows"], data.get("bd_rate_low_delay_vs_all_intra", {}))
@@ -269,7 +269,7 @@ def render(readme: str, results: Path) -> tuple[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.readme_tables", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m lcodec.bench.readme_tables", description=__doc__.split("\n")[0])
     ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--check", action="store_true", help="Only report stale tables (exit 1 if any).")
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.check:
         if changed:
-            print(f"stale README tables (run `python -m bench.readme_tables`): {', '.join(changed)}", file=sys.stderr)
+            print(f"stale README tables (run `python -m lcodec.bench.readme_tables`): {', '.join(changed)}", file=sys.stderr)
             return 1
         print(f"{len(MARK.findall(text))} README tables match bench/results")
         return 0

@@ -17,17 +17,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec import ImageCodec
-from codec.container import unpack_image
-from codec.image_io import read_image
-from codec.transforms import HYPER_STRIDE, from_pixels, pad_to_multiple
-from entropy_models.range_coder import RangeDecoder, RangeEncoder
+from lcodec.codec import ImageCodec
+from lcodec.codec.container import unpack_image
+from lcodec.codec.image_io import read_image
+from lcodec.codec.transforms import HYPER_STRIDE, from_pixels, pad_to_multiple
+from lcodec.entropy_models.range_coder import RangeDecoder, RangeEncoder
 
 ESCAPE_EVERY = 10_000  # the coder benchmark escapes one symbol in this many
 
 
 def _images(folder: Path, limit: int | None = None) -> list[Path]:
-    from codec.training.data import list_images
+    from lcodec.codec.training.data import list_images
 
     return list_images(folder)[:limit] if limit else list_images(folder)
 
@@ -63,7 +63,7 @@ def codec_times(folder: Path, device: str = "cpu", quality: float = 4.0, images:
 
 def coder_throughput(n: int = 2_000_000, seed: int = 0) -> dict:
     """Symbols per second through the range coder each way, with the Gaussian table set."""
-    from entropy_models.gaussian import GaussianConditional
+    from lcodec.entropy_models.gaussian import GaussianConditional
 
     g = GaussianConditional()
     g.build_tables()

@@ -6,7 +6,7 @@ reconstruction changes. This script checks that claim for each checkpoint (every
 must equal the model's) and then decodes the model's own coded latents (the exact, fixed-point path a
 decoder runs) through the model's g_s and each checkpoint's:
 
-    python -m bench.synthesis_finetune ../shared/data/eval runs/gs/last.pt --out bench/results/synthesis-finetune.json
+    python -m lcodec.bench.synthesis_finetune ../shared/data/eval runs/gs/last.pt --out bench/results/synthesis-finetune.json
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.metrics import psnr_rgb
-from bench.report import show_and_save
-from bench.run_images import list_images
-from codec import ImageCodec
-from codec.image_codec import fixed_threads
-from codec.image_io import read_image
-from codec.image_model import ImageModel, ModelConfig
-from codec.registry import load_learned
-from codec.training.loop import load_checkpoint
-from codec.transforms import to_pixels
+from lcodec.bench.metrics import psnr_rgb
+from lcodec.bench.report import show_and_save
+from lcodec.bench.run_images import list_images
+from lcodec.codec import ImageCodec
+from lcodec.codec.image_codec import fixed_threads
+from lcodec.codec.image_io import read_image
+from lcodec.codec.image_model import ImageModel, ModelConfig
+from lcodec.codec.registry import load_learned
+from lcodec.codec.training.loop import load_checkpoint
+from lcodec.codec.transforms import to_pixels
 
 
 def load_synthesis(checkpoint: str | Path, base: ImageModel) -> tuple[nn.Module, dict]:

@@ -1,7 +1,7 @@
 """Does an encode keep its speed when another one shares the cores? One `lcodec encode` alone against
 two started at once, for each OpenMP wait policy and thread count asked for.
 
-Each run is a fresh process (`python -m cli.main encode`), so the figures include start-up as a user
+Each run is a fresh process (`python -m lcodec.cli.main encode`), so the figures include start-up as a user
 sees it. The pair's wall time is the time until both have finished; the issue's bound is 2.5x the
 single run's on 2 cores (two jobs of equal work on 2 cores would take 2x if threads were free).
 """
@@ -32,7 +32,7 @@ def _env(changes: dict[str, str]) -> dict[str, str]:
 
 
 def _start(image: Path, out: Path, quality: float, env: dict[str, str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "cli.main", "encode", str(image), "-o", str(out), "-q", str(quality), "-f"]
+    cmd = [sys.executable, "-m", "lcodec.cli.main", "encode", str(image), "-o", str(out), "-q", str(quality), "-f"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

@@ -12,7 +12,7 @@ unquantized ceiling. This script asks which part of the model sets that ceiling,
   optimised directly for MSE through g_s. What that gains over g_a's latent is the most a better
   encoder could add; what it does not is the synthesis transform's own limit.
 
-    python -m bench.top_end ../shared/data/eval --train ../shared/data/train --out bench/results/top-end.json
+    python -m lcodec.bench.top_end ../shared/data/eval --train ../shared/data/train --out bench/results/top-end.json
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.metrics import psnr_rgb
-from bench.report import show_and_save
-from bench.run_images import list_images
-from bench.transform_ceiling import unquantized
-from codec import ImageCodec
-from codec.image_io import read_image
-from codec.training.data import PatchSampler
-from codec.transforms import LATENT_STRIDE, from_pixels, to_pixels
+from lcodec.bench.metrics import psnr_rgb
+from lcodec.bench.report import show_and_save
+from lcodec.bench.run_images import list_images
+from lcodec.bench.transform_ceiling import unquantized
+from lcodec.codec import ImageCodec
+from lcodec.codec.image_io import read_image
+from lcodec.codec.training.data import PatchSampler
+from lcodec.codec.transforms import LATENT_STRIDE, from_pixels, to_pixels
 
 
 def detail(rgb: np.ndarray) -> float:

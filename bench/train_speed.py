@@ -17,12 +17,12 @@ import time
 
 import torch
 
-from codec.image_model import ImageModel
-from codec.training.ema import ParameterAverage
-from codec.training.fast_path import FastPath, choose_fast_path, cpu_bf16_kind
-from codec.training.loop import (init_architecture, maybe_compile, param_groups, sample_qualities, to_device,
+from lcodec.codec.image_model import ImageModel
+from lcodec.codec.training.ema import ParameterAverage
+from lcodec.codec.training.fast_path import FastPath, choose_fast_path, cpu_bf16_kind
+from lcodec.codec.training.loop import (init_architecture, maybe_compile, param_groups, sample_qualities, to_device,
                                  train_step, TrainConfig)
-from codec.training.runtime import pick_device
+from lcodec.codec.training.runtime import pick_device
 
 #: the speed-ups a mode may combine with "+"; "fp32" alone is none of them, "default" what `lcodec train` picks
 MODE_PARTS = ("fp32", "channels_last", "bf16", "compile", "default")
@@ -106,7 +106,7 @@ def step_throughput(patch: int, batch: int, steps: int = 20, warmup: int = 3, de
     gen = torch.Generator().manual_seed(0)
     sampler = None
     if pack:
-        from codec.training.patch_pack import PackSampler
+        from lcodec.codec.training.patch_pack import PackSampler
 
         sampler = PackSampler(pack, patch, dev)
 
@@ -138,8 +138,8 @@ def step_throughput(patch: int, batch: int, steps: int = 20, warmup: int = 3, de
 def data_time(folder: str | None, pack: str | None, patch: int, batch: int, batches: int = 20,
               device: str | torch.device = "cpu") -> dict:
     """Load time and ms per batch (delivered on `device`) of the photo-folder sampler and the pack sampler."""
-    from codec.training.data import PatchSampler
-    from codec.training.patch_pack import PackSampler
+    from lcodec.codec.training.data import PatchSampler
+    from lcodec.codec.training.patch_pack import PackSampler
 
     dev = pick_device(str(device), 0)
     makers = {"folder": (folder, lambda: PatchSampler(folder, patch)), "pack": (pack, lambda: PackSampler(pack, patch, dev))}

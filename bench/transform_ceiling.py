@@ -6,7 +6,7 @@ latent left unquantized. The unquantized PSNR is the ceiling that no entropy mod
 that quality: when the coded PSNR approaches it the level is limited by transform capacity, which is
 what a saturating top of the RD curve means.
 
-    python -m bench.transform_ceiling ../shared/data/eval --out bench/results/transform-ceiling.json
+    python -m lcodec.bench.transform_ceiling ../shared/data/eval --out bench/results/transform-ceiling.json
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.metrics import bpp, psnr_rgb
-from bench.report import show_and_save
-from bench.run_images import list_images
-from codec import ImageCodec
-from codec.image_codec import Analysis
-from codec.image_io import read_image
-from codec.transforms import to_pixels
+from lcodec.bench.metrics import bpp, psnr_rgb
+from lcodec.bench.report import show_and_save
+from lcodec.bench.run_images import list_images
+from lcodec.codec import ImageCodec
+from lcodec.codec.image_codec import Analysis
+from lcodec.codec.image_io import read_image
+from lcodec.codec.transforms import to_pixels
 
 
 def unquantized(codec: ImageCodec, image: np.ndarray | Analysis, quality: float) -> np.ndarray:

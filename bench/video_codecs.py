@@ -300,7 +300,7 @@ class OursVideoCodec(VideoCodecAdapter):
 
     def codec(self):
         if self._codec is None:
-            from codec.video_codec import VideoCodec
+            from lcodec.codec.video_codec import VideoCodec
 
             self._codec = VideoCodec.default()
             self.values = self._codec.images.levels

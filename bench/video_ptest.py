@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec.video_codec import VideoCodec
-from codec.video_io import open_video
+from lcodec.codec.video_codec import VideoCodec
+from lcodec.codec.video_io import open_video
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,3 +1,3 @@
 """The `lcodec` command line."""
 
-import codec  # noqa: F401  (light: it asks OpenMP for passive waiting before anything imports torch; codec.threads)
+import lcodec.codec  # noqa: F401  (light: it asks OpenMP for passive waiting before anything imports torch; codec.threads)

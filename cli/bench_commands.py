@@ -25,8 +25,8 @@ def comma_floats(text: str) -> list[float]:
 
 def comma_qualities(text: str) -> list[float]:
     """Parse a comma-separated list of qualities; each must lie in the bundled model's range [1, levels]."""
-    from codec.quality import QUALITY_MIN
-    from codec.registry import bundled_levels
+    from lcodec.codec.quality import QUALITY_MIN
+    from lcodec.codec.registry import bundled_levels
 
     top = bundled_levels()
     qs = comma_floats(text)
@@ -42,8 +42,8 @@ def bench_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from bench.errors import BenchError
-        from codec.errors import LcodecError
+        from lcodec.bench.errors import BenchError
+        from lcodec.codec.errors import LcodecError
 
         try:
             return fn(*args, **kwargs)
@@ -79,8 +79,8 @@ def images(folder: Path, codecs: str, out: Path, jobs: int, anchor: str | None, 
     """Image RD bench on every image in FOLDER."""
     import os
 
-    from bench.image_codecs import MODEL_ENV
-    from bench.run_images import run_images
+    from lcodec.bench.image_codecs import MODEL_ENV
+    from lcodec.bench.run_images import run_images
 
     if model:  # through the environment, so the worker processes (-j) use it too
         os.environ[MODEL_ENV] = str(Path(model).resolve()) if Path(model).is_file() else model
@@ -108,7 +108,7 @@ def images(folder: Path, codecs: str, out: Path, jobs: int, anchor: str | None, 
 def video(clip: Path, frames: int, codecs: str, out: Path, start: int, intra_period: int, jobs: int,
           anchor: str | None, no_progress: bool) -> None:
     """Low-delay video RD bench on FRAMES frames of CLIP from frame START."""
-    from bench.run_video import run_video
+    from lcodec.bench.run_video import run_video
 
     summary = run_video(clip, codecs, out, frames=frames, intra_period=max(intra_period, 0), jobs=jobs,
                         progress=not no_progress, anchor=anchor, notice=_notice, start=start)
@@ -123,10 +123,10 @@ def video(clip: Path, frames: int, codecs: str, out: Path, start: int, intra_per
 @bench_errors
 def summary(folder: Path, anchor: str | None, method: str) -> None:
     """Rebuild summary.md and the RD plots of FOLDER from every codec JSON in it."""
-    from bench.errors import BenchError
-    from bench.report import load_results
-    from bench.run_images import image_summary
-    from bench.run_video import video_summary
+    from lcodec.bench.errors import BenchError
+    from lcodec.bench.report import load_results
+    from lcodec.bench.run_images import image_summary
+    from lcodec.bench.run_video import video_summary
 
     if not folder.is_dir():
         raise BenchError(f"not a folder: {folder}")
@@ -150,10 +150,10 @@ def summary(folder: Path, anchor: str | None, method: str) -> None:
 @bench_errors
 def bd_rate(anchor: Path, test: Path, method: str, metric: str, per_point: bool) -> None:
     """BD-rate (%) and BD-PSNR (dB) of TEST against ANCHOR (two codec JSONs)."""
-    from bench.bd_rate import bd_psnr
-    from bench.bd_rate import bd_rate as bd_rate_fn
-    from bench.errors import BenchError
-    from bench.report import curve, load_result
+    from lcodec.bench.bd_rate import bd_psnr
+    from lcodec.bench.bd_rate import bd_rate as bd_rate_fn
+    from lcodec.bench.errors import BenchError
+    from lcodec.bench.report import curve, load_result
 
     a, t = load_result(anchor), load_result(test)
     ca, ct = curve(a, metric), curve(t, metric)
@@ -170,7 +170,7 @@ def bd_rate(anchor: Path, test: Path, method: str, metric: str, per_point: bool)
     click.echo(f"BD-rate: {rate:+.2f} %")
     click.echo(f"{label}: {quality:+.3f} dB")
     if per_point:
-        from bench.bd_rate import rate_differences
+        from lcodec.bench.bd_rate import rate_differences
 
         unit = "dB" if metric.startswith("psnr") or metric == "ms-ssim" else ""
         click.echo(f"{'rate':>8} {metric:>9} {a['name'] + ' rate':>12} {'difference':>10}")

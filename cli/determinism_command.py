@@ -19,7 +19,7 @@ from .bench_commands import comma_qualities
 @bench_errors
 def determinism(folder: Path, images: int, qualities: str, out: Path | None) -> None:
     """Decode every file under 1 and 2 threads, int64 reference arithmetic (and CUDA if present)."""
-    from bench.determinism import run
+    from lcodec.bench.determinism import run
 
     if not folder.is_dir():
         raise click.ClickException(f"folder not found: {folder}")
@@ -43,7 +43,7 @@ def determinism(folder: Path, images: int, qualities: str, out: Path | None) -> 
     if not s["cuda"]:
         click.echo("no CUDA device: GPU<->CPU not measured here")
     if out:
-        from bench.report import write_json
+        from lcodec.bench.report import write_json
 
         write_json(out, result)
     if any(v != s["cases"] for v in s["identical"].values()):

@@ -17,9 +17,9 @@ import click
 def fuzz(cases: int, seed: int, time_limit: float, out: Path | None, video: bool) -> None:
     """Decode CASES mutated lcodec files; exit 1 if any case crashed or timed out."""
     if video:
-        from bench.fuzz_video import fuzz_video as run
+        from lcodec.bench.fuzz_video import fuzz_video as run
     else:
-        from bench.fuzz import fuzz as run
+        from lcodec.bench.fuzz import fuzz as run
 
     step = max(cases // 20, 1)
 
@@ -35,7 +35,7 @@ def fuzz(cases: int, seed: int, time_limit: float, out: Path | None, video: bool
     for f in d["findings"][:10]:
         click.echo(f"  finding: case {f['case']} ({f['mutation']}): {f['error']}")
     if out:
-        from bench.report import write_json
+        from lcodec.bench.report import write_json
 
         write_json(out, d)
     if d["finding_count"]:

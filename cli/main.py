@@ -38,7 +38,7 @@ def user_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from codec.errors import LcodecError
+        from lcodec.codec.errors import LcodecError
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
@@ -58,7 +58,7 @@ def user_errors(fn):
 
 
 def _report_warnings(caught) -> None:
-    from codec.image_io import LossyReductionWarning
+    from lcodec.codec.image_io import LossyReductionWarning
 
     for w in caught:
         if issubclass(w.category, LossyReductionWarning):
@@ -71,7 +71,7 @@ def _report_warnings(caught) -> None:
               help="CPU threads for torch (default: $LCODEC_THREADS, else one per core).")
 def main(threads: int | None) -> None:
     """lcodec: a learned image codec with real range-coded bitstreams."""
-    from codec.threads import requested_threads, use_threads
+    from lcodec.codec.threads import requested_threads, use_threads
 
     try:
         use_threads(requested_threads(threads))
@@ -104,10 +104,10 @@ def encode(input: Path, output: Path | None, quality: float | None, bpp: float |
 
     Images are coded upright (EXIF orientation applied) with their ICC profile, EXIF and XMP unless
     --strip; animated or multi-page images are refused (encode them as a video)."""
-    from codec import ImageCodec
-    from codec.errors import OutputError
-    from codec.image_io import DEFAULT_MAX_PIXELS, atomic_write, read_image
-    from codec.quality import QUALITY_MIN
+    from lcodec.codec import ImageCodec
+    from lcodec.codec.errors import OutputError
+    from lcodec.codec.image_io import DEFAULT_MAX_PIXELS, atomic_write, read_image
+    from lcodec.codec.quality import QUALITY_MIN
 
     targets = [v is not None for v in (quality, bpp, psnr)]
     if sum(targets) > 1:
@@ -117,7 +117,7 @@ def encode(input: Path, output: Path | None, quality: float | None, bpp: float |
     if quality is not None and not quality >= QUALITY_MIN:  # the top depends on the model: its codec checks that
         raise click.BadParameter(f"quality must be at least {QUALITY_MIN:g}, got {quality:g}", param_hint="--quality")
     output = output or input.with_suffix(".lcd")
-    from codec.video_io import is_video_path
+    from lcodec.codec.video_io import is_video_path
 
     if effort and (bpp is not None or psnr is not None):
         raise click.UsageError("--effort works with --quality only (not yet with --bpp / --psnr)")
@@ -168,10 +168,10 @@ def encode(input: Path, output: Path | None, quality: float | None, bpp: float |
 def decode(input: Path, output: Path | None, models: tuple[str, ...], max_pixels: int | None, frame: int | None,
            chroma: str, force: bool) -> None:
     """Decode an lcodec file into an image (any format Pillow writes) or a video."""
-    from codec import ImageCodec
-    from codec.errors import OutputError
-    from codec.image_io import DEFAULT_MAX_PIXELS, atomic_write
-    from codec.video_container import KIND_VIDEO
+    from lcodec.codec import ImageCodec
+    from lcodec.codec.errors import OutputError
+    from lcodec.codec.image_io import DEFAULT_MAX_PIXELS, atomic_write
+    from lcodec.codec.video_container import KIND_VIDEO
 
     if _peek_kind(input) == KIND_VIDEO:
         from .video_commands import decode_video
@@ -194,8 +194,8 @@ def decode(input: Path, output: Path | None, models: tuple[str, ...], max_pixels
 @user_errors
 def info(input: Path, as_json: bool) -> None:
     """Show an lcodec file's header: kind, model, weights hash, quality, size, bytes, bpp."""
-    from codec import ImageCodec
-    from codec.video_container import KIND_VIDEO
+    from lcodec.codec import ImageCodec
+    from lcodec.codec.video_container import KIND_VIDEO
 
     if _peek_kind(input) == KIND_VIDEO:
         from .video_commands import video_info
@@ -233,7 +233,7 @@ def _refuse_video_options(input: Path, names: tuple[str, ...]) -> None:
 
 def _peek_kind(path: Path) -> int | None:
     """The kind byte of an lcodec file (None if unreadable here: _read_stream then says why)."""
-    from codec.video_container import stream_kind
+    from lcodec.codec.video_container import stream_kind
 
     try:
         with open(path, "rb") as f:
@@ -243,7 +243,7 @@ def _peek_kind(path: Path) -> int | None:
 
 
 def _read_stream(path: Path) -> bytes:
-    from codec.errors import InputError
+    from lcodec.codec.errors import InputError
 
     if not path.exists():
         raise InputError(f"input file not found: {path}")
@@ -299,9 +299,9 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
           val_images, ckpt_minutes, time_limit, seed, quality_bias, level_weight, compile_, channels_last,
           no_bf16, ema_decay, no_resume, arch, train_only) -> None:
     """Rate-distortion training (CPU or CUDA; run under torchrun for several processes/GPUs)."""
-    from codec.errors import InputError
-    from codec.training.loop import TrainConfig
-    from codec.training.loop import train as run
+    from lcodec.codec.errors import InputError
+    from lcodec.codec.training.loop import TrainConfig
+    from lcodec.codec.training.loop import train as run
 
     if patch % 64 or patch < 64:
         raise click.BadParameter("must be a positive multiple of 64", param_hint="--patch")
@@ -315,8 +315,8 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
             raise InputError(f"folder not found: {folder}")
     model = None
     if arch:
-        from codec.image_model import ARCHITECTURES, architecture
-        from codec.training.loop import init_architecture
+        from lcodec.codec.image_model import ARCHITECTURES, architecture
+        from lcodec.codec.training.loop import init_architecture
 
         try:
             model = architecture(arch, init_architecture(init) if init else ARCHITECTURES["default"]).to_dict()
@@ -350,8 +350,8 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
 @user_errors
 def export(checkpoint: Path, output: Path, name: str | None, force: bool, raw: bool) -> None:
     """Turn a training checkpoint into release weights usable with --model (.lcw image, .lcv video)."""
-    from codec.errors import OutputError
-    from codec.training.export import export_checkpoint
+    from lcodec.codec.errors import OutputError
+    from lcodec.codec.training.export import export_checkpoint
 
     if output.exists() and not force:
         raise OutputError(f"output exists: {output} (use --force to overwrite)")

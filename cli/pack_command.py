@@ -23,9 +23,9 @@ def pack_patches(data: Path, output: Path, side: int, max_mb: float, seed: int, 
     """Cut downscaled patches from photos into one lossless, pickle-free file (for GPU runs).
 
     `lcodec train --data FILE.lcp` then trains from it, cropping and flipping on the device."""
-    from codec.errors import InputError, OutputError
-    from codec.image_io import atomic_write
-    from codec.training.patch_pack import build_pack
+    from lcodec.codec.errors import InputError, OutputError
+    from lcodec.codec.image_io import atomic_write
+    from lcodec.codec.training.patch_pack import build_pack
 
     if not data.is_dir():
         raise InputError(f"folder not found: {data}")

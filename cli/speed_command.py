@@ -22,7 +22,7 @@ def speed(folder: Path, images: int, repeat: int, gap_images: int, large: Path |
     """Encode/decode time, range-coder throughput and real size vs estimated rate."""
     import torch
 
-    from bench.speed import codec_times, coder_throughput, rate_gap
+    from lcodec.bench.speed import codec_times, coder_throughput, rate_gap
 
     if not folder.is_dir():
         raise click.ClickException(f"folder not found: {folder}")
@@ -33,7 +33,7 @@ def speed(folder: Path, images: int, repeat: int, gap_images: int, large: Path |
         click.echo(f"{t['device']} ({t['threads']} threads), {', '.join(t['sizes'])}, q{t['quality']:g}: "
                    f"encode {t['encode_s']:.3f} s, decode {t['decode_s']:.3f} s")
     if large:
-        from bench.large_image import in_subprocess
+        from lcodec.bench.large_image import in_subprocess
 
         big, small = in_subprocess(large, repeat=repeat), result["times"][0]
         mpx = 768 * 512 / 1e6 if "768x512" in small["sizes"] or "512x768" in small["sizes"] else None
@@ -57,6 +57,6 @@ def speed(folder: Path, images: int, repeat: int, gap_images: int, large: Path |
                    f"{r['continuous_estimate_bpp']:25.4f}  {r['gap_vs_continuous_percent']:+6.2f} %  "
                    f"{r['container_bytes_per_file']:20.1f}  {r['streams_gap_percent']:+6.2f} %")
     if out:
-        from bench.report import write_json
+        from lcodec.bench.report import write_json
 
         write_json(out, result)

@@ -21,8 +21,8 @@ def threads(image: Path, quality: float, repeat: int, out: Path | None) -> None:
     (passive OpenMP waiting), spinning waits and one thread: what sharing the cores costs."""
     import os
 
-    from bench.threads import concurrency
-    from bench.train_speed import cpu_model_name
+    from lcodec.bench.threads import concurrency
+    from lcodec.bench.train_speed import cpu_model_name
 
     rows = concurrency(image, quality, repeat)
     click.echo(f"{cpu_model_name()}, {os.cpu_count()} cores; {image.name} at q{quality:g}, best of {repeat}")
@@ -30,7 +30,7 @@ def threads(image: Path, quality: float, repeat: int, out: Path | None) -> None:
     for r in rows:
         click.echo(f"{r['setting']:<62} {r['single_s']:>8.2f} {r['pair_s']:>14.2f} {r['ratio']:>6.2f}")
     if out:
-        from bench.report import write_json
+        from lcodec.bench.report import write_json
 
         write_json(out, {"cpu": cpu_model_name(), "cores": os.cpu_count(), "machine": platform.machine(),
                          "image": image.name, "quality": quality, "repeat": repeat, "rows": rows})

@@ -41,7 +41,7 @@ def train_speed(patch, batches, steps, warmup, rounds, device, modes, compile_, 
 
     With --data-time FOLDER it also times drawing one batch from the photo folder (PIL on the host, then
     copied to the device) against the pack (--pack, cropped on the device)."""
-    from codec.errors import LcodecError
+    from lcodec.codec.errors import LcodecError
 
     try:
         _run(patch, batches, steps, warmup, rounds, device, modes, compile_, pack, folder, data_only, out)
@@ -53,9 +53,9 @@ def train_speed(patch, batches, steps, warmup, rounds, device, modes, compile_, 
 def _run(patch, batches, steps, warmup, rounds, device, modes, compile_, pack, folder, data_only, out) -> None:
     import torch
 
-    from bench.train_speed import cpu_model_name, data_time, parse_modes, step_throughput
-    from codec.training.fast_path import cpu_bf16_kind
-    from codec.training.runtime import pick_device
+    from lcodec.bench.train_speed import cpu_model_name, data_time, parse_modes, step_throughput
+    from lcodec.codec.training.fast_path import cpu_bf16_kind
+    from lcodec.codec.training.runtime import pick_device
 
     sizes = _batches(batches)
     try:
@@ -113,7 +113,7 @@ def _run(patch, batches, steps, warmup, rounds, device, modes, compile_, pack, f
             click.echo(f"data {name:<6} on {d['device']}: {d['ms_per_batch']:.2f} ms per batch of {d['batch']} "
                        f"(loading {d['load_s']:.1f} s)")
     if out:
-        from bench.report import write_json
+        from lcodec.bench.report import write_json
 
         write_json(out, result)
         click.echo(f"wrote {out}")

@@ -22,9 +22,9 @@ from .bench_commands import comma_qualities
 @bench_errors
 def video_p(clips: tuple[Path, ...], frames: int, qualities: str, models: tuple[str, ...], out: Path | None) -> None:
     """Rate of low-delay P-coding vs all-intra at the same quality, per clip and quality."""
-    from bench.video_ptest import p_bd_rates, p_vs_intra, ptest_report
-    from codec.video_codec import VideoCodec
-    from codec.video_model import VIDEO_SUFFIX
+    from lcodec.bench.video_ptest import p_bd_rates, p_vs_intra, ptest_report
+    from lcodec.codec.video_codec import VideoCodec
+    from lcodec.codec.video_model import VIDEO_SUFFIX
 
     qs = comma_qualities(qualities)
     video = [m for m in models if m.endswith(VIDEO_SUFFIX)]
@@ -39,7 +39,7 @@ def video_p(clips: tuple[Path, ...], frames: int, qualities: str, models: tuple[
     md = ptest_report(rows, bd)
     click.echo(md, nl=False)
     if out:
-        from bench.report import write_json
+        from lcodec.bench.report import write_json
 
         write_json(out, {"rows": rows, "bd_rate_low_delay_vs_all_intra": bd})
         out.with_suffix(".md").write_text(md)
@@ -56,7 +56,7 @@ def video_speed(clips: tuple[Path, ...], frames: int, quality: float, out: Path 
     """Encode / decode frames per second of our video codec (CPU, and CUDA when present)."""
     import torch
 
-    from bench.video_ptest import video_speed as measure
+    from lcodec.bench.video_ptest import video_speed as measure
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = [measure(clip, frames, quality, dev) for clip in clips for dev in devices]
@@ -64,6 +64,6 @@ def video_speed(clips: tuple[Path, ...], frames: int, quality: float, out: Path 
         click.echo(f"{r['clip']} {r['width']}x{r['height']} {r['frames']} frames on {r['device']} "
                    f"({r['threads']} threads): encode {r['encode_fps']} fps, decode {r['decode_fps']} fps")
     if out:
-        from bench.report import write_json
+        from lcodec.bench.report import write_json
 
         write_json(out, {"rows": rows})

@@ -17,10 +17,10 @@ from tqdm import tqdm
 def encode_video(input: Path, output: Path, quality: float, model: str | None, frames: int | None, start: int,
                  intra_period: int, force: bool, progress: bool = True) -> None:
     """Encode a video file (anything PyAV reads) into an lcodec video file, atomically."""
-    from codec.errors import OutputError
-    from codec.image_io import publish
-    from codec.video_codec import VideoCodec
-    from codec.video_io import open_video
+    from lcodec.codec.errors import OutputError
+    from lcodec.codec.image_io import publish
+    from lcodec.codec.video_codec import VideoCodec
+    from lcodec.codec.video_io import open_video
 
     if output.exists() and not force:
         raise OutputError(f"output exists: {output} (use --force to overwrite)")
@@ -53,10 +53,10 @@ def encode_video(input: Path, output: Path, quality: float, model: str | None, f
 def decode_video(input: Path, output: Path | None, models: list[str], frame: int | None, chroma: str,
                  force: bool, progress: bool = True) -> None:
     """Decode an lcodec video file to .y4m / .mkv / .mp4 / a PNG pattern, or one frame to an image."""
-    from codec.errors import OutputError
-    from codec.image_io import atomic_write
-    from codec.video_codec import VideoCodec
-    from codec.video_io import FrameSink
+    from lcodec.codec.errors import OutputError
+    from lcodec.codec.image_io import atomic_write
+    from lcodec.codec.video_codec import VideoCodec
+    from lcodec.codec.video_io import FrameSink
 
     with open(input, "rb") as f:
         codec = VideoCodec.for_stream(f, models)
@@ -70,7 +70,7 @@ def decode_video(input: Path, output: Path | None, models: list[str], frame: int
                 atomic_write(output, image=Image.fromarray(rgb), force=force)
             click.echo(f"{input} -> {output}: frame {frame}")
             return
-        from codec.video_container import VideoReader
+        from lcodec.codec.video_container import VideoReader
 
         header = VideoReader(f).header
         output = output or input.with_suffix(".y4m")
@@ -90,7 +90,7 @@ def decode_video(input: Path, output: Path | None, models: list[str], frame: int
 
 
 def video_info(path: Path) -> dict:
-    from codec.video_codec import VideoCodec
+    from lcodec.codec.video_codec import VideoCodec
 
     with open(path, "rb") as f:
         return VideoCodec.info(f)
@@ -123,9 +123,9 @@ def video_info(path: Path) -> dict:
 def train_video(data, out, init, init_temporal, distortion, chain, steps, batch, crop, lr, warmup, skip_first, device, ckpt_minutes,
                 time_limit, seed, no_bf16, no_resume) -> None:
     """Train the temporal entropy model for P-frames (image model frozen)."""
-    from codec.errors import InputError
-    from codec.training.video_loop import VideoTrainConfig
-    from codec.training.video_loop import train_video as run
+    from lcodec.codec.errors import InputError
+    from lcodec.codec.training.video_loop import VideoTrainConfig
+    from lcodec.codec.training.video_loop import train_video as run
 
     if crop < 4 or crop % 4:
         raise click.BadParameter("must be a positive multiple of 4", param_hint="--crop")

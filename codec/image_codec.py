@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from entropy_models.range_coder import StreamError
+from lcodec.entropy_models.range_coder import StreamError
 
 from .container import TILE_MAX, TILE_MIN, VERSION, VERSION_FLOAT, ImageHeader, pack_image, unpack_image
 from .errors import FormatError, InputError, TargetError

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from entropy_models.cdf_tables import PRECISION
-from entropy_models.factorized import FactorizedPrior
-from entropy_models.fixed_point import ExactSequential, to_fixed, to_real, weights_version
-from entropy_models.multi_reference import ExactContext, MultiReferenceEntropyModel
-from entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
+from lcodec.entropy_models.cdf_tables import PRECISION
+from lcodec.entropy_models.factorized import FactorizedPrior
+from lcodec.entropy_models.fixed_point import ExactSequential, to_fixed, to_real, weights_version
+from lcodec.entropy_models.multi_reference import ExactContext, MultiReferenceEntropyModel
+from lcodec.entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
 
 from .quality import DEFAULT_LEVELS, LAMBDAS, GainUnit
 from .transforms import (

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from entropy_models.contexts import anchor_mask
+from lcodec.entropy_models.contexts import anchor_mask
 
 from .quality import lambda_for
 from .transforms import LATENT_STRIDE, from_pixels

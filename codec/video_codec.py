@@ -18,7 +18,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from entropy_models.range_coder import StreamError
+from lcodec.entropy_models.range_coder import StreamError
 
 from .errors import FormatError, InputError
 from .image_codec import ImageCodec, fixed_threads

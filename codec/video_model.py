@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from entropy_models.spatiotemporal import SpatiotemporalEntropyModel
+from lcodec.entropy_models.spatiotemporal import SpatiotemporalEntropyModel
 
 from .errors import InputError, UnknownModelError
 from .image_model import ImageModel, ModelConfig

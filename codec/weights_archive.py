@@ -3,7 +3,7 @@ into ``weights/archive/`` under the hash its streams name.
 
 An image entry holds every tensor but g_a and h_a (float16, as shipped, about 70 % of the full file);
 a video entry is the ``.lcv`` file itself (the temporal model is all decoder), and the image model it
-names is found by hash like a stream's, in the archive too. Run ``python -m codec.weights_archive``
+names is found by hash like a stream's, in the archive too. Run ``python -m lcodec.codec.weights_archive``
 before copying new weights over ``codec/weights/default.lcw`` / ``default.lcv``.
 """
 

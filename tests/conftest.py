@@ -43,8 +43,8 @@ def eight_level_weights(tmp_path_factory) -> Path:
     adding levels start from (the bundled model has all 12 rungs of the ladder, so it cannot gain more)."""
     import dataclasses
 
-    from codec.image_model import ImageModel
-    from codec.registry import bundled_paths, config_of, load_with_tables, parse_weights, save_weights
+    from lcodec.codec.image_model import ImageModel
+    from lcodec.codec.registry import bundled_paths, config_of, load_with_tables, parse_weights, save_weights
 
     path = bundled_paths()["default"]
     state, meta = parse_weights(path.read_bytes(), str(path))

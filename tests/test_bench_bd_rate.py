@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.bd_rate import METHODS, InsufficientOverlap, bd_psnr, bd_rate, rate_differences
+from lcodec.bench.bd_rate import METHODS, InsufficientOverlap, bd_psnr, bd_rate, rate_differences
 
 RATES = np.array([0.1, 0.2, 0.4, 0.8, 1.6])
 # PSNR linear in log2(rate): 4 dB per doubling. Every method reproduces a straight line exactly.

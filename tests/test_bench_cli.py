@@ -12,8 +12,8 @@ from conftest import NO_DATA
 from click.testing import CliRunner
 from PIL import Image
 
-import cli.main  # noqa: F401 - adds the bench commands kept in their own modules (speed, determinism, ...)
-from cli.bench_commands import bd_rate, bench
+import lcodec.cli.main  # noqa: F401 - adds the bench commands kept in their own modules (speed, determinism, ...)
+from lcodec.cli.bench_commands import bd_rate, bench
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -94,8 +94,8 @@ def test_user_errors_are_one_line(tmp_path: Path, tiny_folder: Path) -> None:
 
 
 def test_missing_codec_is_skipped_with_notice(tiny_folder: Path, tmp_path: Path, monkeypatch) -> None:
-    from bench import image_codecs
-    from bench.errors import CodecUnavailable
+    from lcodec.bench import image_codecs
+    from lcodec.bench.errors import CodecUnavailable
 
     def unavailable(self) -> None:
         raise CodecUnavailable("pretend its package is missing")
@@ -118,13 +118,13 @@ def test_video_command_on_few_frames(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "x264.json").read_text())
     assert data["settings"]["intra_period"] == 1 and len(data["results"]["psnr-yuv"]) == 6
     ours = json.loads((tmp_path / "ours.json").read_text())
-    from codec.registry import bundled_levels
+    from lcodec.codec.registry import bundled_levels
 
     assert len(ours["results"]["bpp"]) == bundled_levels() and ours["settings"]["weights_hash"]
 
 
 def test_video_command_start_and_sequence_psnr(tmp_path: Path) -> None:
-    from bench.metrics import sequence_psnr
+    from lcodec.bench.metrics import sequence_psnr
 
     clip = DATA / "video" / "carphone_pristine.mp4"
     if not clip.exists():
@@ -141,7 +141,7 @@ def test_video_command_start_and_sequence_psnr(tmp_path: Path) -> None:
         frames = point["per_frame"]["psnr-rgb"]
         assert len(frames) == 3 and point["psnr-rgb"] == pytest.approx(sequence_psnr(frames))
         assert point["psnr-rgb"] <= np.mean(frames) + 1e-9  # mean MSE never flatters: Jensen
-    from bench.video_codecs import read_clip
+    from lcodec.bench.video_codecs import read_clip
 
     later, _ = read_clip(clip, 1, start=40)
     first, _ = read_clip(clip, 41)
@@ -149,9 +149,9 @@ def test_video_command_start_and_sequence_psnr(tmp_path: Path) -> None:
 
 
 def test_rate_gap_separates_the_container_from_the_coded_streams(tiny_folder: Path) -> None:
-    from bench.speed import rate_gap
-    from codec import ImageCodec
-    from codec.container import unpack_image
+    from lcodec.bench.speed import rate_gap
+    from lcodec.codec import ImageCodec
+    from lcodec.codec.container import unpack_image
 
     (row,) = rate_gap(tiny_folder, qualities=(6.0,))
     codec = ImageCodec.default()

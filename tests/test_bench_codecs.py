@@ -10,10 +10,10 @@ import pytest
 from conftest import NO_DATA
 from PIL import Image
 
-from bench.errors import CodecUnavailable
-from bench.image_codecs import IMAGE_CODECS, make_image_codec
-from bench.metrics import psnr_rgb
-from bench.run_images import measure_image
+from lcodec.bench.errors import CodecUnavailable
+from lcodec.bench.image_codecs import IMAGE_CODECS, make_image_codec
+from lcodec.bench.metrics import psnr_rgb
+from lcodec.bench.run_images import measure_image
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REFERENCE_IMAGE = [n for n in IMAGE_CODECS if not n.startswith(("ours", "cai-"))]  # ours, zoo: below
@@ -71,15 +71,15 @@ def clip_frames():
     path = DATA / "video" / "carphone_pristine.mp4"
     if not path.exists():
         pytest.skip(NO_DATA)
-    from bench.video_codecs import read_clip
+    from lcodec.bench.video_codecs import read_clip
 
     return read_clip(path, 3)
 
 
 @pytest.mark.parametrize("name", ["x264", "x265", "svtav1", "vp9", "vvc"])
 def test_video_codec_two_settings(name: str, clip_frames) -> None:
-    from bench.run_video import measure_video
-    from bench.video_codecs import make_video_codec
+    from lcodec.bench.run_video import measure_video
+    from lcodec.bench.video_codecs import make_video_codec
 
     codec = make_video_codec(name)
     _available(codec)
@@ -93,8 +93,8 @@ def test_video_codec_two_settings(name: str, clip_frames) -> None:
 
 
 def test_ours_video_codes_real_files_and_settings_name_the_weights() -> None:
-    from bench.run_video import measure_video
-    from bench.video_codecs import make_video_codec, read_clip
+    from lcodec.bench.run_video import measure_video
+    from lcodec.bench.video_codecs import make_video_codec, read_clip
 
     clip = DATA / "video" / "carphone_pristine.mp4"
     if not clip.exists():
@@ -116,7 +116,7 @@ def test_ours_video_codes_real_files_and_settings_name_the_weights() -> None:
 def test_ours_without_codec_package_is_unavailable(monkeypatch) -> None:
     import sys
 
-    monkeypatch.setitem(sys.modules, "codec", None)  # makes `from codec import ImageCodec` fail
+    monkeypatch.setitem(sys.modules, "lcodec.codec", None)  # makes `from lcodec.codec import ImageCodec` fail
     with pytest.raises(CodecUnavailable, match="ImageCodec is not available"):
         make_image_codec("ours").check()
 
@@ -126,8 +126,8 @@ def test_ours_codec_uses_the_weights_bench_images_names(tmp_path, monkeypatch):
     bundled ones) and says so in the adapter's settings."""
     import shutil
 
-    from bench.image_codecs import MODEL_ENV, make_image_codec
-    from codec.registry import WEIGHTS_DIR
+    from lcodec.bench.image_codecs import MODEL_ENV, make_image_codec
+    from lcodec.codec.registry import WEIGHTS_DIR
 
     copy = tmp_path / "mine.lcw"
     shutil.copyfile(WEIGHTS_DIR / "default.lcw", copy)
@@ -137,7 +137,7 @@ def test_ours_codec_uses_the_weights_bench_images_names(tmp_path, monkeypatch):
     assert codec.settings()["weights_hash"] == codec._get().loaded.weights_hash.hex()
     assert codec._get().loaded.path == copy.resolve()
     monkeypatch.setenv(MODEL_ENV, str(tmp_path / "missing.lcw"))
-    from bench.errors import CodecUnavailable
+    from lcodec.bench.errors import CodecUnavailable
 
     with pytest.raises(CodecUnavailable):
         make_image_codec("ours").check()
@@ -146,7 +146,7 @@ def test_ours_codec_uses_the_weights_bench_images_names(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def random_zoo_codec():
     """A CompressAI zoo architecture with random weights: the bench's code path without a download."""
-    from bench.compressai_codecs import CompressAICodec
+    from lcodec.bench.compressai_codecs import CompressAICodec
 
     codec = CompressAICodec("bmshj2018-factorized", pretrained=False)
     codec.check()
@@ -166,7 +166,7 @@ def test_compressai_zoo_codec_writes_real_files(random_zoo_codec, small_rgb) -> 
 
 
 def test_compressai_codecs_are_offered_and_missing_weights_are_one_line(monkeypatch) -> None:
-    from bench import compressai_codecs
+    from lcodec.bench import compressai_codecs
 
     assert {"cai-mbt2018-mean", "cai-cheng2020-anchor"} <= set(IMAGE_CODECS)
     codec = make_image_codec("cai-mbt2018-mean")

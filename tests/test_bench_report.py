@@ -11,10 +11,10 @@ import pytest
 from conftest import NO_DATA
 from PIL import Image
 
-from bench import report
-from bench.errors import BenchError
-from bench.image_codecs import make_image_codec
-from bench.run_images import list_images, run_codec
+from lcodec.bench import report
+from lcodec.bench.errors import BenchError
+from lcodec.bench.image_codecs import make_image_codec
+from lcodec.bench.run_images import list_images, run_codec
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from codec import ImageCodec, registry
-from codec.errors import InputError, UnknownModelError
-from codec.video_codec import VideoCodec
+from lcodec.codec import ImageCodec, registry
+from lcodec.codec.errors import InputError, UnknownModelError
+from lcodec.codec.video_codec import VideoCodec
 
 FIXTURES = Path(__file__).parent / "data" / "bundled"
 IMAGE_FILES = sorted(FIXTURES.glob("image-*.lcd"))
@@ -54,7 +54,7 @@ def test_video_files_of_every_bundled_model_decode_to_their_pixels(path):
 @pytest.fixture
 def only_archive(tmp_path, monkeypatch):
     """The bundled models archived into a fresh folder, then hidden: decoding must go through the archive."""
-    from codec import video_model, weights_archive
+    from lcodec.codec import video_model, weights_archive
 
     archive = tmp_path / "archive"
     written = weights_archive.archive_bundled(archive)

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from bench.campaign import hours_at_steps, summarise
+from lcodec.bench.campaign import hours_at_steps, summarise
 
 
 def _run(tmp_path):
@@ -24,7 +24,7 @@ def _run(tmp_path):
 
 def test_hours_add_up_across_segments_and_patches_count_in_256_equivalents(tmp_path):
     run = _run(tmp_path)
-    from bench.campaign import read_log
+    from lcodec.bench.campaign import read_log
 
     assert hours_at_steps(read_log(run)) == {10: 0.5, 20: 1.0, 30: 1.25}
     s = summarise(run, start_step=10)
@@ -35,7 +35,7 @@ def test_hours_add_up_across_segments_and_patches_count_in_256_equivalents(tmp_p
 def test_acceptance_rows_and_plot(tmp_path):
     run = _run(tmp_path)
     book, png = tmp_path / "campaign.json", tmp_path / "curve.png"
-    cmd = [sys.executable, "-m", "bench.campaign", str(run), "--accept", str(book), "--add", "20", "-41.0", "30.5",
+    cmd = [sys.executable, "-m", "lcodec.bench.campaign", str(run), "--accept", str(book), "--add", "20", "-41.0", "30.5",
            "--plot", str(png)]
     subprocess.run(cmd, check=True, capture_output=True)
     got = json.loads(book.read_text())

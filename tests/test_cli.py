@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import main
+from lcodec.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +24,7 @@ def small_png(tmp_path_factory, eval_images) -> Path:
 
 def _lcodec(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the real console entry point in a fresh process (what a user's shell does)."""
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    return subprocess.run([sys.executable, "-m", "lcodec.cli.main", *args], capture_output=True, text=True, cwd=cwd)
 
 
 def test_encode_info_decode(tmp_path, small_png):
@@ -46,7 +44,7 @@ def test_encode_info_decode(tmp_path, small_png):
 
 
 def test_bpp_target(tmp_path, small_png):
-    from codec import ImageCodec
+    from lcodec.codec import ImageCodec
 
     with Image.open(small_png) as im:
         target = 8 * len(ImageCodec.default().encode(im, 3.3)) / (160 * 120)

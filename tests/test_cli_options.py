@@ -4,7 +4,6 @@ frame is intra", a --help that does not load torch, and the README's sample outp
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import main
-from codec.video_io import FrameSink
+from lcodec.cli.main import main
+from lcodec.codec.video_io import FrameSink
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "codec" / "samples" / "flower.png"
@@ -64,12 +63,11 @@ def test_intra_period_zero_and_minus_one_mean_the_same(tmp_path):
 
 
 def test_help_does_not_import_torch():
-    code = ("import sys\nfrom cli.main import main\n"
+    code = ("import sys\nfrom lcodec.cli.main import main\n"
             "for args in (['--help'], ['encode', '--help'], ['bench', '--help']):\n"
             "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "NO-TORCH"
 

@@ -7,8 +7,8 @@ import zlib
 
 import pytest
 
-from codec.container import VERSION, VERSION_SPLIT, ImageHeader, MAGIC, pack_image, read_header, unpack_image
-from codec.errors import FormatError
+from lcodec.codec.container import VERSION, VERSION_SPLIT, ImageHeader, MAGIC, pack_image, read_header, unpack_image
+from lcodec.codec.errors import FormatError
 
 
 def _streams(version: int) -> list[bytes]:

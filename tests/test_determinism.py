@@ -17,19 +17,19 @@ import pytest
 import torch
 from PIL import Image
 
-import entropy_models.fixed_point as fixed_point
-from bench.determinism import decode_latent, integer_reference
-from codec import ImageCodec
-from codec.container import VERSION_FLOAT
-from codec.registry import get_model
+import lcodec.entropy_models.fixed_point as fixed_point
+from lcodec.bench.determinism import decode_latent, integer_reference
+from lcodec.codec import ImageCodec
+from lcodec.codec.container import VERSION_FLOAT
+from lcodec.codec.registry import get_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
 _DECODE = """
 import hashlib, sys, torch
 torch.set_num_threads(int(sys.argv[1]))
-from codec import ImageCodec
-from codec.registry import get_model
+from lcodec.codec import ImageCodec
+from lcodec.codec.registry import get_model
 import numpy as np
 data = open(sys.argv[2], "rb").read()
 img = ImageCodec.default().decode(data)
@@ -38,7 +38,7 @@ print(torch.get_num_threads(), hashlib.sha256(np.asarray(img).tobytes()).hexdige
 
 
 def _decode_in_subprocess(threads: int, path: Path) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     proc = subprocess.run([sys.executable, "-c", _DECODE, str(threads), str(path)], capture_output=True,
                           text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -172,7 +172,7 @@ def test_exact_layers_compute_what_the_float_layers_compute():
 def test_bench_determinism_command_reports_identical_latents(tmp_path, eval_images):
     from click.testing import CliRunner
 
-    from cli.main import main
+    from lcodec.cli.main import main
 
     Image.fromarray(_crop(eval_images[3], 192, 128)).save(tmp_path / "a.png")
     out = tmp_path / "det.json"
@@ -183,7 +183,7 @@ def test_bench_determinism_command_reports_identical_latents(tmp_path, eval_imag
     assert summary["identical"] == {"version3_same_latent": 2, "torch_2_threads": 2, "int64_reference": 2}
     assert abs(summary["rate_cost_percent"]) < 2.0
     assert summary["version4_vs_3_percent"] < 0  # same latents, fewer bytes
-    from codec.registry import bundled_levels
+    from lcodec.codec.registry import bundled_levels
 
     levels = bundled_levels()
     res = CliRunner().invoke(main, ["bench", "determinism", str(tmp_path), "--qualities", str(levels + 1)])

@@ -21,12 +21,12 @@ def test_torchrun_two_processes(tmp_path, tiny_data):
     out = tmp_path / "run"
     root = Path(__file__).resolve().parents[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "cli.main", "train", "--data", str(data), "--out", str(out),
+           "--master_port", str(_free_port()), "-m", "lcodec.cli.main", "train", "--data", str(data), "--out", str(out),
            "--steps", "3", "--batch", "1", "--patch", "64", "--warmup", "1", "--device", "cpu"]
-    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from codec.training.loop import load_checkpoint
+    from lcodec.codec.training.loop import load_checkpoint
 
     assert load_checkpoint(out / "last.pt")["step"] == 3
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
@@ -49,7 +49,7 @@ def test_torchrun_two_processes_train_video_on_decoded_chains(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from codec.video_io import FrameSink
+    from lcodec.codec.video_io import FrameSink
 
     root = Path(__file__).resolve().parents[1]
     clips = tmp_path / "clips"
@@ -62,13 +62,13 @@ def test_torchrun_two_processes_train_video_on_decoded_chains(tmp_path):
     sink.close()
     out_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "cli.main", "train-video", "--data", str(clips),
+           "--master_port", str(_free_port()), "-m", "lcodec.cli.main", "train-video", "--data", str(clips),
            "--out", str(out_dir), "--steps", "2", "--batch", "1", "--crop", "4", "--warmup", "1", "--chain", "2",
            "--distortion", "--device", "cpu"]
-    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from codec.training.loop import load_checkpoint
+    from lcodec.codec.training.loop import load_checkpoint
 
     assert load_checkpoint(out_dir / "last.pt")["step"] == 2
     rows = [json.loads(line) for line in (out_dir / "log.jsonl").read_text().splitlines()]

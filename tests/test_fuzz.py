@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.fuzz import field_spans, fuzz, seed_streams
-from codec import ImageCodec
-from codec.container import ImageHeader, pack_image, unpack_image, varint
-from codec.errors import FormatError, InputError
-from codec.image_io import read_image
-from entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
+from lcodec.bench.fuzz import field_spans, fuzz, seed_streams
+from lcodec.codec import ImageCodec
+from lcodec.codec.container import ImageHeader, pack_image, unpack_image, varint
+from lcodec.codec.errors import FormatError, InputError
+from lcodec.codec.image_io import read_image
+from lcodec.entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_fuzz_cases_end_in_image_or_documented_error(codec):
 def test_bench_fuzz_command_reports_the_count(tmp_path):
     from click.testing import CliRunner
 
-    from cli.main import main
+    from lcodec.cli.main import main
 
     out = tmp_path / "fuzz.json"
     res = CliRunner().invoke(main, ["bench", "fuzz", "60", "--seed", "3", "--out", str(out)])
@@ -86,7 +86,7 @@ def test_decode_pixel_limit(codec, seeds):
 def test_cli_decode_pixel_limit(tmp_path, seeds):
     from click.testing import CliRunner
 
-    from cli.main import main
+    from lcodec.cli.main import main
 
     (tmp_path / "s.lcd").write_bytes(seeds[0])
     res = CliRunner().invoke(main, ["decode", str(tmp_path / "s.lcd"), "-o", str(tmp_path / "s.png"),

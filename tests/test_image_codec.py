@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from codec import FormatError, ImageCodec, UnknownModelError
-from codec.container import ImageHeader, pack_image, unpack_image
-from codec.image_io import LossyReductionWarning, read_image
+from lcodec.codec import FormatError, ImageCodec, UnknownModelError
+from lcodec.codec.container import ImageHeader, pack_image, unpack_image
+from lcodec.codec.image_io import LossyReductionWarning, read_image
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +192,7 @@ def test_encode_to_target_psnr(codec, photo):
 
 
 def test_unreachable_targets_are_reported(codec, photo):
-    from codec import TargetError
+    from lcodec.codec import TargetError
 
     with pytest.raises(TargetError, match="cannot reach"):
         codec.encode_to_target(photo, bpp=1e-4)
@@ -213,7 +213,7 @@ def test_real_streams_match_the_models_rate_estimate(codec, eval_images):
     """Issue 2: files within 1 % of the model's own -log2 likelihood estimate (here, the two streams)."""
     import torch
 
-    from codec.transforms import HYPER_STRIDE
+    from lcodec.codec.transforms import HYPER_STRIDE
 
     with Image.open(eval_images[2]) as im:
         arr = np.asarray(im.convert("RGB").crop((0, 0, 512, 384)), dtype=np.float32)

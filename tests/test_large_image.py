@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.errors import BenchError
-from bench.large_image import in_subprocess, measure
+from lcodec.bench.errors import BenchError
+from lcodec.bench.large_image import in_subprocess, measure
 
 
 def test_large_image_figures_are_per_megapixel_and_cropped(tmp_path):

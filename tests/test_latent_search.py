@@ -3,7 +3,6 @@ rate-distortion trade-off than effort 0; --effort on the command line."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,10 +15,10 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-import codec.latent_search as latent_search
-from cli.main import main
-from codec import ImageCodec
-from codec.quality import lambda_for
+import lcodec.codec.latent_search as latent_search
+from lcodec.cli.main import main
+from lcodec.codec import ImageCodec
+from lcodec.codec.quality import lambda_for
 
 ROOT = Path(__file__).resolve().parents[1]
 QUALITY = 8.0
@@ -62,7 +61,7 @@ def test_effort_file_decodes_and_beats_effort_0(codec, crop, short_effort):
 
 
 def test_search_keeps_the_best_hard_rounded_iterate(codec, crop):
-    from codec.transforms import HYPER_STRIDE, from_pixels, pad_to_multiple
+    from lcodec.codec.transforms import HYPER_STRIDE, from_pixels, pad_to_multiple
 
     m = codec.model
     x = from_pixels(np.asarray(crop), "cpu").unsqueeze(0)
@@ -112,8 +111,8 @@ def crop_png(tmp_path, crop) -> Path:
 ])
 def test_cli_effort_errors_are_one_line(tmp_path, crop_png, args, words):
     out = tmp_path / "x.lcd"
-    res = subprocess.run([sys.executable, "-m", "cli.main", "encode", str(crop_png), "-o", str(out), *args],
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    res = subprocess.run([sys.executable, "-m", "lcodec.cli.main", "encode", str(crop_png), "-o", str(out), *args],
+                         capture_output=True, text=True)
     assert res.returncode != 0
     assert len(res.stderr.strip().splitlines()) == 1 and words in res.stderr
     assert not out.exists()
@@ -138,9 +137,9 @@ def test_sigint_during_effort_encode_leaves_no_output(tmp_path, eval_images):
     with Image.open(eval_images[0]) as im:
         im.convert("RGB").crop((0, 0, 384, 256)).save(tmp_path / "in.png")
     out = tmp_path / "in.lcd"
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "encode", str(tmp_path / "in.png"), "-o", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "lcodec.cli.main", "encode", str(tmp_path / "in.png"), "-o", str(out),
                              "--effort", str(latent_search.MAX_EFFORT)], cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(5.0)

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageOps
 
-from cli.main import main
-from codec import FormatError, ImageCodec
-from codec.container import VERSION, VERSION_META, ImageHeader, pack_image, pack_metadata, unpack_image
+from lcodec.cli.main import main
+from lcodec.codec import FormatError, ImageCodec
+from lcodec.codec.container import VERSION, VERSION_META, ImageHeader, pack_image, pack_metadata, unpack_image
 
 SAMPLE = Path(__file__).resolve().parents[1] / "codec" / "samples" / "flower.png"
 ORIENTATION = 0x0112
@@ -143,7 +143,7 @@ def test_metadata_record_is_checked(sample):
         import struct
         import zlib
 
-        from codec.container import varint
+        from lcodec.codec.container import varint
 
         cut = len(plain) - 4 - 40  # the header ends where the (one, implied-length) stream starts
         body = bytearray(plain[:cut])

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from PIL import Image
 from safetensors.torch import save as st_save
 
-from cli.main import main
-from codec.errors import InputError
-from codec.training.patch_pack import PackSampler, build_pack, load_pack
+from lcodec.cli.main import main
+from lcodec.codec.errors import InputError
+from lcodec.codec.training.patch_pack import PackSampler, build_pack, load_pack
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +161,7 @@ def test_cli_pack_then_train_from_it_and_resume(photos, tmp_path):
     assert res.exit_code == 0, res.output
     res = r.invoke(main, [*args, "--steps", "3"])
     assert res.exit_code == 0, res.output
-    from codec.training.loop import load_checkpoint
+    from lcodec.codec.training.loop import load_checkpoint
 
     assert load_checkpoint(run / "last.pt")["step"] == 3
     assert json.loads((run / "config.json").read_text())["data"].endswith(".lcp")

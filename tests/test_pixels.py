@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from codec.transforms import from_pixels, to_pixels
+from lcodec.codec.transforms import from_pixels, to_pixels
 
 
 def test_from_pixels_takes_read_only_and_strided_arrays_and_round_trips():

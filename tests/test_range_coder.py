@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from entropy_models.cdf_tables import PRECISION, CdfTables, quantize_pmf
-from entropy_models.factorized import FactorizedPrior
-from entropy_models.gaussian import GaussianConditional
-from entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
+from lcodec.entropy_models.cdf_tables import PRECISION, CdfTables, quantize_pmf
+from lcodec.entropy_models.factorized import FactorizedPrior
+from lcodec.entropy_models.gaussian import GaussianConditional
+from lcodec.entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
 
 
 @pytest.fixture(scope="module")

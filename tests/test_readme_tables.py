@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import readme_tables
-from bench.readme_tables import TableError, main, render
+from lcodec.bench import readme_tables
+from lcodec.bench.readme_tables import TableError, main, render
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -19,7 +19,7 @@ README = ROOT / "README.md"
 def test_readme_tables_match_committed_results():
     text = README.read_text()
     out, changed = render(text, RESULTS)
-    assert changed == [], f"stale README tables: {changed} (run `python -m bench.readme_tables`)"
+    assert changed == [], f"stale README tables: {changed} (run `python -m lcodec.bench.readme_tables`)"
     assert out == text
     # Every table the module knows is in the README, so none can silently fall out of step.
     for name in readme_tables.TABLES:
@@ -107,7 +107,7 @@ def test_bad_markers_and_missing_results(results_copy: Path, tmp_path: Path):
 
 
 def test_p_vs_intra_report_lines():
-    from bench.video_ptest import ptest_report
+    from lcodec.bench.video_ptest import ptest_report
 
     rows = json.loads((RESULTS / "video" / "p-vs-intra.json").read_text())["rows"][:1]
     md = ptest_report(rows, {"a.mp4": -18.39, "b.mp4": "n/a (too little overlap)"})

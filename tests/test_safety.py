@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from codec import ImageCodec
-from codec.container import ImageHeader, pack_image, unpack_image
-from codec.errors import InputError
-from codec.registry import load_model
+from lcodec.codec import ImageCodec
+from lcodec.codec.container import ImageHeader, pack_image, unpack_image
+from lcodec.codec.errors import InputError
+from lcodec.codec.registry import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,8 +29,7 @@ def _default_sigint() -> None:
 
 
 def _start(*args: str, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=env,
+    return subprocess.Popen([sys.executable, "-m", "lcodec.cli.main", *args], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_default_sigint)
 
@@ -81,8 +80,8 @@ def test_cli_names_the_missing_weights(tmp_path, eval_images):
     header, streams = unpack_image(codec.encode(rgb, 4.0))
     forged = pack_image(ImageHeader("portrait-v7", bytes.fromhex("0123456789abcdef"), 4.0, 64, 64), streams)
     (tmp_path / "f.lcd").write_bytes(forged)
-    proc = subprocess.run([sys.executable, "-m", "cli.main", "decode", "f.lcd", "-o", "f.png"], cwd=tmp_path,
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run([sys.executable, "-m", "lcodec.cli.main", "decode", "f.lcd", "-o", "f.png"], cwd=tmp_path,
+                          capture_output=True, text=True)
     assert proc.returncode == 4
     line = proc.stderr.strip()
     assert "portrait-v7" in line and "0123456789abcdef" in line and "--model" in line

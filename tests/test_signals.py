@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,15 +14,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from codec.video_io import FrameSink
+from lcodec.codec.video_io import FrameSink
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H, FRAMES = 256, 192, 24
 
 
 def _start(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.Popen([sys.executable, "-m", "lcodec.cli.main", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -72,8 +71,8 @@ def test_sigterm_during_video_encode_leaves_no_file(tmp_path, clip):
 
 
 def test_sighup_during_video_decode_leaves_no_file(tmp_path, clip):
-    from codec.video_codec import VideoCodec
-    from codec.video_io import open_video
+    from lcodec.codec.video_codec import VideoCodec
+    from lcodec.codec.video_io import open_video
 
     src = open_video(clip)
     with open(tmp_path / "pan.lcd", "wb") as f:

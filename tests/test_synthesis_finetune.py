@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from bench.metrics import psnr_rgb
-from bench.synthesis_finetune import main
-from codec import ImageCodec
-from codec.image_model import ModelConfig
-from codec.registry import bundled_paths, load_weights_file
+from lcodec.bench.metrics import psnr_rgb
+from lcodec.bench.synthesis_finetune import main
+from lcodec.codec import ImageCodec
+from lcodec.codec.image_model import ModelConfig
+from lcodec.codec.registry import bundled_paths, load_weights_file
 
 
 def _checkpoint(path, change: str) -> None:

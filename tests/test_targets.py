@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.metrics import sequence_psnr
-from bench.monotonic import dominated, non_monotonic_note
-from codec import ImageCodec
+from lcodec.bench.metrics import sequence_psnr
+from lcodec.bench.monotonic import dominated, non_monotonic_note
+from lcodec.codec import ImageCodec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,7 @@ def test_sequence_psnr_is_from_the_mean_mse():
 
 
 def test_bd_figures_are_shown_only_in_pairs(tmp_path):
-    from bench.run_video import video_summary
+    from lcodec.bench.run_video import video_summary
 
     src = ROOT / "bench" / "results" / "video"
     for name in ("vvc", "ours", "x265"):

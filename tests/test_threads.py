@@ -12,8 +12,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import main
-from codec.threads import ENV_THREADS, requested_threads
+from lcodec.cli.main import main
+from lcodec.codec.threads import ENV_THREADS, requested_threads
 
 
 def test_requested_threads_from_option_then_environment(monkeypatch):
@@ -57,7 +57,7 @@ def test_lcodec_asks_openmp_for_passive_waiting_unless_told_otherwise():
 
 
 def test_bench_threads_times_one_encode_and_a_pair(tmp_path):
-    from bench.threads import concurrency
+    from lcodec.bench.threads import concurrency
 
     img = tmp_path / "a.png"
     Image.fromarray((np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)).save(img)

@@ -7,12 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-import codec.image_codec as ic
-from codec import ImageCodec
-from codec.container import ImageHeader, pack_image, read_header, unpack_image
-from codec.image_model import MAX_GS_BLOCKS
-from codec.image_codec import _psnr
-from codec.transforms import HYPER_STRIDE, pad_to_multiple
+import lcodec.codec.image_codec as ic
+from lcodec.codec import ImageCodec
+from lcodec.codec.container import ImageHeader, pack_image, read_header, unpack_image
+from lcodec.codec.image_model import MAX_GS_BLOCKS
+from lcodec.codec.image_codec import _psnr
+from lcodec.codec.transforms import HYPER_STRIDE, pad_to_multiple
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_tiled_rgba_keeps_alpha_and_size(codec, eval_images):
 def test_synthesis_receptive_field_stays_inside_the_tile_margin(blocks):
     """Tiled g_s equals untiled only while a latent reaches no pixel beyond TRANSFORM_MARGIN; the
     residual blocks of `--arch gs_blocks=K` widen that reach, so it is checked with them too."""
-    from codec.transforms import LATENT_STRIDE, SynthesisTransform
+    from lcodec.codec.transforms import LATENT_STRIDE, SynthesisTransform
 
     torch.manual_seed(0)
     g_s = SynthesisTransform(16, 8, blocks)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from bench.top_end import block_pca_psnr, detail, main, worst_crop
+from lcodec.bench.top_end import block_pca_psnr, detail, main, worst_crop
 
 
 def test_block_pca_bound_grows_with_components_and_is_exact_at_full_rank():

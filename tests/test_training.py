@@ -11,9 +11,9 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import main
-from codec import ImageCodec
-from codec.registry import bundled_paths, load_weights_file
+from lcodec.cli.main import main
+from lcodec.codec import ImageCodec
+from lcodec.codec.registry import bundled_paths, load_weights_file
 
 TINY = ["--steps", "3", "--batch", "2", "--patch", "64", "--warmup", "1", "--val-every", "3",
         "--val-images", "1"]
@@ -33,7 +33,7 @@ def test_train_resume_export_encode(tmp_path, tiny_data):
     # resume: more steps continue from step 3
     res = r.invoke(main, ["train", "--data", str(tiny_data), "--out", str(run), *TINY[:-6], "--steps", "5"])
     assert res.exit_code == 0, res.output
-    from codec.training.loop import load_checkpoint
+    from lcodec.codec.training.loop import load_checkpoint
 
     assert load_checkpoint(run / "last.pt")["step"] == 5
     weights = tmp_path / "tiny.lcw"
@@ -109,7 +109,7 @@ def _train_rows(run: Path) -> list[dict]:
 
 def test_log_rows_average_the_steps_since_the_last_row(tmp_path, tiny_data, capsys):
     """Metrics stay on the device between log rows; a row holds their means over its steps."""
-    from codec.training.loop import TrainConfig, train
+    from lcodec.codec.training.loop import TrainConfig, train
 
     common = dict(data=str(tiny_data), steps=7, batch=1, patch=64, warmup=1, device="cpu", val_every=0)
     train(TrainConfig(out=str(tmp_path / "every"), log_every=1, **common), progress=False)
@@ -124,7 +124,7 @@ def test_log_rows_average_the_steps_since_the_last_row(tmp_path, tiny_data, caps
 
 def test_configs_of_older_checkpoints_still_load():
     """Fields added to TrainConfig have defaults; a stored config from before them loads."""
-    from codec.training.loop import TrainConfig, config_from_dict
+    from lcodec.codec.training.loop import TrainConfig, config_from_dict
 
     old = {"data": "d", "out": "o", "val": None, "steps": 6200, "batch": 8, "patch": 128, "lr": 3e-4,
            "min_lr": 1e-5, "warmup": 200, "weight_decay": 0.0, "clip": 1.0, "gain_lr_scale": 20.0, "metric": "mse",
@@ -136,7 +136,7 @@ def test_configs_of_older_checkpoints_still_load():
 
 
 def test_load_learned_reports_what_does_not_fit():
-    from codec.registry import load_learned
+    from lcodec.codec.registry import load_learned
 
     net = torch.nn.Linear(3, 2)
     good = {"weight": torch.ones(2, 3), "bias": torch.zeros(2), "z_prior.cdf_table": torch.zeros(4, 5)}
@@ -149,9 +149,9 @@ def test_load_learned_reports_what_does_not_fit():
 
 
 def test_weights_metadata_from_the_header_alone(tmp_path):
-    from codec.errors import InputError
-    from codec.registry import bundled_paths, read_weights_metadata
-    from codec.training.loop import init_architecture
+    from lcodec.codec.errors import InputError
+    from lcodec.codec.registry import bundled_paths, read_weights_metadata
+    from lcodec.codec.training.loop import init_architecture
 
     path = bundled_paths()["default"]
     full = load_weights_file(path)[1]
@@ -177,7 +177,7 @@ def test_weights_metadata_from_the_header_alone(tmp_path):
 
 
 def test_weights_bytes_do_not_depend_on_the_metadata_order():
-    from codec.registry import parse_weights, weights_bytes
+    from lcodec.codec.registry import parse_weights, weights_bytes
 
     state = {"b": torch.arange(6, dtype=torch.float16).view(2, 3), "a": torch.ones(4, dtype=torch.int32)}
     meta = {"name": "x", "format": "lcodec-weights-1", "info": "{}", "config": "{}"}
@@ -191,8 +191,8 @@ def test_weights_bytes_do_not_depend_on_the_metadata_order():
 
 
 def test_quality_bias_skews_training_towards_low_levels():
-    from codec.quality import QUALITY_MIN
-    from codec.training.loop import sample_qualities
+    from lcodec.codec.quality import QUALITY_MIN
+    from lcodec.codec.training.loop import sample_qualities
 
     QUALITY_MAX = 8.0  # the default model's levels  # noqa: N806
     # bias 1 draws exactly the sequence uniform sampling always drew (resumed runs stay reproducible)
@@ -222,8 +222,8 @@ def test_quality_bias_option_is_range_checked(tmp_path, tiny_data):
 
 
 def test_level_weight_evens_out_the_levels_say_without_changing_the_logged_loss():
-    from codec.quality import lambda_for
-    from codec.training.loop import rd_loss
+    from lcodec.codec.quality import lambda_for
+    from lcodec.codec.training.loop import rd_loss
 
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(2, 3, 16, 16, generator=gen)
@@ -255,7 +255,7 @@ def test_level_weight_option_is_range_checked(tmp_path, tiny_data):
 def test_train_only_changes_only_the_named_part(tmp_path, tiny_data, part):
     """Training only g_s (or only its added blocks) leaves every other tensor, and so every latent and
     every file's bits, as --init had them."""
-    from codec.training.loop import load_checkpoint
+    from lcodec.codec.training.loop import load_checkpoint
 
     res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(tmp_path / "run"), "--steps", "2",
                                     "--batch", "1", "--patch", "64", "--warmup", "1", "--lr", "1e-3",
@@ -285,8 +285,8 @@ def test_train_only_option_is_checked(tmp_path, tiny_data, args, message):
 def test_ema_is_checkpointed_resumed_exactly_and_exported_by_default(tmp_path, tiny_data):
     """The weights' moving average follows the raw weights, continues from the checkpoint's average on
     resume, and is what `export` writes unless --raw."""
-    from codec.training.ema import averaged_state
-    from codec.training.loop import TrainConfig, load_checkpoint, train
+    from lcodec.codec.training.ema import averaged_state
+    from lcodec.codec.training.loop import TrainConfig, load_checkpoint, train
 
     common = dict(data=str(tiny_data), batch=1, patch=64, warmup=1, device="cpu", val_every=0, lr=1e-3,
                   ema_decay=0.5, seed=3)
@@ -314,7 +314,7 @@ def test_ema_is_checkpointed_resumed_exactly_and_exported_by_default(tmp_path, t
 
 
 def test_training_without_ema_and_a_checkpoint_without_one(tmp_path, tiny_data, capsys):
-    from codec.training.loop import TrainConfig, load_checkpoint, train
+    from lcodec.codec.training.loop import TrainConfig, load_checkpoint, train
 
     common = dict(data=str(tiny_data), batch=1, patch=64, warmup=1, device="cpu", val_every=0)
     train(TrainConfig(out=str(tmp_path / "r"), steps=1, ema_decay=0.0, **common), progress=False)
@@ -328,7 +328,7 @@ def test_pause_file_holds_the_loop_until_removed(tmp_path):
     import threading
     import time
 
-    from codec.training.loop import wait_while_paused
+    from lcodec.codec.training.loop import wait_while_paused
 
     assert wait_while_paused(tmp_path) == 0.0
     (tmp_path / "PAUSE").touch()
@@ -339,7 +339,7 @@ def test_pause_file_holds_the_loop_until_removed(tmp_path):
 
 
 def test_fast_path_uses_bf16_only_where_the_device_computes_it(monkeypatch):
-    from codec.training import fast_path
+    from lcodec.codec.training import fast_path
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(fast_path, "cpu_bf16_kind", lambda: None)
@@ -366,7 +366,7 @@ def test_train_prints_what_it_is_about_to_do(tmp_path, tiny_data):
 
 def test_an_interrupted_run_keeps_its_steps(tmp_path, tiny_data, monkeypatch):
     """Ctrl-C (or SIGTERM, which the CLI turns into an exception) checkpoints the steps done before it."""
-    from codec.training import loop
+    from lcodec.codec.training import loop
 
     calls = {"n": 0}
     real = loop.train_step
@@ -387,8 +387,8 @@ def test_an_interrupted_run_keeps_its_steps(tmp_path, tiny_data, monkeypatch):
 
 def test_loss_gap_compares_like_with_like(tiny_data):
     """The same patches give no gap; noise, which no model predicts, gives a large one."""
-    from codec.image_model import ARCHITECTURES, ImageModel
-    from codec.training.generalisation import fixed_patches, loss_gap
+    from lcodec.codec.image_model import ARCHITECTURES, ImageModel
+    from lcodec.codec.training.generalisation import fixed_patches, loss_gap
 
     torch.manual_seed(0)
     model = ImageModel(ARCHITECTURES["small"])

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.transform_ceiling import main, unquantized
-from codec import ImageCodec
-from codec.container import unpack_image
-from codec.registry import bundled_levels
+from lcodec.bench.transform_ceiling import main, unquantized
+from lcodec.codec import ImageCodec
+from lcodec.codec.container import unpack_image
+from lcodec.codec.registry import bundled_levels
 
 
 def test_unquantized_ceiling_lies_above_the_coded_psnr(tmp_path, eval_images, capsys):
@@ -40,8 +40,8 @@ def test_unquantized_keeps_size_and_dtype(eval_images):
 
 
 def test_widened_levels_reach_higher_rates_and_keep_the_old_ones(tmp_path, eval_images, eight_level_weights):
-    from bench.level_extension import main as extension_main
-    from bench.level_extension import widened_weights
+    from lcodec.bench.level_extension import main as extension_main
+    from lcodec.bench.level_extension import widened_weights
 
     with Image.open(eval_images[3]) as im:
         rgb = np.ascontiguousarray(np.asarray(im.convert("RGB"))[:96, :160])

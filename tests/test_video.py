@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import main
-from codec.errors import FormatError, InputError
-from codec.video_codec import VideoCodec
-from codec.video_container import VideoReader
-from codec.video_io import FrameSink
+from lcodec.cli.main import main
+from lcodec.codec.errors import FormatError, InputError
+from lcodec.codec.video_codec import VideoCodec
+from lcodec.codec.video_container import VideoReader
+from lcodec.codec.video_io import FrameSink
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H, N = 101, 67, 6  # odd sizes: padding and cropping back must be exact
@@ -152,7 +152,7 @@ def test_corrupt_p_frame_is_reported_with_its_index(encoded, tmp_path):
 def test_frame_quality_above_the_models_levels_is_a_format_error(encoded, codec, monkeypatch):
     import dataclasses
 
-    from codec.video_container import FrameRecord
+    from lcodec.codec.video_container import FrameRecord
 
     # a well-formed record (valid CRC, same length) claiming quality 9 for a model with 8 levels (a
     # bundled image model with more is made to declare 8: the check reads the model's configuration)
@@ -219,7 +219,7 @@ def test_python_api_streams_frames(codec):
 
 
 def test_fuzzed_video_streams_end_in_frames_or_documented_errors(codec):
-    from bench.fuzz_video import fuzz_video
+    from lcodec.bench.fuzz_video import fuzz_video
 
     d = fuzz_video(150, seed=11, codec=codec, time_limit=10.0).to_dict()
     assert d["cases"] == 150 and d["finding_count"] == 0, d["findings"][:3]
@@ -242,7 +242,7 @@ def test_train_video_resume_export_and_use(tmp_path, clip):
     assert res.exit_code == 0, res.output
     res = r.invoke(main, ["train-video", *tiny, "--steps", "3"])
     assert res.exit_code == 0, res.output
-    from codec.training.loop import load_checkpoint
+    from lcodec.codec.training.loop import load_checkpoint
 
     assert load_checkpoint(run / "last.pt")["step"] == 3
     rows = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
@@ -264,8 +264,8 @@ def test_train_video_resume_export_and_use(tmp_path, clip):
 def test_latent_windows_are_consecutive_frames_of_one_clip(clip):
     import torch
 
-    from codec.registry import get_model
-    from codec.training.video_data import LatentClips
+    from lcodec.codec.registry import get_model
+    from lcodec.codec.training.video_data import LatentClips
 
     data = LatentClips(clip[0].parent, get_model("default").model, progress=False)
     lat = data.clips[0]
@@ -306,7 +306,7 @@ def test_bench_video_p_and_speed_commands(tmp_path, clip):
     assert row["saving"] == pytest.approx(1 - row["p_frame_bytes"] / row["intra_frame_bytes"], abs=1e-3)
     assert out.with_suffix(".md").read_text().startswith("| clip")
     # --model measures given video weights: the bundled file by path gives the same figures
-    from codec.video_model import bundled_video_paths
+    from lcodec.codec.video_model import bundled_video_paths
 
     lcv = str(bundled_video_paths()["default"])
     res = r.invoke(main, ["bench", "video-p", str(clip[0]), "--frames", "3", "--quality", "4", "--model", lcv,
@@ -321,7 +321,7 @@ def test_bench_video_p_and_speed_commands(tmp_path, clip):
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "s.json").read_text())["rows"][0]["decode_fps"] > 0
     # qualities outside the codec's range are a one-line usage error before any clip is read
-    from codec.registry import bundled_levels
+    from lcodec.codec.registry import bundled_levels
 
     levels = bundled_levels()
     res = r.invoke(main, ["bench", "video-p", str(clip[0]), "--quality", f"4,{levels + 1}"])
@@ -331,7 +331,7 @@ def test_bench_video_p_and_speed_commands(tmp_path, clip):
 
 
 def test_exact_video_latents_do_not_depend_on_arithmetic_and_float_version_still_decodes(codec):
-    from bench.determinism import integer_reference
+    from lcodec.bench.determinism import integer_reference
 
     frames = _moving_frames(4)
     blobs = {}
@@ -360,7 +360,7 @@ def test_gpu_encoded_video_decodes_identically_on_cpu():
     import copy
     import dataclasses
 
-    from codec.video_model import get_video_model
+    from lcodec.codec.video_model import get_video_model
 
     def fresh(device: str) -> VideoCodec:  # separate copies: Module.to() moves shared models in place
         loaded = get_video_model(None)

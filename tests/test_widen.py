@@ -11,11 +11,11 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from cli.main import main
-from codec import ImageCodec
-from codec.image_model import ImageModel, ModelConfig
-from codec.registry import bundled_paths, load_weights_file
-from codec.training.widen import widen_state
+from lcodec.cli.main import main
+from lcodec.codec import ImageCodec
+from lcodec.codec.image_model import ImageModel, ModelConfig
+from lcodec.codec.registry import bundled_paths, load_weights_file
+from lcodec.codec.training.widen import widen_state
 
 
 def _learned(path) -> tuple[dict[str, torch.Tensor], ModelConfig]:
@@ -114,7 +114,7 @@ def test_added_quality_levels_keep_the_old_ones_and_extend_the_gain_ladder(eight
 
 
 def test_model_with_more_levels_codes_the_new_qualities(tmp_path, tiny_data, eight_level_weights):
-    from codec.errors import QualityError
+    from lcodec.codec.errors import QualityError
 
     run, weights = tmp_path / "run", tmp_path / "ten.lcw"
     r = CliRunner()
@@ -175,7 +175,7 @@ def test_gs_blocks_may_be_zero_but_not_negative():
 
 
 def test_gs_blocks_are_capped_by_the_tile_margin():
-    from codec.image_model import MAX_GS_BLOCKS
+    from lcodec.codec.image_model import MAX_GS_BLOCKS
 
     assert BASE.updated(f"gs_blocks={MAX_GS_BLOCKS}").gs_blocks == MAX_GS_BLOCKS
     with pytest.raises(ValueError, match="margin"):
@@ -183,9 +183,9 @@ def test_gs_blocks_are_capped_by_the_tile_margin():
 
 
 def test_named_architectures_and_the_default_of_a_new_run():
-    from codec.image_model import ARCHITECTURES, ModelConfig, architecture
-    from codec.registry import bundled_paths, config_of, read_weights_metadata
-    from codec.training.loop import TrainConfig, resolve_architecture
+    from lcodec.codec.image_model import ARCHITECTURES, ModelConfig, architecture
+    from lcodec.codec.registry import bundled_paths, config_of, read_weights_metadata
+    from lcodec.codec.training.loop import TrainConfig, resolve_architecture
 
     bundled = config_of(read_weights_metadata(bundled_paths()["default"]))
     assert ARCHITECTURES["default"] == bundled  # a new run trains what ships

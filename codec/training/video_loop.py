@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from entropy_models.quantize import noisy_or_rounded
+from lcodec.entropy_models.quantize import noisy_or_rounded
 
 from ..quality import QUALITY_MIN, lambda_for
 from ..registry import get_model, load_learned
