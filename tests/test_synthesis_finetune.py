@@ -1,4 +1,4 @@
-"""bench.synthesis_finetune: other g_s weights decoding the bundled model's own coded latents."""
+"""tools.synthesis_finetune: other g_s weights decoding the bundled model's own coded latents."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 
 from lcodec.bench.metrics import psnr_rgb
-from lcodec.bench.synthesis_finetune import main
 from lcodec.codec import ImageCodec
 from lcodec.codec.image_model import ModelConfig
 from lcodec.codec.registry import bundled_paths, load_weights_file
+
+from tools.synthesis_finetune import main
 
 
 def _checkpoint(path, change: str) -> None:

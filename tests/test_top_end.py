@@ -1,4 +1,4 @@
-"""bench.top_end: per-image diagnostics of what bounds the top of the RD curve."""
+"""tools.top_end: per-image diagnostics of what bounds the top of the RD curve."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from lcodec.bench.top_end import block_pca_psnr, detail, main, worst_crop
+from tools.top_end import block_pca_psnr, detail, main, worst_crop
 
 
 def test_block_pca_bound_grows_with_components_and_is_exact_at_full_rank():

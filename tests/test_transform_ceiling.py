@@ -1,4 +1,4 @@
-"""bench.transform_ceiling: the transforms alone bound what coding at a quality can reach."""
+"""tools.transform_ceiling (and tools.level_extension): the transforms alone bound what coding at a quality can reach."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lcodec.bench.transform_ceiling import main, unquantized
 from lcodec.codec import ImageCodec
 from lcodec.codec.container import unpack_image
 from lcodec.codec.registry import bundled_levels
+
+from tools.transform_ceiling import main, unquantized
 
 
 def test_unquantized_ceiling_lies_above_the_coded_psnr(tmp_path, eval_images, capsys):
@@ -40,8 +41,8 @@ def test_unquantized_keeps_size_and_dtype(eval_images):
 
 
 def test_widened_levels_reach_higher_rates_and_keep_the_old_ones(tmp_path, eval_images, eight_level_weights):
-    from lcodec.bench.level_extension import main as extension_main
-    from lcodec.bench.level_extension import widened_weights
+    from tools.level_extension import main as extension_main
+    from tools.level_extension import widened_weights
 
     with Image.open(eval_images[3]) as im:
         rgb = np.ascontiguousarray(np.asarray(im.convert("RGB"))[:96, :160])

@@ -1,6 +1,6 @@
 """What bounds the top of the image rate-distortion curve: the data, the latent width or g_s.
 
-`bench.transform_ceiling` shows the coded PSNR of the top qualities pressing against the transforms'
+`tools.transform_ceiling` shows the coded PSNR of the top qualities pressing against the transforms'
 unquantized ceiling. This script asks which part of the model sets that ceiling, per image:
 
 * detail: the mean absolute difference between neighbouring pixels of each evaluation image, and of
@@ -12,7 +12,7 @@ unquantized ceiling. This script asks which part of the model sets that ceiling,
   optimised directly for MSE through g_s. What that gains over g_a's latent is the most a better
   encoder could add; what it does not is the synthesis transform's own limit.
 
-    python -m lcodec.bench.top_end ../shared/data/eval --train ../shared/data/train --out bench/results/top-end.json
+    python -m tools.top_end ../shared/data/eval --train ../shared/data/train --out bench/results/studies/top-end.json
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ import torch
 from lcodec.bench.metrics import psnr_rgb
 from lcodec.bench.report import show_and_save
 from lcodec.bench.run_images import list_images
-from lcodec.bench.transform_ceiling import unquantized
 from lcodec.codec import ImageCodec
 from lcodec.codec.image_io import read_image
 from lcodec.codec.training.data import PatchSampler
 from lcodec.codec.transforms import LATENT_STRIDE, from_pixels, to_pixels
+
+from tools.transform_ceiling import unquantized
 
 
 def detail(rgb: np.ndarray) -> float:

@@ -13,7 +13,7 @@
 #   lcodec pack-patches --data ../shared/data/train -o .gpu-data/train.lcp --max-mb 22   # all 81 photos
 #   lcodec export ../runs/campaign/last.pt -o .gpu-data/init.lcw   # optional: start from the campaign's EMA
 #
-# then device `run` with carry [".whl", ".gpu-data"], timeout_s 600 and the command `bash bench/gpu_checks.sh`
+# then device `run` with carry [".whl", ".gpu-data"], timeout_s 600 and the command `bash tools/gpu_checks.sh`
 # (tracked files ~35 MB + pack 22 MiB + eval 5 MB stays under the 64 MiB a call may carry; with init.lcw
 # use --max-mb 6 for the pack; `git ls-files -z | xargs -0 du -cb` gives the first figure).
 # TRAIN_MINUTES (default 6) sets the training window; the learning rate stays at 1e-4 after warm-up (the

@@ -6,7 +6,7 @@ latent left unquantized. The unquantized PSNR is the ceiling that no entropy mod
 that quality: when the coded PSNR approaches it the level is limited by transform capacity, which is
 what a saturating top of the RD curve means.
 
-    python -m lcodec.bench.transform_ceiling ../shared/data/eval --out bench/results/transform-ceiling.json
+    python -m tools.transform_ceiling ../shared/data/eval --out bench/results/studies/transform-ceiling.json
 """
 
 from __future__ import annotations

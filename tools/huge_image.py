@@ -5,8 +5,8 @@ for the 768-pixel-wide ones) and cropped to the shortest, rows repeated and cut 
 photographic content at 8K without shipping an 8K file. `lcodec encode` and `lcodec decode` run in
 fresh processes, each reporting its own wall time and peak resident memory (max RSS, model included).
 
-    python -m lcodec.bench.huge_image ../shared/data/eval --out bench/results/huge-image.json
-    python -m lcodec.bench.huge_image ../shared/data/eval --seams --out bench/results/tiling-seams.json
+    python -m tools.huge_image ../shared/data/eval --out bench/results/tiling/huge-image.json
+    python -m tools.huge_image ../shared/data/eval --seams --out bench/results/tiling/tiling-seams.json
 """
 
 from __future__ import annotations

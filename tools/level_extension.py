@@ -2,12 +2,12 @@
 
 The bundled model (or `--model`, a weights file) is widened to `--levels` levels (codec.training.widen: the old levels keep their
 gains, the new ones continue each channel's log-gain step) and written as a weights file; then
-bench.transform_ceiling codes the images at every level from `--from` up (real files) and runs the
+tools.transform_ceiling codes the images at every level from `--from` up (real files) and runs the
 transforms alone. The rows show how far the extrapolated levels reach in rate, and how close they sit
 to the transform ceiling, i.e. what training the new levels has to add. The ladder has 12 rungs, so a
 model that already has 12 levels (the bundled one since run 14) cannot be widened further.
 
-    python -m lcodec.bench.level_extension ../shared/data/eval --model eight.lcw --levels 12 --out ext.json
+    python -m tools.level_extension ../shared/data/eval --model eight.lcw --levels 12 --out ext.json
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from lcodec.bench.transform_ceiling import report
-from lcodec.bench.transform_ceiling import run as ceiling_run
 from lcodec.codec.image_model import ImageModel
 from lcodec.codec.registry import (bundled_paths, config_of, load_with_tables, parse_weights, resolve_weights, save_weights,
                             weights_hash)
 from lcodec.codec.training.widen import widen_state
+
+from tools.transform_ceiling import report
+from tools.transform_ceiling import run as ceiling_run
 
 
 def widened_weights(levels: int, out: Path, source: str = "default") -> str:

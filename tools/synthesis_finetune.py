@@ -6,7 +6,7 @@ reconstruction changes. This script checks that claim for each checkpoint (every
 must equal the model's) and then decodes the model's own coded latents (the exact, fixed-point path a
 decoder runs) through the model's g_s and each checkpoint's:
 
-    python -m lcodec.bench.synthesis_finetune ../shared/data/eval runs/gs/last.pt --out bench/results/synthesis-finetune.json
+    python -m tools.synthesis_finetune ../shared/data/eval runs/gs/last.pt --out bench/results/studies/synthesis-finetune.json
 """
 
 from __future__ import annotations
