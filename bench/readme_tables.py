@@ -1,10 +1,15 @@
-"""Render the README's measured tables from the committed files under `bench/results/`.
+"""Render the measured tables of README.md and docs/*.md from the committed files under `bench/results/`.
 
-Each generated table in README.md sits between `<!-- table:NAME -->` and `<!-- /table -->`; this
-module rebuilds the text between them from the result files, so a table can only show what a bench
-run wrote. `python -m lcodec.bench.readme_tables` rewrites the README; `--check` only reports stale tables
-(and `tests/test_readme_tables.py` runs that check, so README and results cannot drift apart).
-The prose around the tables (comparisons with earlier runs, which machine) is written by hand.
+Each generated table sits between `<!-- table:NAME -->` and `<!-- /table -->`, in README.md or any
+document under docs/; this module rebuilds the text between them from the result files, so a table
+can only show what a bench run wrote. `python -m lcodec.bench.readme_tables` rewrites the documents;
+`--check` only reports stale tables (and `tests/test_readme_tables.py` runs that check, so the
+documents and the results cannot drift apart). The prose around the tables is written by hand.
+
+Where the results live (`bench/results/`): `images/`, `video/`, `video-carphone/` (rate-distortion
+per data set), `speed/`, `robustness/` (fuzzing, determinism), `tiling/` (huge images, seams),
+`studies/` (the current result of each study in tools/), `training/` (the campaign) and `history/`
+(one file per earlier run, and every run's training log and config).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ SPEED_TARGETS = {"encode": "<= 1.5 s", "decode": "<= 1.0 s", "coder": ">= 10 M/s
 
 
 class TableError(ValueError):
-    """A README marker names no known table, or a result file is missing or malformed."""
+    """A document's marker names no known table, or a result file is missing or malformed."""
 
 
 def _load(results: Path, name: str) -> Any:
@@ -112,18 +117,19 @@ def ours_vs_all(results: Path) -> str:
     return _rows(["ours against", "codec", "BD-rate PSNR-RGB", "BD-PSNR-RGB", "BD-rate MS-SSIM (dB)"], body)
 
 
-#: Earlier runs shown beside the bundled one in the ceiling table (every run's file stays in bench/results).
+#: Earlier runs shown beside the bundled one in the ceiling table (every run's file stays in bench/results/history).
 CEILING_RUNS_SHOWN = 5
 
 
 def _ceiling_runs(results: Path) -> tuple[dict, list[tuple[int, dict]]]:
-    """The current ceiling and the earlier runs' (newest first), from transform-ceiling[-runN].json."""
-    current = _load(results, "transform-ceiling.json")
+    """The current ceiling and the earlier runs' (newest first), from studies/transform-ceiling.json and
+    history/transform-ceiling-runN.json."""
+    current = _load(results, "studies/transform-ceiling.json")
     earlier = []
-    for path in results.glob("transform-ceiling-run*.json"):
+    for path in (results / "history").glob("transform-ceiling-run*.json"):
         m = re.fullmatch(r"transform-ceiling-run(\d+)\.json", path.name)
         if m:
-            earlier.append((int(m.group(1)), _load(results, path.name)))
+            earlier.append((int(m.group(1)), _load(results, f"history/{path.name}")))
     return current, sorted(earlier, key=lambda t: -t[0])
 
 
@@ -167,7 +173,7 @@ def video_speed(results: Path) -> str:
 
 
 def speed(results: Path) -> str:
-    data = _load(results, "speed.json")
+    data = _load(results, "speed/speed.json")
     body = []
     for t in data["times"]:
         cpu = t["device"] == "cpu"
@@ -188,14 +194,14 @@ def rate_gap(results: Path) -> str:
     body = [[f"{r['quality']:g}", f"{r['real_bpp']:.4f}", f"{r['estimated_bpp']:.4f}", f"{r['gap_percent']:+.2f} %",
              f"{r['continuous_estimate_bpp']:.4f}", f"{r['gap_vs_continuous_percent']:+.2f} %",
              f"{r['container_bytes_per_file']:.1f}", f"{r['streams_gap_percent']:+.2f} %"]
-            for r in _load(results, "speed.json")["rate_gap"]]
+            for r in _load(results, "speed/speed.json")["rate_gap"]]
     return _rows(["quality", "real bpp", "estimate with the coder's table scales", "gap",
                   "estimate with continuous scales (training rate term)", "gap", "container bytes per file",
                   "range-coded streams alone vs the first estimate"], body)
 
 
 def determinism(results: Path) -> str:
-    data = _load(results, "determinism.json")
+    data = _load(results, "robustness/determinism.json")
     s, rows = data["summary"], data["rows"]
     images = len({r["image"] for r in rows})
     qualities = ", ".join(f"q{q:g}" for q in sorted({r["quality"] for r in rows}))
@@ -221,7 +227,7 @@ def determinism(results: Path) -> str:
 
 
 def huge_image(results: Path) -> str:
-    d = _load(results, "huge-image.json")
+    d = _load(results, "tiling/huge-image.json")
     head = f"{d['size']}, q{d['quality']:g}, bundled model, format version {d['format_version']}"
     enc, dec = d["encode"], d["decode"]
     return _rows([head, "wall time", "peak memory (max RSS)"], [
@@ -231,7 +237,7 @@ def huge_image(results: Path) -> str:
 
 
 def tiling_seams(results: Path) -> str:
-    rows = _load(results, "tiling-seams.json")
+    rows = _load(results, "tiling/tiling-seams.json")
     tiled = sorted({k for r in rows for k in r if k.startswith("tiles_")})
     header = ["image, quality", "untiled dB / bpp"] + [f"{k.split('_')[1]}-pixel tiles dB / bpp" for k in tiled]
     body = [[f"{r['image']}, q{r['quality']:g}", f"{r['untiled']['psnr']:.2f} / {r['untiled']['bpp']:.3f}"] +
@@ -249,13 +255,13 @@ TABLES: dict[str, Callable[[Path], str]] = {
 
 
 def render(readme: str, results: Path) -> tuple[str, list[str]]:
-    """The README with every marked table rebuilt, and the names of the tables that changed."""
+    """The document with every marked table rebuilt, and the names of the tables that changed."""
     changed: list[str] = []
 
     def replace(m: re.Match) -> str:
         name = m.group(1)
         if name not in TABLES:
-            raise TableError(f"README marker names an unknown table {name!r} (known: {', '.join(TABLES)})")
+            raise TableError(f"marker names an unknown table {name!r} (known: {', '.join(TABLES)})")
         text = TABLES[name](results)
         if text != m.group(2):
             changed.append(name)
@@ -264,31 +270,46 @@ def render(readme: str, results: Path) -> tuple[str, list[str]]:
     out = MARK.sub(replace, readme)
     opened = len(re.findall(r"<!-- table:[a-z0-9-]+ -->", readme))
     if opened != len(MARK.findall(readme)):
-        raise TableError("README has a `<!-- table:NAME -->` marker without its `<!-- /table -->`")
+        raise TableError("a `<!-- table:NAME -->` marker without its `<!-- /table -->`")
     return out, changed
+
+
+def documents(root: Path = ROOT) -> list[Path]:
+    """The documents whose tables are generated: README.md and every docs/*.md."""
+    return [root / "README.md"] + sorted((root / "docs").glob("*.md"))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lcodec.bench.readme_tables", description=__doc__.split("\n")[0])
-    ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    ap.add_argument("--doc", "--readme", dest="docs", type=Path, action="append", default=None,
+                    help="A document to render (repeatable; default: README.md and docs/*.md).")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--check", action="store_true", help="Only report stale tables (exit 1 if any).")
     args = ap.parse_args(argv)
-    try:
-        text = args.readme.read_text()
-        out, changed = render(text, args.results)
-    except (OSError, TableError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    stale, tables, rewritten = [], 0, []
+    for doc in args.docs or documents():
+        try:
+            text = doc.read_text()
+            out, changed = render(text, args.results)
+        except OSError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except TableError as exc:
+            print(f"error: {doc}: {exc}", file=sys.stderr)
+            return 2
+        tables += len(MARK.findall(text))
+        stale += [f"{doc.name}: {name}" for name in changed]
+        if changed and not args.check:
+            rewritten.append((doc, out))
     if args.check:
-        if changed:
-            print(f"stale README tables (run `python -m lcodec.bench.readme_tables`): {', '.join(changed)}", file=sys.stderr)
+        if stale:
+            print(f"stale tables (run `python -m lcodec.bench.readme_tables`): {', '.join(stale)}", file=sys.stderr)
             return 1
-        print(f"{len(MARK.findall(text))} README tables match bench/results")
+        print(f"{tables} tables match bench/results")
         return 0
-    if changed:
-        args.readme.write_text(out)
-    print(f"updated: {', '.join(changed)}" if changed else "README tables already match bench/results")
+    for doc, out in rewritten:  # written only once every document rendered
+        doc.write_text(out)
+    print(f"updated: {', '.join(stale)}" if stale else "tables already match bench/results")
     return 0
 
 

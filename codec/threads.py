@@ -4,7 +4,7 @@ torch's CPU kernels run on OpenMP threads, and GNU OpenMP lets a thread that rea
 parallel region spin (busy-wait) for a while before it sleeps. That is free on an idle machine, but
 when two such processes share the cores, each process's spinning threads hold the cores its peer's
 working threads need, and both slow down far more than sharing explains (measured in
-`bench/results/threads.json`). lcodec therefore asks for passive waiting (OMP_WAIT_POLICY=PASSIVE)
+`bench/results/speed/threads.json`). lcodec therefore asks for passive waiting (OMP_WAIT_POLICY=PASSIVE)
 unless the user set a policy; OpenMP reads it once, when torch is first imported, so it is set on
 importing `codec` or the `lcodec` command. The thread count comes from `--threads`, else the
 LCODEC_THREADS environment variable, else torch's default (one per core).

@@ -1,4 +1,4 @@
-"""The README's measured tables are rebuilt from bench/results and must match them."""
+"""The measured tables of README.md and docs/*.md are rebuilt from bench/results and must match them."""
 
 from __future__ import annotations
 
@@ -16,14 +16,20 @@ RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
 
 
-def test_readme_tables_match_committed_results():
-    text = README.read_text()
-    out, changed = render(text, RESULTS)
-    assert changed == [], f"stale README tables: {changed} (run `python -m lcodec.bench.readme_tables`)"
-    assert out == text
-    # Every table the module knows is in the README, so none can silently fall out of step.
+def test_document_tables_match_committed_results():
+    docs = readme_tables.documents()
+    assert docs[0] == README  # then docs/*.md
+    texts = []
+    for doc in docs:
+        text = doc.read_text()
+        out, changed = render(text, RESULTS)
+        assert changed == [], f"stale tables in {doc.name}: {changed} (run `python -m lcodec.bench.readme_tables`)"
+        assert out == text
+        texts.append(text)
+    # Every table the module knows is in some document, so none can silently fall out of step.
     for name in readme_tables.TABLES:
-        assert f"<!-- table:{name} -->" in text
+        assert any(f"<!-- table:{name} -->" in text for text in texts), name
+    assert main(["--check"]) == 0
 
 
 @pytest.fixture
@@ -33,13 +39,18 @@ def results_copy(tmp_path: Path) -> Path:
     return dst
 
 
+def _document_with(table: str) -> Path:
+    return next(doc for doc in readme_tables.documents() if f"<!-- table:{table} -->" in doc.read_text())
+
+
 def test_changed_result_makes_table_stale_and_is_rewritten(results_copy: Path, tmp_path: Path):
-    readme = tmp_path / "README.md"
-    readme.write_text(README.read_text())
-    speed = json.loads((results_copy / "speed.json").read_text())
+    source = _document_with("speed")
+    readme = tmp_path / source.name
+    readme.write_text(source.read_text())
+    speed = json.loads((results_copy / "speed" / "speed.json").read_text())
     speed["times"][0]["decode_s"] = 9.8765
     speed["rate_gap"][0]["gap_percent"] = 12.345
-    (results_copy / "speed.json").write_text(json.dumps(speed))
+    (results_copy / "speed" / "speed.json").write_text(json.dumps(speed))
     args = ["--readme", str(readme), "--results", str(results_copy)]
     assert main(args + ["--check"]) == 1
     assert main(args) == 0
@@ -49,13 +60,23 @@ def test_changed_result_makes_table_stale_and_is_rewritten(results_copy: Path, t
     assert main(args + ["--check"]) == 0
     # Text outside the markers is untouched.
     outside = lambda t: readme_tables.MARK.sub(r"<\1>", t)
-    assert outside(text) == outside(README.read_text())
+    assert outside(text) == outside(source.read_text())
+
+
+def test_every_document_is_checked_and_rewritten(results_copy: Path, tmp_path: Path):
+    one, two = tmp_path / "README.md", tmp_path / "two.md"
+    one.write_text("# a\n<!-- table:speed -->\nold\n<!-- /table -->\n")
+    two.write_text("<!-- table:determinism -->\nold\n<!-- /table -->\ntext\n")
+    args = ["--doc", str(one), "--doc", str(two), "--results", str(results_copy)]
+    assert main(args + ["--check"]) == 1
+    assert main(args) == 0 and main(args + ["--check"]) == 0
+    assert "| decode the same |" in one.read_text() and two.read_text().endswith("<!-- /table -->\ntext\n")
 
 
 def test_new_ceiling_run_adds_a_column(results_copy: Path):
-    current_path = results_copy / "transform-ceiling.json"
+    current_path = results_copy / "studies" / "transform-ceiling.json"
     current = json.loads(current_path.read_text())
-    shutil.copy(current_path, results_copy / "transform-ceiling-run98.json")
+    shutil.copy(current_path, results_copy / "history" / "transform-ceiling-run98.json")
     for recorded in (99, None):  # the run the file records, else one after the newest kept run
         current.pop("run", None)
         if recorded:
@@ -72,7 +93,8 @@ def test_new_ceiling_run_adds_a_column(results_copy: Path):
 
 def test_ceiling_table_shows_only_the_newest_earlier_runs(results_copy: Path):
     for k in range(90, 99):
-        shutil.copy(results_copy / "transform-ceiling.json", results_copy / f"transform-ceiling-run{k}.json")
+        shutil.copy(results_copy / "studies" / "transform-ceiling.json",
+                    results_copy / "history" / f"transform-ceiling-run{k}.json")
     header = readme_tables.ceiling(results_copy).splitlines()[0]
     earlier = header.strip("| ").split(" | ")[5:]  # after quality, bpp, coded, unquantized, gap
     shown = [int(cell.split()[1]) for cell in earlier]
@@ -98,7 +120,7 @@ def test_bad_markers_and_missing_results(results_copy: Path, tmp_path: Path):
         render("<!-- table:nope -->\n| a |\n<!-- /table -->\n", results_copy)
     with pytest.raises(TableError, match="without its"):
         render("<!-- table:speed -->\n| a |\n", results_copy)
-    (results_copy / "huge-image.json").unlink()
+    (results_copy / "tiling" / "huge-image.json").unlink()
     with pytest.raises(TableError, match="huge-image.json: missing"):
         render("<!-- table:huge-image -->\nold\n<!-- /table -->\n", results_copy)
     readme = tmp_path / "R.md"
