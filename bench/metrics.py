@@ -1,4 +1,4 @@
-"""Distortion and rate metrics on real decoded pixels.
+"""Distortion and rate metrics on real decoded pixels (PSNR itself is `codec.metrics`'s, re-exported).
 
 Everything works on 8-bit arrays (H, W, 3) uint8 as the files decode, never on the codecs' own
 float reconstructions, so every codec is measured the same way.
@@ -10,7 +10,10 @@ import math
 
 import numpy as np
 
-MAX_PSNR = 100.0  # identical images: a finite cap so results stay valid JSON numbers
+from lcodec.codec.metrics import MAX_PSNR, mse, psnr, sequence_psnr
+
+__all__ = ["MAX_PSNR", "bpp", "mse", "ms_ssim_db", "ms_ssim_rgb", "psnr", "psnr_rgb", "psnr_yuv_611", "sequence_psnr"]
+
 MSSSIM_MIN_SIDE = 161  # pytorch-msssim's 5 scales need the smaller side > 160 pixels
 
 
@@ -19,37 +22,9 @@ def bpp(num_bytes: int, height: int, width: int) -> float:
     return num_bytes * 8.0 / (height * width)
 
 
-def mse(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean squared error of two equally shaped integer arrays (computed in float64)."""
-    if a.shape != b.shape:
-        raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
-    d = a.astype(np.float64) - b.astype(np.float64)
-    return float(np.mean(d * d))
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    """PSNR in dB over all samples of two arrays; capped at MAX_PSNR for identical inputs."""
-    m = mse(a, b)
-    if m == 0.0:
-        return MAX_PSNR
-    return min(MAX_PSNR, 10.0 * math.log10(peak * peak / m))
-
-
-def sequence_psnr(frame_psnrs: list[float], peak: float = 255.0) -> float:
-    """PSNR of a sequence from its frames' PSNRs: 10 log10(peak^2 / mean MSE over frames), what the
-    reference tools (HM/VTM, ffmpeg's psnr filter) report; capped at MAX_PSNR like `psnr`.
-
-    Averaging per-frame dB instead lets one perfect (e.g. black) frame at the cap lift the whole clip
-    by several dB. A frame at the cap counts as MSE 0."""
-    if not frame_psnrs:
-        raise ValueError("no frames")
-    mses = [0.0 if p >= MAX_PSNR else peak * peak * 10.0 ** (-p / 10.0) for p in frame_psnrs]
-    m = sum(mses) / len(mses)
-    return MAX_PSNR if m == 0.0 else min(MAX_PSNR, 10.0 * math.log10(peak * peak / m))
-
-
 def psnr_rgb(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR on 8-bit RGB: one MSE over the three channels (the usual learned-codec definition)."""
+    """`codec.metrics.psnr` of two 8-bit RGB images (one MSE over the three channels), checking that
+    they are 8-bit: what the files decode to, never a codec's float reconstruction."""
     if a.dtype != np.uint8 or b.dtype != np.uint8:
         raise TypeError("psnr_rgb expects uint8 arrays")
     return psnr(a, b)

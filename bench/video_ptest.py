@@ -12,7 +12,6 @@ torch's thread count, and on CUDA when there is a device.
 from __future__ import annotations
 
 import io
-import math
 import time
 from pathlib import Path
 
@@ -22,10 +21,7 @@ import torch
 from lcodec.codec.video_codec import VideoCodec
 from lcodec.codec.video_io import open_video
 
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+from .metrics import psnr_rgb
 
 
 def _run(codec: VideoCodec, frames: list[np.ndarray], quality: float, period: int, rate) -> dict:
@@ -33,7 +29,7 @@ def _run(codec: VideoCodec, frames: list[np.ndarray], quality: float, period: in
     buf = io.BytesIO()
     stats = codec.encode(iter(frames), buf, w, h, quality, period, rate)
     buf.seek(0)
-    psnrs = [_psnr(rgb, frames[i]) for i, rgb in codec.decode(buf)]
+    psnrs = [psnr_rgb(rgb, frames[i]) for i, rgb in codec.decode(buf)]
     return {"frame_bytes": [s.bytes for s in stats], "types": "".join(s.type for s in stats),
             "file_bytes": len(buf.getvalue()), "bpp": 8 * len(buf.getvalue()) / (w * h * len(frames)),
             "psnr_rgb": float(np.mean(psnrs))}

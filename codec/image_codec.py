@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -16,6 +15,7 @@ from PIL import Image
 
 from lcodec.entropy_models.range_coder import StreamError
 
+from . import metrics
 from .container import TILE_MAX, TILE_MIN, VERSION, VERSION_FLOAT, ImageHeader, pack_image, unpack_image
 from .errors import FormatError, InputError, TargetError
 from .image_io import (DEFAULT_MAX_PIXELS, PreparedImage, decode_alpha, encode_alpha, finish, prepare, read_image,
@@ -94,11 +94,6 @@ def stream_bytes(data: bytes | str | os.PathLike) -> bytes:
         raise InputError(f"input file not found: {path}") from None
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 class ImageCodec:
@@ -255,8 +250,8 @@ class ImageCodec:
         def measure(q: float) -> float:
             if q not in tried:
                 blob, y_hat = self.encode_analysis(a, q)
-                value = 8 * len(blob) / (h * w) if bpp is not None else _psnr(self._synthesise(y_hat, q, h, w),
-                                                                                a.prepared.rgb)
+                value = (8 * len(blob) / (h * w) if bpp is not None
+                         else metrics.psnr(self._synthesise(y_hat, q, h, w), a.prepared.rgb))
                 tried[q] = blob, value
             return tried[q][1]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -12,6 +11,7 @@ from PIL import Image
 from lcodec.codec import FormatError, ImageCodec, UnknownModelError
 from lcodec.codec.container import ImageHeader, pack_image, unpack_image
 from lcodec.codec.image_io import LossyReductionWarning, read_image
+from lcodec.codec.metrics import psnr
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +27,6 @@ def photo(eval_images) -> Image.Image:
     return crop
 
 
-def _psnr(a: Image.Image, b: Image.Image) -> float:
-    x = np.asarray(a, dtype=np.float64)
-    y = np.asarray(b, dtype=np.float64)
-    mse = np.mean((x - y) ** 2)
-    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
-
-
 def test_roundtrip_full_eval_image(codec, eval_images):
     with Image.open(eval_images[1]) as im:
         img = im.convert("RGB")
@@ -42,7 +35,7 @@ def test_roundtrip_full_eval_image(codec, eval_images):
     assert out.size == img.size and out.mode == "RGB"
     bpp = 8 * len(blob) / (img.width * img.height)
     assert 0.05 < bpp < 3.0
-    assert _psnr(out, img) > 26.0
+    assert psnr(out, img) > 26.0
 
 
 def test_rate_and_quality_grow_with_quality(codec, photo):
@@ -50,7 +43,7 @@ def test_rate_and_quality_grow_with_quality(codec, photo):
     for q in (1, 3, 5.5, 8):
         blob = codec.encode(photo, q)
         sizes.append(len(blob))
-        psnrs.append(_psnr(codec.decode(blob), photo))
+        psnrs.append(psnr(codec.decode(blob), photo))
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1] / 2
     assert psnrs == sorted(psnrs) and psnrs[-1] > psnrs[0] + 3
 
@@ -76,7 +69,7 @@ def test_grayscale_comes_back_grayscale(codec, photo):
     grey = photo.convert("L")
     out = codec.decode(codec.encode(grey, 6))
     assert out.mode == "L" and out.size == grey.size
-    assert _psnr(out, grey) > 24
+    assert psnr(out, grey) > 24
 
 
 def test_rgba_keeps_alpha_exactly(codec, photo):
@@ -179,15 +172,15 @@ def test_encode_to_target_bpp(codec, photo):
 
 
 def test_encode_to_target_psnr(codec, photo):
-    lo = _psnr(codec.decode(codec.encode(photo, 2)), photo)
-    hi = _psnr(codec.decode(codec.encode(photo, 6)), photo)
+    lo = psnr(codec.decode(codec.encode(photo, 2)), photo)
+    hi = psnr(codec.decode(codec.encode(photo, 6)), photo)
     target = (lo + hi) / 2
     blob, q = codec.encode_to_target(photo, psnr=target)
-    got = _psnr(codec.decode(blob), photo)
+    got = psnr(codec.decode(blob), photo)
     assert got >= target and 2 <= q <= 6
     # and close to the lowest such quality: on a small crop PSNR wobbles by a few hundredths of a dB
     # between quality steps of 0.01, so check a clearly lower quality and how close the PSNR came
-    assert _psnr(codec.decode(codec.encode(photo, max(1.0, q - 0.2))), photo) < target
+    assert psnr(codec.decode(codec.encode(photo, max(1.0, q - 0.2))), photo) < target
     assert got < target + 0.15
 
 

@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 from lcodec.cli.main import main
 from lcodec.codec import FormatError, ImageCodec
 from lcodec.codec.container import VERSION, VERSION_META, ImageHeader, pack_image, pack_metadata, unpack_image
+from lcodec.codec.metrics import psnr
 
 SAMPLE = Path(__file__).resolve().parents[1] / "codec" / "samples" / "flower.png"
 ORIENTATION = 0x0112
@@ -39,11 +40,6 @@ def _run(*args: str) -> object:
     return res
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255**2 / mse)
-
-
 def test_exif_orientation_6_comes_back_as_displayed(tmp_path, sample):
     # a phone photo: the raster is landscape, EXIF orientation 6 says "display rotated to portrait"
     exif = Image.Exif()
@@ -63,7 +59,7 @@ def test_exif_orientation_6_comes_back_as_displayed(tmp_path, sample):
     with Image.open(tmp_path / "p.png") as out:
         exif_out = out.getexif()
         pixels = np.asarray(out.convert("RGB"))
-    assert pixels.shape == shown.shape and _psnr(pixels, shown) > 30
+    assert pixels.shape == shown.shape and psnr(pixels, shown) > 30
     # the tag is not written back as 6 (a viewer would rotate the upright picture again), the rest is
     assert exif_out.get(ORIENTATION, 1) == 1 and exif_out.get(0x010F) == "PhoneMaker"
 

@@ -9,13 +9,12 @@ import math
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from lcodec.bench.metrics import sequence_psnr
 from lcodec.bench.monotonic import dominated, non_monotonic_note
 from lcodec.codec import ImageCodec
+from lcodec.codec.metrics import psnr, sequence_psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,12 +66,10 @@ def test_psnr_target_returns_the_smallest_file_that_reaches_it(codec, photo):
     for q in codec.levels:
         blob, y_hat = codec.encode_analysis(a, float(q))
         rgb = codec._synthesise(y_hat, float(q), photo.height, photo.width)
-        mse = np.mean((rgb.astype(np.float64) - np.asarray(photo, dtype=np.float64)) ** 2)
-        levels[q] = (len(blob), 10 * math.log10(255**2 / mse))
+        levels[q] = (len(blob), psnr(rgb, photo))
     target = (levels[4][1] + levels[5][1]) / 2
     blob, q = codec.encode_to_target(photo, psnr=target)
-    out = np.asarray(codec.decode(blob), dtype=np.float64)
-    got = 10 * math.log10(255**2 / np.mean((out - np.asarray(photo, dtype=np.float64)) ** 2))
+    got = psnr(codec.decode(blob), photo)
     assert got >= target and 4 < q <= 5
     # no level that reaches the target is smaller
     assert all(size >= len(blob) for size, p in levels.values() if p >= target)

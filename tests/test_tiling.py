@@ -11,7 +11,7 @@ import lcodec.codec.image_codec as ic
 from lcodec.codec import ImageCodec
 from lcodec.codec.container import ImageHeader, pack_image, read_header, unpack_image
 from lcodec.codec.image_model import MAX_GS_BLOCKS
-from lcodec.codec.image_codec import _psnr
+from lcodec.codec.metrics import psnr
 from lcodec.codec.transforms import HYPER_STRIDE, pad_to_multiple
 
 
@@ -77,7 +77,7 @@ def test_tiled_coding_has_no_seams(codec, big_photo):
     assert untiled[4] == 4 and tiled[4] == 4 and ImageCodec.info(tiled)["tiles"] == 6
     rec_u = np.asarray(codec.decode(untiled))
     rec_t = np.asarray(codec.decode(tiled))
-    p_u, p_t = _psnr(rec_u, big_photo), _psnr(rec_t, big_photo)
+    p_u, p_t = psnr(rec_u, big_photo), psnr(rec_t, big_photo)
     assert abs(p_u - p_t) < 0.2, (p_u, p_t)
     # a seam would show as extra error in the 8 pixel columns/rows around the tile borders
     err = (rec_t.astype(np.float64) - big_photo) ** 2
@@ -103,7 +103,7 @@ def test_tiled_rgba_keeps_alpha_and_size(codec, eval_images):
     assert out.mode == "RGBA" and out.size == (600, 250)
     arr = np.asarray(out)
     assert np.array_equal(arr[:, :, 3], alpha)
-    assert _psnr(arr[:, :, :3], rgb) > 15
+    assert psnr(arr[:, :, :3], rgb) > 15
 
 
 @pytest.mark.parametrize("blocks", range(MAX_GS_BLOCKS + 1))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from PIL import Image
 
 from lcodec.cli.main import main
 from lcodec.codec.errors import FormatError, InputError
+from lcodec.codec.metrics import psnr
 from lcodec.codec.video_codec import VideoCodec
 from lcodec.codec.video_container import VideoReader
 from lcodec.codec.video_io import FrameSink
@@ -37,11 +37,6 @@ def _write_ffv1(path: Path, frames: list[np.ndarray]) -> None:
     for f in frames:
         sink.write(f)
     sink.close()
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +76,7 @@ def test_cli_round_trip_info_and_quality(encoded, clip, tmp_path):
     for p, src in zip(pngs, clip[1]):
         dec = np.asarray(Image.open(p))
         assert dec.shape == (H, W, 3)
-        assert _psnr(dec, src) > 24
+        assert psnr(dec, src) > 24
 
 
 def test_y4m_mkv_mp4_outputs(encoded, tmp_path):
@@ -347,7 +342,7 @@ def test_exact_video_latents_do_not_depend_on_arithmetic_and_float_version_still
         assert VideoCodec.info(io.BytesIO(blobs[version]))["format_version"] == version
     decoded = {v: [f for _, f in codec.decode(io.BytesIO(b))] for v, b in blobs.items()}
     for a, b in zip(*decoded.values()):  # the float (version 1) and exact (2) paths code alike
-        assert abs(_psnr(a, frames[0]) - _psnr(b, frames[0])) < 0.2
+        assert abs(psnr(a, frames[0]) - psnr(b, frames[0])) < 0.2
     # P-frame references and temporal means in fixed point: int64 host arithmetic decodes the same
     with integer_reference():
         again = [f for _, f in codec.decode(io.BytesIO(blobs[2]))]

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from ..errors import InputError
 from ..image_model import ARCHITECTURES, ImageModel, ModelConfig
+from ..metrics import psnr_from_mse
 from ..quality import DEFAULT_LEVELS, LAMBDAS, QUALITY_MIN, lambda_for
 from ..registry import bundled_paths, load_learned, load_weights_file, read_weights_metadata
 from .data import PatchSampler
@@ -185,7 +186,7 @@ def rd_loss(out: dict, x: torch.Tensor, q: torch.Tensor, metric: str = "mse",
         dist_term = lam * MSSSIM_LAMBDA_RATIO * (1 - msssim)
     else:
         raise ValueError(f"unknown metric {metric!r} (mse or ms-ssim)")
-    psnr = 10 * torch.log10(1.0 / mse.detach().clamp_min(1e-10))
+    psnr = psnr_from_mse(mse.detach(), peak=1.0)
     per_sample = dist_term + bpp
     if level_weight:
         weight = (lam / LAMBDAS[0]) ** -level_weight

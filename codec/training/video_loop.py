@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from lcodec.entropy_models.quantize import noisy_or_rounded
 
+from ..metrics import psnr_from_mse
 from ..quality import QUALITY_MIN, lambda_for
 from ..registry import get_model, load_learned
 from .fast_path import choose_fast_path
@@ -214,7 +215,7 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
                        "grad_norm": round(float(grad_norm), 4), "elapsed_s": round(time.time() - start, 1),
                        "kind": "train"}
                 if mse is not None:
-                    row["psnr_vs_unquantized"] = round(float(10 * torch.log10(1 / mse.detach().mean().clamp_min(1e-10))), 3)
+                    row["psnr_vs_unquantized"] = round(float(psnr_from_mse(mse.detach().mean(), peak=1.0)), 3)
                 log.write(json.dumps(row) + "\n")
                 log.flush()
                 bar.set_postfix(p=f"{row['bpp_p']:.3f}", intra=f"{intra:.3f}", saving=f"{row['saving']:.1%}")
