@@ -110,7 +110,7 @@ def ptest_markdown(rows: list[dict]) -> str:
 
 
 def ptest_report(rows: list[dict], bd: dict[str, float | str]) -> str:
-    """The table and one BD-rate line per clip, as written beside the JSON and shown in the README."""
+    """The table and one BD-rate line per clip, as written beside the JSON and shown in docs/benchmarks.md."""
     md = ptest_markdown(rows)
     for clip, v in bd.items():
         md += f"\nBD-rate (PSNR-RGB) of low-delay P-coding vs all-intra, {clip}: " + \

@@ -87,7 +87,7 @@ def main(threads: int | None) -> None:
 @click.option("--psnr", type=float, default=None, help="Target PSNR in dB: lowest quality that reaches it.")
 @click.option("--effort", type=click.IntRange(0, 3), default=0, show_default=True,
               help="Images: search the latents before coding (1-3: slower encode, smaller file at the same "
-                   "quality; any decoder reads it; encode times per level in the README).")
+                   "quality; any decoder reads it; encode times per level in docs/benchmarks.md).")
 @click.option("--model", "model", default=None, help="Bundled model name or weights file (.lcw).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse larger inputs (default 64 Mpx).")
 @click.option("--frames", type=click.IntRange(min=1), default=None, help="Video: encode at most this many frames.")

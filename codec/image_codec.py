@@ -38,7 +38,7 @@ TRANSFORM_MARGIN = 64
 #: g_a's pixel tiles are larger: analysis runs once per encode and its tiles never reach the decoder,
 #: so a larger core only trades memory (2.1-2.3 GB instead of 1.9 GB at the peak of a 3000x2000 photo)
 #: for less margin recomputed (1.27x the core's pixels instead of 1.56x): encode 1.35x the per-pixel
-#: time of a 768x512 image instead of 1.51x (README, Speed).
+#: time of a 768x512 image instead of 1.51x (docs/benchmarks.md, Speed).
 ANALYSIS_TILE = 1024
 
 

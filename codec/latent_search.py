@@ -42,7 +42,7 @@ from .quality import lambda_for
 from .transforms import LATENT_STRIDE, from_pixels
 
 #: Search iterations per effort level (0: the plain g_a latents, today's encoder). Chosen from
-#: measurements on 256x256 crops of the evaluation images (README, "Using it").
+#: measurements on 256x256 crops of the evaluation images (docs/benchmarks.md, "Encoder effort").
 EFFORT_ITERATIONS: dict[int, int] = {0: 0, 1: 20, 2: 60, 3: 200}
 MAX_EFFORT = max(EFFORT_ITERATIONS)
 
