@@ -14,7 +14,10 @@ from pathlib import Path
 
 import click
 
+from lcodec.codec.training.config import TrainConfig
+
 from .bench_commands import bd_rate, bench
+from .config_options import config_options, config_values
 from .determinism_command import determinism
 from .fuzz_command import fuzz
 from .speed_command import speed
@@ -256,35 +259,7 @@ def _read_stream(path: Path) -> bytes:
 
 
 @main.command()
-@click.option("--data", required=True, type=click.Path(path_type=Path),
-              help="Folder of training photos, or a patch pack (.lcp) from `lcodec pack-patches`.")
-@click.option("--val", type=click.Path(path_type=Path), default=None, help="Folder of validation images (real bpp/PSNR).")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (checkpoints, log.jsonl).")
-@click.option("--steps", type=click.IntRange(min=0), default=200_000, show_default=True)
-@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--patch", type=int, default=256, show_default=True, help="Patch side (multiple of 64).")
-@click.option("--lr", type=float, default=1e-4, show_default=True)
-@click.option("--min-lr", type=click.FloatRange(min=0), default=1e-6, show_default=True, help="Cosine schedule floor.")
-@click.option("--warmup", type=click.IntRange(min=0), default=500, show_default=True)
-@click.option("--metric", type=click.Choice(["mse", "ms-ssim"]), default="mse", show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
-@click.option("--init", default=None, help="Start from weights (.lcw, or a bundled model's name) or a checkpoint (.pt).")
-@click.option("--val-every", type=click.IntRange(min=0), default=2000, show_default=True)
-@click.option("--val-images", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--ckpt-minutes", type=click.FloatRange(min=0), default=5.0, show_default=True)
-@click.option("--time-limit", type=click.FloatRange(min=0), default=0.0, help="Stop (with a checkpoint) after this many minutes.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--quality-bias", type=click.FloatRange(min=0.25, max=4.0), default=1.0, show_default=True,
-              help="Above 1, draw low quality levels more often (u**BIAS of a uniform u); 1 = uniform.")
-@click.option("--level-weight", type=click.FloatRange(min=0.0, max=1.0), default=0.0, show_default=True,
-              help="Weight each sample's loss by (lambda/lambda_1)**-P so high levels, whose losses are "
-                   "largest, do not steer the shared transforms alone; 0 = unweighted.")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA or CPU; see docs for when it pays).")
-@click.option("--channels-last/--no-channels-last", default=None,
-              help="Memory layout of the model (default: channels_last on CUDA and with bf16, else NCHW).")
-@click.option("--no-bf16", is_flag=True, help="No bf16 autocast (used by default on CUDA and on CPUs with AVX512-BF16 or AMX).")
-@click.option("--ema-decay", type=click.FloatRange(min=0.0, max=1.0, max_open=True), default=0.999, show_default=True,
-              help="Decay of the weights' moving average that `export` writes (0: none).")
+@config_options(TrainConfig)
 @click.option("--no-resume", is_flag=True, help="Start afresh even if OUT/last.pt exists.")
 @click.option("--arch", default=None, metavar="[NAME][,KEY=N,...]",
               help="Architecture: a named one (default: the bundled model's; small: quick runs), and/or changes "
@@ -295,14 +270,12 @@ def _read_stream(path: Path) -> bytes:
                    "g_s.blocks); the rest stays as --init has it. Only g_s: better reconstructions from the "
                    "very same bits.")
 @user_errors
-def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, device, init, val_every,
-          val_images, ckpt_minutes, time_limit, seed, quality_bias, level_weight, compile_, channels_last,
-          no_bf16, ema_decay, no_resume, arch, train_only) -> None:
+def train(no_resume: bool, arch: str | None, train_only: str | None, **opts) -> None:
     """Rate-distortion training (CPU or CUDA; run under torchrun for several processes/GPUs)."""
     from lcodec.codec.errors import InputError
-    from lcodec.codec.training.loop import TrainConfig
     from lcodec.codec.training.loop import train as run
 
+    data, val, patch, metric, init = opts["data"], opts["val"], opts["patch"], opts["metric"], opts["init"]
     if patch % 64 or patch < 64:
         raise click.BadParameter("must be a positive multiple of 64", param_hint="--patch")
     if metric == "ms-ssim" and patch < 192:
@@ -328,12 +301,7 @@ def train(data, val, out, steps, batch, patch, lr, min_lr, warmup, metric, devic
         if not init:
             raise click.BadParameter("needs --init (the frozen parts would stay at random values)",
                                      param_hint="--train-only")
-    cfg = TrainConfig(data=str(data), out=str(out), val=str(val) if val else None, steps=steps, batch=batch,
-                      patch=patch, lr=lr, min_lr=min_lr, warmup=warmup, metric=metric, device=device,
-                      init=init, val_every=val_every, val_images=val_images, ckpt_minutes=ckpt_minutes,
-                      time_limit=time_limit, seed=seed, compile=compile_, model=model,
-                      channels_last=channels_last, bf16=not no_bf16, ema_decay=ema_decay,
-                      quality_bias=quality_bias, level_weight=level_weight, train_only=parts)
+    cfg = TrainConfig(**config_values(TrainConfig, opts), model=model, train_only=parts)
     try:
         path = run(cfg, resume=not no_resume)
     except (FileNotFoundError, ValueError) as exc:

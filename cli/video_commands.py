@@ -13,6 +13,10 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from lcodec.codec.training.config import VideoTrainConfig
+
+from .config_options import config_options, config_values
+
 
 def encode_video(input: Path, output: Path, quality: float, model: str | None, frames: int | None, start: int,
                  intra_period: int, force: bool, progress: bool = True) -> None:
@@ -97,44 +101,18 @@ def video_info(path: Path) -> dict:
 
 
 @click.command("train-video")
-@click.option("--data", required=True, type=click.Path(path_type=Path), help="Folder of video clips.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder (checkpoints, log.jsonl).")
-@click.option("--init", default="default", show_default=True, help="Image model (bundled name or .lcw) to build on.")
-@click.option("--init-temporal", default=None, help="Start from video weights (.lcv) or a train-video checkpoint.")
-@click.option("--distortion/--rate-only", default=False, show_default=True,
-              help="Also penalise the reconstruction error through the frozen g_s (with --chain; on three-frame "
-                   "crops it did not help).")
-@click.option("--chain", type=click.IntRange(min=0, max=16), default=0, show_default=True,
-              help="Train on decoded P-chains: an I-frame, then this many P-frames each predicted from the "
-                   "previous decoded ones (0: three-frame crops with noisy references).")
-@click.option("--steps", type=click.IntRange(min=0), default=3000, show_default=True)
-@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--crop", type=int, default=16, show_default=True, help="Latent crop side (x16 pixels).")
-@click.option("--lr", type=float, default=2e-4, show_default=True)
-@click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True)
-@click.option("--skip-first", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Frames skipped at the start of every clip (keep benchmark frames out of training).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
-@click.option("--ckpt-minutes", type=click.FloatRange(min=0), default=5.0, show_default=True)
-@click.option("--time-limit", type=click.FloatRange(min=0), default=0.0, help="Stop (with a checkpoint) after this many minutes.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--no-bf16", is_flag=True, help="No bf16 autocast (used by default on CUDA and on CPUs with AVX512-BF16 or AMX).")
+@config_options(VideoTrainConfig)
 @click.option("--no-resume", is_flag=True, help="Start afresh even if OUT/last.pt exists.")
-def train_video(data, out, init, init_temporal, distortion, chain, steps, batch, crop, lr, warmup, skip_first, device, ckpt_minutes,
-                time_limit, seed, no_bf16, no_resume) -> None:
+def train_video(no_resume: bool, **opts) -> None:
     """Train the temporal entropy model for P-frames (image model frozen)."""
     from lcodec.codec.errors import InputError
-    from lcodec.codec.training.video_loop import VideoTrainConfig
     from lcodec.codec.training.video_loop import train_video as run
 
-    if crop < 4 or crop % 4:
+    if opts["crop"] % 4:
         raise click.BadParameter("must be a positive multiple of 4", param_hint="--crop")
-    if not data.is_dir():
-        raise InputError(f"folder not found: {data}")
-    cfg = VideoTrainConfig(data=str(data), out=str(out), init=init, init_temporal=init_temporal, steps=steps,
-                           batch=batch, crop=crop, lr=lr, warmup=warmup, skip_first=skip_first, device=device,
-                           ckpt_minutes=ckpt_minutes, time_limit=time_limit, seed=seed,
-                           distortion=distortion, chain=chain, bf16=not no_bf16)
+    if not opts["data"].is_dir():
+        raise InputError(f"folder not found: {opts['data']}")
+    cfg = VideoTrainConfig(**config_values(VideoTrainConfig, opts))
     try:
         path = run(cfg, resume=not no_resume)
     except (FileNotFoundError, ValueError) as exc:

@@ -21,7 +21,7 @@ import copy
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -36,55 +36,13 @@ from ..registry import bundled_paths, load_learned, load_weights_file, read_weig
 from .data import PatchSampler
 from .ema import ParameterAverage, averaged_state
 from .fast_path import FastPath, choose_fast_path
+from .config import TrainConfig
 from .runtime import agree, close_run, lr_at, save_atomic, start_run
 from .validate import val_qualities, validate
 
 #: lambda for MS-SSIM training relative to the MSE lambda at the same quality (about the ratio
 #: between the MSE and MS-SSIM lambdas commonly used for the same rates).
 MSSSIM_LAMBDA_RATIO = 1300.0
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run needs; stored in its checkpoints."""
-
-    data: str
-    out: str
-    val: str | None = None
-    steps: int = 200_000
-    batch: int = 8
-    patch: int = 256
-    lr: float = 1e-4
-    min_lr: float = 1e-6
-    warmup: int = 500
-    weight_decay: float = 0.0
-    clip: float = 1.0
-    gain_lr_scale: float = 20.0  # gain vectors learn faster: they set each quality's step size
-    metric: str = "mse"
-    device: str = "auto"
-    seed: int = 0
-    val_every: int = 2000
-    val_images: int = 4
-    ckpt_minutes: float = 5.0
-    time_limit: float = 0.0  # minutes; 0 = no limit
-    init: str | None = None  # weights (.lcw) or checkpoint to start from
-    compile: bool = False  # torch.compile the model's forward (eager mode, with a note, if it fails)
-    #: run the model in channels_last memory layout (None: where it pays, see fast_path)
-    channels_last: bool | None = None
-    bf16: bool = True  # bf16 autocast where the device computes bf16 natively (see fast_path)
-    #: decay of the exponential moving average of the weights (0: none); ~1/(1-decay) steps are averaged
-    ema_decay: float = 0.999
-    log_every: int = 10  # steps per log row (metrics averaged over them); also when ranks agree to stop
-    #: > 1 draws low quality levels more often (see sample_qualities); 1 = uniform
-    quality_bias: float = 1.0
-    #: p > 0 weights each sample's loss by (lambda(q) / lambda(1))**-p in the objective (see rd_loss)
-    level_weight: float = 0.0
-    #: architecture (ModelConfig fields); None: the resumed run's, else the --init weights', else the
-    #: default. Given and wider than --init, the init weights are widened (codec.training.widen).
-    model: dict | None = None
-    #: parts of the model that train (e.g. ["g_s"] or ["g_s.blocks"]); None: all. Frozen parts keep their
-    #: --init values, so training only g_s leaves every latent, and so every file's bits, unchanged.
-    train_only: list[str] | None = None
 
 
 #: ImageModel's top-level parts (`--train-only` takes these or any of their submodules, e.g. g_s.blocks)

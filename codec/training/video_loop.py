@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -32,36 +32,11 @@ from ..metrics import psnr_from_mse
 from ..quality import QUALITY_MIN, lambda_for
 from ..registry import get_model, load_learned
 from .fast_path import choose_fast_path
+from .config import VideoTrainConfig
 from ..video_model import build_temporal_model, init_from_image
 from .loop import load_checkpoint
 from .runtime import close_run, lr_at, save_atomic, start_run
 from .video_data import LatentClips
-
-
-@dataclass
-class VideoTrainConfig:
-    """Everything a temporal-model run needs; stored in its checkpoints."""
-
-    data: str
-    out: str
-    init: str = "default"  # image model (bundled name or .lcw) whose latents are modelled
-    steps: int = 3000
-    batch: int = 8
-    crop: int = 16  # latent crop side (x16 pixels)
-    lr: float = 2e-4
-    min_lr: float = 1e-5
-    warmup: int = 100
-    clip: float = 1.0
-    skip_first: int = 0  # frames skipped at the start of every clip (keeps benchmark frames out)
-    device: str = "auto"
-    seed: int = 0
-    ckpt_minutes: float = 5.0
-    time_limit: float = 0.0  # minutes; 0 = no limit
-    init_temporal: str | None = None  # start from these video weights (.lcv) or checkpoint (.pt)
-    distortion: bool = False  # add lambda * 255^2 * MSE of g_s(y_hat) against g_s(y) (frozen g_s)
-    chain: int = 0  # 0: three-frame crops; K >= 1: an intra-decoded frame then K decoded P-frames
-    bf16: bool = True  # bf16 autocast where the device computes bf16 natively (see fast_path)
-    kind: str = "video"
 
 
 def _rates(st, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
