@@ -306,6 +306,22 @@ def read_y4m_frame(data: bytes) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarra
 
 #: weights the ours codecs load instead of the bundled default (set by `lcodec bench images --model`)
 MODEL_ENV = "LCODEC_BENCH_MODEL"
+#: the ours codecs' qualities, e.g. "1-8" or "1,3,5,8" (set by `lcodec bench images --qualities`; default: all levels)
+QUALITIES_ENV = "LCODEC_BENCH_QUALITIES"
+
+
+def parse_qualities(spec: str) -> list[int]:
+    """Integer qualities from "1-8", "1,3,5,8" or a mix ("1-3,8"); ValueError for anything else."""
+    out: set[int] = set()
+    for part in spec.replace(" ", "").split(","):
+        lo, sep, hi = part.partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise ValueError(f"qualities must be integers or ranges like 1-8, got '{spec}'")
+        a, b = int(lo), int(hi) if sep else int(lo)
+        if a > b:
+            raise ValueError(f"empty quality range '{part}'")
+        out.update(range(a, b + 1))
+    return sorted(out)
 
 
 class OursImageCodec(ImageCodecAdapter):
@@ -353,6 +369,13 @@ class OursImageCodec(ImageCodecAdapter):
             model = os.environ.get(MODEL_ENV)
             self._codec = ImageCodec.from_model(model) if model else ImageCodec.default()
             self.values = self._codec.levels
+            spec = os.environ.get(QUALITIES_ENV)
+            if spec:
+                wanted = parse_qualities(spec)
+                missing = [q for q in wanted if q not in self.values]
+                if missing:
+                    raise CodecUnavailable(f"the model has no quality {missing[0]} (levels 1-{len(self.values)})")
+                self.values = tuple(wanted)
         return self._codec
 
     def settings(self) -> dict:

@@ -72,18 +72,26 @@ def bench() -> None:
 @click.option("--anchor", default=None, help="BD-rate anchor (default: vvc if present, else heif).")
 @click.option("--model", default=None,
               help="Weights (.lcw file or bundled name) that the ours codecs use instead of the bundled default.")
+@click.option("--qualities", default=None, metavar="LIST",
+              help="Qualities of the ours codecs, e.g. 1-8 or 1,3,5,8 (default: every level of the model).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @bench_errors
 def images(folder: Path, codecs: str, out: Path, jobs: int, anchor: str | None, model: str | None,
-           no_progress: bool) -> None:
+           qualities: str | None, no_progress: bool) -> None:
     """Image RD bench on every image in FOLDER."""
     import os
 
-    from lcodec.bench.image_codecs import MODEL_ENV
+    from lcodec.bench.image_codecs import MODEL_ENV, QUALITIES_ENV, parse_qualities
     from lcodec.bench.run_images import run_images
 
     if model:  # through the environment, so the worker processes (-j) use it too
         os.environ[MODEL_ENV] = str(Path(model).resolve()) if Path(model).is_file() else model
+    if qualities is not None:
+        try:
+            parse_qualities(qualities)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--qualities") from None
+        os.environ[QUALITIES_ENV] = qualities
 
     summary = run_images(folder, codecs, out, jobs=jobs, progress=not no_progress, anchor=anchor, notice=_notice)
     click.echo(summary.read_text().split("\n| codec | description")[0].rstrip())

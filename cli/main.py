@@ -122,8 +122,6 @@ def encode(input: Path, output: Path | None, quality: float | None, bpp: float |
     output = output or input.with_suffix(".lcd")
     from lcodec.codec.video_io import is_video_path
 
-    if effort and (bpp is not None or psnr is not None):
-        raise click.UsageError("--effort works with --quality only (not yet with --bpp / --psnr)")
     if is_video_path(input):
         if effort:
             raise click.UsageError("--effort is for images; videos are encoded at effort 0")
@@ -142,13 +140,13 @@ def encode(input: Path, output: Path | None, quality: float | None, bpp: float |
     if strip:
         image = image.stripped()
     codec = ImageCodec.from_model(model) if model else ImageCodec.default()
-    if bpp is not None or psnr is not None:
-        blob, q = codec.encode_to_target(image, bpp=bpp, psnr=psnr)
-    else:
-        q = 4.0 if quality is None else quality
-        from .progress import search_bar
+    from .progress import search_bar
 
-        with search_bar() as progress:
+    with search_bar() as progress:
+        if bpp is not None or psnr is not None:
+            blob, q = codec.encode_to_target(image, bpp=bpp, psnr=psnr, effort=effort, progress=progress)
+        else:
+            q = 4.0 if quality is None else quality
             blob = codec.encode(image, q, effort=effort, progress=progress)
     atomic_write(output, data=blob, force=force)
     h, w = image.rgb.shape[:2]

@@ -27,6 +27,11 @@ from .transforms import HYPER_STRIDE, LATENT_STRIDE, from_pixels, pad_to_multipl
 
 #: Bisection stops when the quality interval is this narrow.
 TARGET_TOLERANCE = 0.01
+#: Targets with effort > 0: latent searches at most (the effort-0 answer's quality, then predictions) ...
+TARGET_EFFORT_TRIES = 3
+#: ... aimed this far inside the target (log bits ratio, dB), as the prediction is a near miss as often as not.
+TARGET_MARGIN_BITS = 0.003
+TARGET_MARGIN_DB = 0.01
 #: Images with more pixels than this are coded in tiles (smaller ones stay exactly as before).
 UNTILED_MAX_PIXELS = 2048 * 2048
 #: Side of a coding tile (own z and y streams, own entropy context) in pixels.
@@ -94,6 +99,24 @@ def stream_bytes(data: bytes | str | os.PathLike) -> bytes:
         raise InputError(f"input file not found: {path}") from None
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _interpolate(points: list[tuple[float, float]], q: float) -> float:
+    """Piecewise-linear value at q of points [(quality, value)] sorted by quality, held at the ends."""
+    if q <= points[0][0]:
+        return points[0][1]
+    for (q1, v1), (q2, v2) in zip(points, points[1:]):
+        if q <= q2:
+            return v1 if q2 == q1 else v1 + (v2 - v1) * (q - q1) / (q2 - q1)
+    return points[-1][1]
+
+
+def _solve(points: list[tuple[float, float]], value: float, near: float) -> float | None:
+    """The quality nearest `near` where the piecewise-linear curve through `points` takes `value`
+    (None if it never does)."""
+    hits = [q1 + (value - v1) * (q2 - q1) / (v2 - v1)
+            for (q1, v1), (q2, v2) in zip(points, points[1:]) if v1 != v2 and (v1 - value) * (v2 - value) <= 0]
+    return min(hits, key=lambda q: abs(q - near)) if hits else None
 
 
 class ImageCodec:
@@ -232,7 +255,8 @@ class ImageCodec:
         return round(q * 4096) / 4096
 
     def encode_to_target(self, image: Image.Image | np.ndarray | PreparedImage | str | os.PathLike,
-                         bpp: float | None = None, psnr: float | None = None) -> tuple[bytes, float]:
+                         bpp: float | None = None, psnr: float | None = None, effort: int = 0,
+                         progress: Callable[[int, int], None] | None = None) -> tuple[bytes, float]:
         """The best file that meets a target: among the qualities tried, the highest quality whose file
         fits `bpp`, or the smallest file whose PSNR reaches `psnr`; returns it and its quality.
 
@@ -240,9 +264,14 @@ class ImageCodec:
         bytes), so no bisection over the whole range: every trained level is measured, then the gap
         between the best level and its neighbour on the far side of the target is bisected to
         TARGET_TOLERANCE, and the best of all points tried is returned.
+
+        `effort` > 0 bisects at effort 0 first, then searches latents at the quality found and at up
+        to two qualities predicted from the effort-0 curve (`_refine_target`); the file returned still
+        meets the target, and is the effort-0 one if no searched file does better.
         """
         if (bpp is None) == (psnr is None):
             raise ValueError("give exactly one of bpp or psnr")
+        config_for_effort(effort)  # ValueError for an unknown level, before any work
         a = self.analyse(image)
         h, w = a.prepared.rgb.shape[:2]
         tried: dict[float, tuple[bytes, float]] = {}  # quality -> (file, bpp or PSNR)
@@ -287,7 +316,74 @@ class ImageCodec:
                 else:
                     hi = mid
         q = best()
+        if effort:
+            return self._refine_target(a, {k: v for k, (_, v) in tried.items()}, q, tried[q][0], effort, bpp, psnr,
+                                       progress)
         return tried[q][0], q
+
+    def _refine_target(self, a: Analysis, curve: dict[float, float], q0: float, blob0: bytes, effort: int,
+                       bpp: float | None, psnr: float | None,
+                       progress: Callable[[int, int], None] | None) -> tuple[bytes, float]:
+        """Searched files around the effort-0 answer (`blob0` at `q0`) of a target; the best that meets it.
+
+        The search moves a quality's file off the effort-0 curve `curve` (quality -> bpp or PSNR at
+        effort 0): usually fewer bits at low qualities, more PSNR at high ones. Each searched file gives
+        that offset (a bits ratio, or dB), and the next quality tried is where the effort-0 curve so
+        offset meets the target (a small margin inside it), at most TARGET_EFFORT_TRIES searches. The
+        answer is, among the searched files and `blob0`, the one with the highest PSNR within `bpp`,
+        or the smallest that reaches `psnr`: never worse in the target's own terms than effort 0.
+        """
+        h, w = a.prepared.rgb.shape[:2]
+        rate = bpp is not None
+        target = bpp if rate else psnr
+
+        def key(v: float) -> float:  # bits compare as ratios, PSNR as differences
+            return float(np.log(max(v, 1e-12))) if rate else v
+
+        points = sorted((q, key(v)) for q, v in curve.items())
+        candidates: list[tuple[float, bytes, float]] = []  # (quality, file, PSNR): meeting the target
+        if rate:
+            candidates.append((q0, blob0, metrics.psnr(self._decode_pixels(blob0, q0, a), a.prepared.rgb)))
+        else:
+            candidates.append((q0, blob0, curve[q0]))
+        tried = [q0]
+        q = q0
+        per = config_for_effort(effort).iterations * self._tile_count(a)
+        for k in range(TARGET_EFFORT_TRIES):
+            step = None if progress is None else (lambda d, n, k=k: progress(k * per + d, TARGET_EFFORT_TRIES * per))
+            blob, y_hat = self.encode_analysis(a, q, effort, step)
+            p = metrics.psnr(self._synthesise(y_hat, q, h, w), a.prepared.rgb)
+            value = 8 * len(blob) / (h * w) if rate else p
+            if (value <= bpp) if rate else (value >= psnr):
+                candidates.append((q, blob, p))
+            offset = key(value) - _interpolate(points, q)
+            aim = key(target) - offset + (-TARGET_MARGIN_BITS if rate else TARGET_MARGIN_DB)
+            nxt = _solve(points, aim, q0)
+            if nxt is None:
+                break
+            nxt = self._quantized_quality(min(max(nxt, QUALITY_MIN), self.max_quality))
+            if any(abs(nxt - t) < TARGET_TOLERANCE for t in tried):
+                break
+            tried.append(nxt)
+            q = nxt
+        if rate:
+            q, blob, _ = max(candidates, key=lambda c: (c[2], c[0]))
+        else:
+            q, blob, _ = min(candidates, key=lambda c: (len(c[1]), -c[2]))
+        return blob, q
+
+    def _tile_count(self, a: Analysis) -> int:
+        if not a.tile:
+            return 1
+        t = a.tile // LATENT_STRIDE
+        return len(_tiles(a.y.shape[2], t)) * len(_tiles(a.y.shape[3], t))
+
+    def _decode_pixels(self, blob: bytes, quality: float, a: Analysis) -> np.ndarray:
+        """Pixels of an effort-0 file of analysis `a`: re-coded from the analysis (same bytes, same y_hat)."""
+        h, w = a.prepared.rgb.shape[:2]
+        again, y_hat = self.encode_analysis(a, quality)
+        assert again == blob, "effort-0 coding is deterministic"
+        return self._synthesise(y_hat, quality, h, w)
 
     # ---- decoding ------------------------------------------------------------------------------
 

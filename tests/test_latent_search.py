@@ -106,7 +106,7 @@ def crop_png(tmp_path, crop) -> Path:
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--bpp", "0.5", "--effort", "1"], "--effort works with --quality only"),
+    (["--bpp", "0", "--effort", "1"], "--bpp"),
     (["--effort", "9"], "--effort"),
 ])
 def test_cli_effort_errors_are_one_line(tmp_path, crop_png, args, words):
