@@ -53,6 +53,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
+from .byte_reader import ByteReader, varint
 from .errors import FormatError
 from .quality import QUALITY_MAX, QUALITY_MIN
 
@@ -139,44 +140,6 @@ class ImageHeader:
         return d
 
 
-def varint(n: int) -> bytes:
-    """Unsigned LEB128 encoding of n (the container's length and size fields)."""
-    if n < 0:
-        raise ValueError("varint must be non-negative")
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise FormatError("file is truncated (header ends early)")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def varint(self, max_bytes: int = 5) -> int:
-        n = 0
-        for i in range(max_bytes):
-            b = self.u8()
-            n |= (b & 0x7F) << (7 * i)
-            if not b & 0x80:
-                return n
-        raise FormatError("corrupt header (length field too long)")
-
-
 def pack_image(header: ImageHeader, streams: list[bytes]) -> bytes:
     """Serialise a header and its payload streams into a complete file."""
     if header.mode not in MODES:
@@ -234,7 +197,7 @@ def read_header(data: bytes) -> tuple[ImageHeader, int]:
         raise FormatError("not an lcodec file (bad magic)")
     if len(data) < _MIN_SIZE:
         raise FormatError("file is truncated")
-    r = _Reader(data)
+    r = ByteReader(data)
     r.take(4)
     version = r.u8()
     if version not in VERSIONS:
@@ -318,7 +281,7 @@ def pack_metadata(metadata: dict[str, bytes], orientation: int = 1) -> bytes:
 
 def unpack_metadata(record: bytes) -> tuple[dict[str, bytes], int]:
     """Entries of a metadata record: (Pillow info dict, orientation applied); FormatError if malformed."""
-    r = _Reader(record)
+    r = ByteReader(record)
     metadata: dict[str, bytes] = {}
     orientation, seen = 1, set()
     while r.pos < len(record):

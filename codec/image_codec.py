@@ -16,6 +16,7 @@ from PIL import Image
 from lcodec.entropy_models.range_coder import StreamError
 
 from . import metrics
+from .byte_reader import stream_too_short
 from .container import TILE_MAX, TILE_MIN, VERSION, VERSION_FLOAT, ImageHeader, pack_image, unpack_image
 from .errors import FormatError, InputError, TargetError
 from .image_io import (DEFAULT_MAX_PIXELS, PreparedImage, decode_alpha, encode_alpha, finish, prepare, read_image,
@@ -467,7 +468,7 @@ class ImageCodec:
         per = header.streams_per_tile
         # cheap bound of size against bytes before any work: z symbols have a least cost per symbol
         for k, ((r0, r1), (c0, c1)) in enumerate(grid):
-            if 8 * len(streams[per * k]) < 0.9 * self.model.min_z_bits((r1 - r0, c1 - c0)) - 96:
+            if stream_too_short(streams[per * k], self.model.min_z_bits((r1 - r0, c1 - c0))):
                 raise FormatError(f"corrupt file (stream too short for a {w}x{h} image)")
         s = LATENT_STRIDE
         y_hat = None

@@ -20,6 +20,7 @@ import torch
 
 from lcodec.entropy_models.range_coder import StreamError
 
+from .byte_reader import stream_too_short
 from .errors import FormatError, InputError
 from .image_codec import ImageCodec, fixed_threads
 from .image_io import DEFAULT_MAX_PIXELS
@@ -169,8 +170,7 @@ class VideoCodec:
         try:
             with torch.no_grad(), fixed_threads(not exact):
                 if record.type == FRAME_I:
-                    min_bits = self.model.min_z_bits(padded)
-                    if 8 * len(record.streams[0]) < 0.9 * min_bits - 96:
+                    if stream_too_short(record.streams[0], self.model.min_z_bits(padded)):
                         raise StreamError("z stream too short for the frame size")
                     return self.model.decompress_latent(record.streams, padded, self.device, exact)
                 if not refs:

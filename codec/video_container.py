@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import BinaryIO
 
-from .container import MAGIC, QUALITY_SCALE, varint
+from .byte_reader import ByteReader, varint
+from .container import MAGIC, QUALITY_SCALE
 from .errors import FormatError
 from .quality import QUALITY_MAX, QUALITY_MIN
 
@@ -61,6 +62,7 @@ MAX_FRAMES = 10_000_000
 MAX_STREAMS = 4
 _FIXED = struct.Struct("<HHIIIIQ")  # width, height, rate num, rate den, intra period, frames, index offset
 _MIN_RECORD = 2 + 1 + 1 + 2 + 1 + 2 + 4
+VARINT_BYTES = 9  # longest varint a video file holds (index offsets of files above 4 GiB)
 
 
 def stream_kind(prefix: bytes) -> int | None:
@@ -187,35 +189,6 @@ class VideoWriter:
         return self.header
 
 
-class _Bytes:
-    """Bounded reads from a file region, raising FormatError instead of returning short data."""
-
-    def __init__(self, f: BinaryIO, end: int) -> None:
-        self.f = f
-        self.end = end
-
-    def pos(self) -> int:
-        return self.f.tell()
-
-    def take(self, n: int, what: str) -> bytes:
-        if n < 0 or self.f.tell() + n > self.end:
-            raise FormatError(f"file is truncated ({what} ends early)")
-        data = self.f.read(n)
-        if len(data) != n:
-            raise FormatError(f"file is truncated ({what} ends early)")
-        return data
-
-    def varint(self, what: str, max_bytes: int = 9) -> tuple[int, bytes]:
-        n, raw = 0, bytearray()
-        for i in range(max_bytes):
-            b = self.take(1, what)[0]
-            raw.append(b)
-            n |= (b & 0x7F) << (7 * i)
-            if not b & 0x80:
-                return n, bytes(raw)
-        raise FormatError(f"corrupt {what} (length field too long)")
-
-
 class VideoReader:
     """Reads and validates a video file from a seekable binary file, one record at a time."""
 
@@ -229,7 +202,7 @@ class VideoReader:
         self.first_record = self._header_end
 
     def _read_header(self) -> VideoHeader:
-        r = _Bytes(self.f, self.size)
+        r = ByteReader(self.f, self.size)
         head = r.take(7, "header")
         if head[:4] != MAGIC:
             raise FormatError("not an lcodec file (bad magic)")
@@ -248,7 +221,7 @@ class VideoReader:
         except UnicodeDecodeError:
             raise FormatError("corrupt header (model name is not UTF-8)") from None
         w, h, num, den, period, frames, index_offset = _FIXED.unpack(fixed)
-        self._header_end = r.pos()
+        self._header_end = r.pos
         if not (1 <= w <= MAX_VIDEO_SIDE and 1 <= h <= MAX_VIDEO_SIDE):
             raise FormatError(f"corrupt header (implausible frame size {w}x{h})")
         if num == 0 or den == 0:
@@ -264,17 +237,17 @@ class VideoReader:
 
     def _read_index(self) -> list[tuple[int, int]]:
         self.f.seek(self.header.index_offset)
-        r = _Bytes(self.f, self.size)
-        start = r.pos()
+        r = ByteReader(self.f, self.size)
+        start = r.pos
         if r.take(4, "index") != INDEX_MAGIC:
             raise FormatError("corrupt video index (bad magic)")
-        count, _ = r.varint("index")
+        count = r.varint("index", VARINT_BYTES)
         if count > self.header.frame_count or count > self.size:
             raise FormatError(f"corrupt video index ({count} entries for {self.header.frame_count} frames)")
-        entries = [(r.varint("index")[0], r.varint("index")[0]) for _ in range(count)]
-        body_end = r.pos()
+        entries = [(r.varint("index", VARINT_BYTES), r.varint("index", VARINT_BYTES)) for _ in range(count)]
+        body_end = r.pos
         crc = struct.unpack("<I", r.take(4, "index"))[0]
-        if r.pos() != self.size:
+        if r.pos != self.size:
             raise FormatError("video file has trailing bytes after its index")
         self.f.seek(start)
         if zlib.crc32(self.f.read(body_end - start)) & 0xFFFFFFFF != crc:
@@ -300,22 +273,22 @@ class VideoReader:
     def records(self, start_offset: int | None = None, start_frame: int = 0):
         """Yield FrameRecords from `start_offset` (default: the first) up to the index, validated."""
         self.f.seek(self.first_record if start_offset is None else start_offset)
-        r = _Bytes(self.f, self.header.index_offset)
+        r = ByteReader(self.f, self.header.index_offset)
         expected = start_frame
-        while r.pos() < self.header.index_offset:
+        while r.pos < self.header.index_offset:
             yield self._read_record(r, expected)
             expected += 1
         if expected != self.header.frame_count:
             raise FormatError(f"video has {expected} frame records, its header says {self.header.frame_count}")
 
-    def _read_record(self, r: _Bytes, expected: int) -> FrameRecord:
-        offset = r.pos()
+    def _read_record(self, r: ByteReader, expected: int) -> FrameRecord:
+        offset = r.pos
         what = f"frame {expected} record"
         head = r.take(3, what)
         if head[:2] != FRAME_SYNC:
             raise FormatError(f"frame {expected}: corrupt record (bad sync bytes)")
         ftype = head[2]
-        index, index_raw = r.varint(what)
+        index, index_raw = r.varint_raw(what, VARINT_BYTES)
         q_raw = r.take(2, what)
         n_raw = r.take(1, what)
         n = n_raw[0]
@@ -323,10 +296,10 @@ class VideoReader:
             raise FormatError(f"frame {expected}: corrupt record (type {ftype}, number {index}, {n} streams)")
         lengths, raw_lengths = [], b""
         for _ in range(n):
-            length, raw = r.varint(what)
+            length, raw = r.varint_raw(what, VARINT_BYTES)
             lengths.append(length)
             raw_lengths += raw
-        if r.pos() + sum(lengths) + 4 > self.header.index_offset:
+        if r.pos + sum(lengths) + 4 > self.header.index_offset:
             raise FormatError(f"frame {expected}: corrupt record (streams longer than the file)")
         streams = [r.take(length, what) for length in lengths]
         crc = struct.unpack("<I", r.take(4, what))[0]
