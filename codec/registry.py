@@ -49,8 +49,8 @@ def weights_hash(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()[:8]
 
 
-def save_weights(path: str | Path, model: ImageModel, name: str, extra: dict | None = None) -> bytes:
-    """Write release weights (tables must be built); returns their hash."""
+def release_weights(model: ImageModel, name: str, extra: dict | None = None) -> bytes:
+    """The bytes of `model`'s release weights file (tables must be built)."""
     state = {k: _release_dtype(k, v.detach().cpu()).contiguous() for k, v in model.state_dict().items()}
     meta = {
         "format": WEIGHTS_FORMAT,
@@ -58,7 +58,12 @@ def save_weights(path: str | Path, model: ImageModel, name: str, extra: dict | N
         "config": json.dumps(model.config.to_dict()),
         "info": json.dumps(extra or {}),
     }
-    data = weights_bytes(state, meta)
+    return weights_bytes(state, meta)
+
+
+def save_weights(path: str | Path, model: ImageModel, name: str, extra: dict | None = None) -> bytes:
+    """Write release weights (tables must be built); returns their hash."""
+    data = release_weights(model, name, extra)
     Path(path).write_bytes(data)
     return weights_hash(data)
 
@@ -165,7 +170,11 @@ def load_model(path: str | Path) -> LoadedModel:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"weights file not found: {p}")
-    data = p.read_bytes()
+    return load_model_bytes(p.read_bytes(), p)
+
+
+def load_model_bytes(data: bytes, p: Path) -> LoadedModel:
+    """`load_model` of a weights file's bytes (`p` names the file in messages and in the result)."""
     state, meta = parse_weights(data, str(p))
     config = config_of(meta)
     model = ImageModel(config)

@@ -399,3 +399,34 @@ def test_loss_gap_compares_like_with_like(tiny_data):
     noise = torch.rand_like(photos)
     assert loss_gap(model, photos, noise, (4.0,))["loss_gap_q4"] > 0
     assert model.training  # left in the mode it was in
+
+
+def test_validation_measures_the_files_the_exported_weights_write(tmp_path, tiny_data):
+    """Validation codes through ImageCodec: its bpp is a version-4 file's bytes and its PSNR the decoded
+    pixels', exactly what the weights `export` writes give (and the training model is left untouched)."""
+    import copy
+
+    from lcodec.codec.image_model import ARCHITECTURES, ImageModel
+    from lcodec.codec.metrics import psnr
+    from lcodec.codec.registry import save_weights
+    from lcodec.codec.training.data import list_images
+    from lcodec.codec.training.validate import val_qualities, validate
+
+    torch.manual_seed(0)
+    model = ImageModel(ARCHITECTURES["small"]).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = validate(model, str(tiny_data), 1, torch.device("cpu"))
+    after = model.state_dict()
+    assert model.training and before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    exported = copy.deepcopy(model).eval()
+    exported.build_tables()
+    save_weights(tmp_path / "w.lcw", exported, "default")
+    codec = ImageCodec.from_model(tmp_path / "w.lcw")
+    with Image.open(list_images(str(tiny_data))[0]) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    for q in val_qualities(model.config.levels):
+        blob = codec.encode(rgb, q)
+        assert blob[4] == 4
+        assert res[f"q{q:g}_bpp"] == round(8 * len(blob) / (rgb.shape[0] * rgb.shape[1]), 4), q
+        assert res[f"q{q:g}_psnr"] == round(psnr(codec.decode(blob), rgb), 3), q
