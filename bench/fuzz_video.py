@@ -28,7 +28,7 @@ _BIG = [0, 1, 2, 3, 7, 8, 255, 256, 4095, 8191, 8192, 65535, 1 << 20, (1 << 32) 
 
 def video_seeds(codec: VideoCodec, rng: np.random.Generator) -> list[bytes]:
     """Valid small video files: a panning noisy gradient, 4 frames low-delay and 5 frames in GOPs of 3
-    (format version 2), and the low-delay one in the float format still read (version 1)."""
+    (the format version written), and the low-delay one in the float format still read (version 1)."""
     h, w = 40, 56
     yy, xx = np.mgrid[0 : h, 0 : w + 12]
     base = np.stack([xx * 4, yy * 5, (xx + yy) * 2], axis=2).astype(np.float64)

@@ -1,4 +1,4 @@
-"""The lcodec file format (versions 1 to 4): one self-describing, checksummed file per image.
+"""The lcodec file format (versions 1 to 5): one self-describing, checksummed file per image.
 
 Byte layout (integers little-endian, ``varint`` = unsigned LEB128)::
 
@@ -95,12 +95,12 @@ class ImageHeader:
 
     @property
     def exact(self) -> bool:
-        """Entropy parameters in exact fixed point (versions 3, 4) rather than float (1, 2)."""
+        """Entropy parameters in exact fixed point (versions 3 to 5) rather than float (1, 2)."""
         return self.version >= VERSION_SPLIT
 
     @property
     def streams_per_tile(self) -> int:
-        """Range-coded streams per tile: z and y apart (versions 1-3) or as one (version 4)."""
+        """Range-coded streams per tile: z and y apart (versions 1-3) or as one (versions 4 and 5)."""
         return 1 if self.version >= VERSION else 2
 
     @property

@@ -54,7 +54,7 @@ def fixed_threads(enabled: bool = True) -> Iterator[None]:
 
     Float reductions (convolutions, attention sums) are split differently with 2 threads than with 1,
     which moves predicted means (and, rarely, a scale index) by an ulp: synthesis and the float
-    coding path of format versions 1-2 run here. The exact path of version 3 needs no such guard.
+    coding path of format versions 1-2 run here. The exact path of versions 3 to 5 needs no such guard.
     """
     n = torch.get_num_threads()
     if n == 1 or not enabled:
@@ -127,8 +127,9 @@ class ImageCodec:
         self.loaded = loaded
         self.device = torch.device(device)
         self.model = loaded.model.to(self.device)
-        #: Format version written: 3 (exact fixed-point entropy parameters); 1 writes the old float
-        #: path (kept for compatibility tests; such files decode reliably only on the CPU).
+        #: Format version written: 4 (exact fixed-point entropy parameters, one stream per tile; 5 when
+        #: the image carries metadata). 3 (z and y apart) and 1 (the old float path, whose files decode
+        #: reliably only on the CPU) are kept for compatibility tests and benchmarks.
         self.write_version = VERSION
 
     @property

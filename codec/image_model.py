@@ -180,9 +180,9 @@ class ImageModel(nn.Module):
                         z: torch.Tensor | None = None) -> tuple[list[bytes], torch.Tensor]:
         """Code a gained latent [1, M, h, w] (h, w multiples of 4); return ([z, y streams], y_hat).
 
-        `exact` (the default, format versions 3 and 4) computes the entropy parameters in fixed point,
+        `exact` (the default, format versions 3 to 5) computes the entropy parameters in fixed point,
         so any device decodes the streams; False is the float path of format versions 1 and 2.
-        `joint` (format version 4) codes z and then y into one stream: one coder flush less.
+        `joint` (format versions 4 and 5) codes z and then y into one stream: one coder flush less.
         `z` is the hyper-latent to code (default h_a(y); the encoder's latent search passes its own)."""
         z = self.h_a(y) if z is None else z
         enc_z = RangeEncoder()
@@ -202,7 +202,7 @@ class ImageModel(nn.Module):
     def decompress_latent(self, streams: list[bytes], padded_hw: tuple[int, int],
                           device: torch.device | str = "cpu", exact: bool = True) -> torch.Tensor:
         """Decode the gained latent y_hat of a padded image of size padded_hw from its z and y
-        streams, or from the one stream that holds both (format version 4)."""
+        streams, or from the one stream that holds both (format versions 4 and 5)."""
         h, w = padded_hw
         if len(streams) not in (1, 2):
             raise StreamError("expected a z stream and a y stream, or one stream holding both")
@@ -226,7 +226,8 @@ class ImageModel(nn.Module):
 
     @torch.no_grad()
     def compress(self, x: torch.Tensor, q: float) -> tuple[list[bytes], torch.Tensor]:
-        """Code a padded image [1, 3, H, W]; return ([z stream, y stream], y_hat)."""
+        """Code a padded image [1, 3, H, W] into a z and a y stream, no container (files, version 4 with
+        z and y in one stream, are `ImageCodec`'s); return ([z stream, y stream], y_hat)."""
         if x.shape[0] != 1 or x.shape[-1] % HYPER_STRIDE or x.shape[-2] % HYPER_STRIDE:
             raise ValueError("compress expects one image padded to a multiple of 64")
         qt = torch.tensor([q], dtype=torch.float32, device=x.device)
@@ -235,7 +236,7 @@ class ImageModel(nn.Module):
     @torch.no_grad()
     def decompress(self, streams: list[bytes], q: float, padded_hw: tuple[int, int],
                    device: torch.device | str = "cpu") -> torch.Tensor:
-        """Decode the streams of a padded image; returns [1, 3, H, W] (unclamped)."""
+        """Decode the streams of `compress` of a padded image; returns [1, 3, H, W] (unclamped)."""
         qt = torch.tensor([q], dtype=torch.float32, device=device)
         y_hat = self.decompress_latent(streams, padded_hw, device)
         return self.g_s(y_hat * self.gain.inverse_gain(qt))
