@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lcodec.bench.metrics import psnr_rgb
+from lcodec.bench.metrics import psnr, psnr_rgb
 from lcodec.bench.report import show_and_save
 from lcodec.bench.run_images import list_images
 from lcodec.codec import ImageCodec
@@ -57,8 +57,7 @@ def block_pca_psnr(rgb: np.ndarray, components: int, block: int = LATENT_STRIDE)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     basis = vt[:components]
     rebuilt = centred @ basis.T @ basis + mean
-    mse = float(np.mean((rebuilt - blocks) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+    return psnr(rebuilt, blocks)
 
 
 def worst_crop(rgb: np.ndarray, recon: np.ndarray, side: int) -> tuple[int, int]:
