@@ -22,6 +22,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from lcodec.entropy_models.cdf_tables import TabledEntropyModel
+
 from .errors import InputError, UnknownModelError
 from .image_model import ImageModel, ModelConfig
 
@@ -150,8 +152,9 @@ def load_with_tables(module: torch.nn.Module, state: dict[str, torch.Tensor], de
     ValueError when they do not fit). `decoder_only` weights lack exactly the encoder-only parts."""
     # table buffers have data-dependent shapes: size them from the file before loading
     empty = torch.zeros(0, 0, dtype=torch.int32)
-    module.z_prior.cdf_table = torch.zeros_like(state.get("z_prior.cdf_table", empty))
-    module.context.gaussian.cdf_table = torch.zeros_like(state.get("context.gaussian.cdf_table", empty))
+    for name, sub in module.named_modules():
+        if isinstance(sub, TabledEntropyModel):
+            sub.cdf_table = torch.zeros_like(state.get(f"{name}.cdf_table", empty))
     missing, unexpected = module.load_state_dict(state, strict=not decoder_only)
     if decoder_only and (unexpected or any(not k.startswith(ENCODER_ONLY) for k in missing)):
         bad = unexpected + [k for k in missing if not k.startswith(ENCODER_ONLY)]

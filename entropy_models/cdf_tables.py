@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 #: Probabilities are stored as integer frequencies summing to 2**PRECISION.
 PRECISION = 16
@@ -104,3 +105,52 @@ def stack_tables(rows: list[np.ndarray], offsets: list[int]) -> CdfTables:
     )
     tables.validate()
     return tables
+
+
+class TabledEntropyModel(nn.Module):
+    """What the factorized prior and the Gaussian conditional share: their coding distributions are one
+    `CdfTables` set, built once at export from float pmfs (`build_tables`), kept in the state dict as the
+    int32 buffer ``cdf_table`` and taken back from it when weights load (`load_tables_from_buffer`), so
+    coding never depends on floats. Subclasses say how many tables they hold (`_table_count`) and build
+    them (`build_tables`, through `set_pmfs`); `_register_tables` registers the buffer (last, after the
+    subclass's own buffers, which keeps the state dict's order)."""
+
+    #: what the tables belong to, for error messages
+    _what = "entropy model"
+
+    def _register_tables(self) -> None:
+        self.register_buffer("cdf_table", torch.zeros(0, 0, dtype=torch.int32), persistent=True)
+        self._tables: CdfTables | None = None
+
+    def _table_count(self) -> int:
+        raise NotImplementedError
+
+    def build_tables(self) -> None:
+        raise NotImplementedError
+
+    def set_pmfs(self, pmfs: list[np.ndarray], offsets: list[int]) -> None:
+        """Tables from float pmfs (row k over symbols offsets[k]...), the mass outside each one going
+        to its escape entry."""
+        rows = [quantize_pmf(p, max(1.0 - float(np.sum(p)), 0.0)) for p in pmfs]
+        self.set_tables(stack_tables(rows, offsets))
+
+    def set_tables(self, tables: CdfTables) -> None:
+        self._check_count(tables)
+        self._tables = tables
+        self.cdf_table = tables.to_tensor()
+
+    def load_tables_from_buffer(self) -> None:
+        tables = CdfTables.from_tensor(self.cdf_table)
+        self._check_count(tables)
+        self._tables = tables
+
+    def _check_count(self, tables: CdfTables) -> None:
+        if tables.count != self._table_count():
+            raise ValueError(f"{self._what} table count ({tables.count}) does not match its "
+                             f"{self._table_count()} distributions")
+
+    @property
+    def tables(self) -> CdfTables:
+        if self._tables is None:
+            raise RuntimeError("entropy tables not built: export the model or call build_tables()")
+        return self._tables

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cdf_tables import PRECISION, CdfTables, quantize_pmf, stack_tables
+from .cdf_tables import PRECISION, TabledEntropyModel
 from .quantize import noisy_or_rounded, ste_round
 from .range_coder import RangeDecoder, RangeEncoder
 
@@ -25,8 +25,10 @@ _TABLE_TAIL = 1e-9
 _MAX_RANGE = 512
 
 
-class FactorizedPrior(nn.Module):
+class FactorizedPrior(TabledEntropyModel):
     """Per-channel non-parametric density with forward (likelihoods), compress and decompress."""
+
+    _what = "factorized prior"
 
     def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3), init_scale: float = 10.0) -> None:
         super().__init__()
@@ -42,8 +44,10 @@ class FactorizedPrior(nn.Module):
             self.biases.append(nn.Parameter(torch.rand(channels, dims[i + 1], 1) - 0.5))
             if i < len(filters):
                 self.factors.append(nn.Parameter(torch.zeros(channels, dims[i + 1], 1)))
-        self.register_buffer("cdf_table", torch.zeros(0, 0, dtype=torch.int32), persistent=True)
-        self._tables: CdfTables | None = None
+        self._register_tables()
+
+    def _table_count(self) -> int:
+        return self.channels
 
     def _logits_cumulative(self, x: torch.Tensor) -> torch.Tensor:
         """x: [C, 1, N] -> logits of the cumulative at x, [C, 1, N]."""
@@ -54,7 +58,8 @@ class FactorizedPrior(nn.Module):
         return x
 
     def _likelihood_cn(self, v: torch.Tensor) -> torch.Tensor:
-        """Probability of the unit bin around each value; v is [C, 1, N]."""
+        """Probability of the unit bin around each value; v is [C, 1, N]. Both cumulatives are taken on
+        the side of the median where they are small (the sign), so neither tail rounds to 1 - 1."""
         lower = self._logits_cumulative(v - 0.5)
         upper = self._logits_cumulative(v + 0.5)
         sign = -torch.sign(lower + upper).detach()
@@ -86,36 +91,14 @@ class FactorizedPrior(nn.Module):
         grid = torch.arange(-_MAX_RANGE, _MAX_RANGE + 1, dtype=torch.float32)
         v = grid.view(1, 1, -1).expand(self.channels, 1, -1).to(self.matrices[0].device)
         pmf = self._likelihood_cn(v).squeeze(1).double().cpu().numpy()  # [C, 2R+1]
-        rows, offsets = [], []
-        for c in range(self.channels):
-            p = pmf[c]
+        pmfs, offsets = [], []
+        for p in pmf:
             cum = np.cumsum(p)
-            total = cum[-1]
             lo = int(np.searchsorted(cum, _TABLE_TAIL / 2))
-            hi = int(np.searchsorted(cum, total - _TABLE_TAIL / 2))
-            hi = max(hi, lo)
-            inside = p[lo : hi + 1]
-            tail = max(1.0 - float(inside.sum()), 0.0)
-            rows.append(quantize_pmf(inside, tail))
+            hi = max(int(np.searchsorted(cum, cum[-1] - _TABLE_TAIL / 2)), lo)
+            pmfs.append(p[lo : hi + 1])
             offsets.append(lo - _MAX_RANGE)
-        self.set_tables(stack_tables(rows, offsets))
-
-    def set_tables(self, tables: CdfTables) -> None:
-        if tables.count != self.channels:
-            raise ValueError("factorized prior table count does not match its channels")
-        self._tables = tables
-        self.cdf_table = tables.to_tensor()
-
-    def load_tables_from_buffer(self) -> None:
-        self._tables = CdfTables.from_tensor(self.cdf_table)
-        if self._tables.count != self.channels:
-            raise ValueError("factorized prior table count does not match its channels")
-
-    @property
-    def tables(self) -> CdfTables:
-        if self._tables is None:
-            raise RuntimeError("entropy tables not built: export the model or call build_tables()")
-        return self._tables
+        self.set_pmfs(pmfs, offsets)
 
     def _indexes(self, shape: torch.Size) -> np.ndarray:
         n, c, h, w = shape

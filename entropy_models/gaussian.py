@@ -15,12 +15,12 @@ guaranteed, and beyond a table's range the escape's cost. A bare Gaussian charge
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 import torch
-from torch import nn
 
-from .cdf_tables import PRECISION, CdfTables, quantize_pmf, stack_tables
+from .cdf_tables import PRECISION, TabledEntropyModel
 from .range_coder import ESCAPE_LENGTH_CHOICES
 
 SCALE_MIN = 0.11
@@ -50,46 +50,28 @@ def gaussian_likelihood(y: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor
     return torch.clamp(upper - lower, min=_LIKELIHOOD_BOUND)
 
 
-class GaussianConditional(nn.Module):
+class GaussianConditional(TabledEntropyModel):
     """Holds the scale table and its integer pmfs; maps predicted scales to table indexes."""
+
+    _what = "Gaussian conditional"
 
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("scale_table", default_scale_table(), persistent=True)
-        self.register_buffer("cdf_table", torch.zeros(0, 0, dtype=torch.int32), persistent=True)
-        self._tables: CdfTables | None = None
+        self._register_tables()
+
+    def _table_count(self) -> int:
+        return len(self.scale_table)
 
     def build_tables(self) -> None:
         """One pmf per table scale over [-R, R] with R covering all but ~1e-9 of the mass."""
-        rows, offsets = [], []
+        pmfs, offsets = [], []
         for s in self.scale_table.double().cpu().numpy():
             r = int(math.ceil(s * _TAIL_MULT))
             x = np.arange(-r, r + 1, dtype=np.float64)
-            upper = _np_normal_cdf((x + 0.5) / s)
-            lower = _np_normal_cdf((x - 0.5) / s)
-            pmf = upper - lower
-            tail = max(1.0 - float(pmf.sum()), 0.0)
-            rows.append(quantize_pmf(pmf, tail))
+            pmfs.append(_np_normal_cdf((x + 0.5) / s) - _np_normal_cdf((x - 0.5) / s))
             offsets.append(-r)
-        self.set_tables(stack_tables(rows, offsets))
-
-    def set_tables(self, tables: CdfTables) -> None:
-        if tables.count != len(self.scale_table):
-            raise ValueError("Gaussian table count does not match the scale table")
-        self._tables = tables
-        self.cdf_table = tables.to_tensor()
-
-    def load_tables_from_buffer(self) -> None:
-        tables = CdfTables.from_tensor(self.cdf_table)
-        if tables.count != len(self.scale_table):
-            raise ValueError("Gaussian table count does not match the scale table")
-        self._tables = tables
-
-    @property
-    def tables(self) -> CdfTables:
-        if self._tables is None:
-            raise RuntimeError("entropy tables not built: export the model or call build_tables()")
-        return self._tables
+        self.set_pmfs(pmfs, offsets)
 
     def table_radii(self) -> torch.Tensor:
         """R of every table scale: its table codes -R..R directly and escapes anything beyond."""
@@ -113,23 +95,15 @@ class GaussianConditional(nn.Module):
         return idx
 
 
-def _np_normal_cdf(x: np.ndarray) -> np.ndarray:
-    from math import erfc
+@np.vectorize
+def _np_normal_cdf(x: float) -> float:
+    """Standard normal CDF in float64 as 0.5 * erfc(-x / sqrt 2), accurate in both tails.
 
-    return np.array([0.5 * erfc(-v / math.sqrt(2)) for v in np.ravel(x)]).reshape(np.shape(x))
-
-
-def _normal_ppf(p: float) -> float:
-    """Inverse standard-normal CDF by bisection (only used to size tables)."""
-    lo, hi = -40.0, 40.0
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if 0.5 * math.erfc(-mid / math.sqrt(2)) < p:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
+    Not `statistics.NormalDist().cdf`: it computes 0.5 * (1 + erf(x / sqrt 2)), which cancels in the
+    lower tail (4.8e-7 relative error at -6.5) and would rebuild 38 of the 10,024 entries of the bundled
+    model's Gaussian tables one count off; these rebuild them exactly."""
+    return 0.5 * math.erfc(-x / math.sqrt(2))
 
 
 #: Table half-widths are this many scales: all but _TABLE_TAIL of a Gaussian's mass.
-_TAIL_MULT = -_normal_ppf(_TABLE_TAIL / 2)
+_TAIL_MULT = -NormalDist().inv_cdf(_TABLE_TAIL / 2)

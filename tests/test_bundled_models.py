@@ -90,3 +90,15 @@ def test_a_file_of_an_unknown_model_names_its_hash(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "_CACHE", {})
     with pytest.raises(UnknownModelError, match=IMAGE_FILES[0].stem.split("-")[1]):
         _decode_image(IMAGE_FILES[0])
+
+
+def test_the_bundled_weights_load_and_save_back_to_the_same_bytes(tmp_path):
+    """Every stored tensor keeps its name, shape and value through the model classes (GDN, the entropy
+    models' parameters and tables): saving the loaded model gives the bundled file again, same hash."""
+    import json
+
+    loaded = registry.get_model(None)
+    out = tmp_path / "again.lcw"
+    whash = registry.save_weights(out, loaded.model, loaded.metadata["name"], json.loads(loaded.metadata["info"]))
+    assert whash == loaded.weights_hash
+    assert out.read_bytes() == loaded.path.read_bytes()
