@@ -14,7 +14,7 @@ from torch import nn
 
 from lcodec.entropy_models.cdf_tables import PRECISION
 from lcodec.entropy_models.factorized import FactorizedPrior
-from lcodec.entropy_models.fixed_point import ExactSequential, to_fixed, to_real, weights_version
+from lcodec.entropy_models.fixed_point import CachedExactEngine, ExactSequential, to_fixed, to_real
 from lcodec.entropy_models.multi_reference import ExactContext, MultiReferenceEntropyModel
 from lcodec.entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
 
@@ -110,7 +110,7 @@ def architecture(spec: str, base: ModelConfig) -> ModelConfig:
     return base.updated(spec)
 
 
-class ImageModel(nn.Module):
+class ImageModel(CachedExactEngine, nn.Module):
     """Variable-rate learned image codec network."""
 
     def __init__(self, config: ModelConfig = ModelConfig()) -> None:
@@ -165,15 +165,8 @@ class ImageModel(nn.Module):
         h, w = padded_hw
         return per_block * (h // HYPER_STRIDE) * (w // HYPER_STRIDE)
 
-    def exact_engine(self, device: torch.device | str) -> ExactEngine:
-        """The fixed-point parameter networks for `device` (rebuilt when the weights change)."""
-        device = torch.device(device)
-        key = (str(device), weights_version(self))
-        cached = getattr(self, "_exact_cache", None)
-        if cached is None or cached[0] != key:
-            cached = (key, ExactEngine(self.h_s.net, self.context, device))
-            self._exact_cache = cached
-        return cached[1]
+    def _new_exact_engine(self, device: torch.device) -> ExactEngine:
+        return ExactEngine(self.h_s.net, self.context, device)
 
     @torch.no_grad()
     def compress_latent(self, y: torch.Tensor, exact: bool = True, joint: bool = False,

@@ -58,6 +58,26 @@ def weights_version(module: nn.Module) -> tuple[int, ...]:
     return tuple(p._version for p in module.parameters())
 
 
+class CachedExactEngine:
+    """For the models that code through exact fixed-point networks (the image model, the P-frame model):
+    `exact_engine(device)` converts their weights once per device with `_new_exact_engine` and reuses
+    the result until another device asks or the weights change (`weights_version`). A mixin beside
+    nn.Module."""
+
+    def _new_exact_engine(self, device: torch.device):
+        raise NotImplementedError
+
+    def exact_engine(self, device: torch.device | str):
+        """The fixed-point parameter networks for `device` (rebuilt when the weights change)."""
+        device = torch.device(device)
+        key = (str(device), weights_version(self))
+        cached = getattr(self, "_exact_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self._new_exact_engine(device))
+            self._exact_cache = cached
+        return cached[1]
+
+
 def to_fixed(x: torch.Tensor) -> torch.Tensor:
     """Real tensor -> fixed-point integers (float64), clamped to the activation range."""
     return torch.round(x.double() * ONE).clamp_(-ACT_MAX, ACT_MAX)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .factorized import FactorizedPrior
-from .fixed_point import ACT_MAX, ExactSequential, exact_scale, to_fixed, to_real, weights_version
+from .fixed_point import ACT_MAX, CachedExactEngine, ExactSequential, exact_scale, to_fixed, to_real
 from .multi_reference import ExactContext, MultiReferenceEntropyModel
 from .range_coder import RangeDecoder, RangeEncoder, StreamError
 
@@ -92,7 +92,7 @@ class _ExactTemporal:
         return hyper + self.fuse(torch.cat([hyper, temporal], dim=1))
 
 
-class SpatiotemporalEntropyModel(nn.Module):
+class SpatiotemporalEntropyModel(CachedExactEngine, nn.Module):
     """Entropy model of a P-frame latent given the two previous decoded latents."""
 
     def __init__(self, latent_channels: int, hyper_latent_channels: int, hyper_channels: int,
@@ -147,15 +147,8 @@ class SpatiotemporalEntropyModel(nn.Module):
         self.z_prior.load_tables_from_buffer()
         self.context.gaussian.load_tables_from_buffer()
 
-    def exact_engine(self, device: torch.device | str) -> _ExactTemporal:
-        """The fixed-point parameter networks for `device` (rebuilt when the weights change)."""
-        device = torch.device(device)
-        key = (str(device), weights_version(self))
-        cached = getattr(self, "_exact_cache", None)
-        if cached is None or cached[0] != key:
-            cached = (key, _ExactTemporal(self, device))
-            self._exact_cache = cached
-        return cached[1]
+    def _new_exact_engine(self, device: torch.device) -> _ExactTemporal:
+        return _ExactTemporal(self, device)
 
     def _steps(self, exact: bool, device: torch.device) -> _ExactTemporal | _FloatTemporal:
         return self.exact_engine(device) if exact else _FloatTemporal(self)

@@ -1,5 +1,5 @@
-"""The entropy models' shared table plumbing (`cdf_tables.TabledEntropyModel`) and the Gaussian tables'
-normal CDF."""
+"""The entropy models' shared table plumbing (`cdf_tables.TabledEntropyModel`), the exact-engine cache
+(`fixed_point.CachedExactEngine`) and the Gaussian tables' normal CDF."""
 
 from __future__ import annotations
 
@@ -11,10 +11,14 @@ import pytest
 import torch
 
 from lcodec.codec import registry
+from lcodec.codec.image_model import ImageModel, ModelConfig
 from lcodec.entropy_models import gaussian
 from lcodec.entropy_models.cdf_tables import CdfTables, TabledEntropyModel
 from lcodec.entropy_models.factorized import FactorizedPrior
 from lcodec.entropy_models.gaussian import GaussianConditional
+from lcodec.entropy_models.spatiotemporal import SpatiotemporalEntropyModel
+
+SMALL = ModelConfig(n=8, m=10, nz=6, hyper=8, slices=2, hidden=8, levels=2)
 
 
 @pytest.mark.parametrize("make, count", [(lambda: FactorizedPrior(5), 5), (GaussianConditional, 64)],
@@ -72,3 +76,19 @@ def test_the_table_cdf_is_accurate_in_both_tails_unlike_normaldist_cdf():
     assert np.max(np.abs(nd[lower] - exact[lower]) / exact[lower]) > 1e-8  # NormalDist loses digits there
     assert NormalDist().cdf(-gaussian._TAIL_MULT) == pytest.approx(gaussian._TABLE_TAIL / 2, rel=1e-6)
 
+
+def _bump(module: torch.nn.Module) -> None:
+    with torch.no_grad():
+        next(module.parameters()).add_(0.0)  # an in-place step: the weights' version changes
+
+
+@pytest.mark.parametrize("make", [lambda: ImageModel(SMALL), lambda: SpatiotemporalEntropyModel(10, 6, 8, 2, 8)],
+                         ids=["image", "p-frame"])
+def test_one_exact_engine_per_device_and_weights(make):
+    model = make().eval()
+    first = model.exact_engine("cpu")
+    assert model.exact_engine(torch.device("cpu")) is first
+    _bump(model)
+    second = model.exact_engine("cpu")
+    assert second is not first
+    assert model.exact_engine("cpu") is second
