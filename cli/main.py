@@ -89,8 +89,8 @@ def main(threads: int | None) -> None:
 @click.option("--bpp", type=float, default=None, help="Target bits per pixel: highest quality that fits.")
 @click.option("--psnr", type=float, default=None, help="Target PSNR in dB: lowest quality that reaches it.")
 @click.option("--effort", type=click.IntRange(0, 3), default=0, show_default=True,
-              help="Images: search the latents before coding (1-3: slower encode, smaller file at the same "
-                   "quality; any decoder reads it; encode times per level in docs/benchmarks.md).")
+              help="Search the latents before coding (1-3: slower encode, smaller file at the same quality; "
+                   "any decoder reads it; videos: every frame; encode times per level in docs/benchmarks.md).")
 @click.option("--model", "model", default=None, help="Bundled model name or weights file (.lcw).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse larger inputs (default 64 Mpx).")
 @click.option("--frames", type=click.IntRange(min=1), default=None, help="Video: encode at most this many frames.")
@@ -123,15 +123,14 @@ def encode(input: Path, output: Path | None, quality: float | None, bpp: float |
     from lcodec.codec.video_io import is_video_path
 
     if is_video_path(input):
-        if effort:
-            raise click.UsageError("--effort is for images; videos are encoded at effort 0")
         if bpp is not None or psnr is not None:
             raise click.UsageError("--bpp / --psnr targets are for images; use --quality for videos")
         if strip:
             raise click.UsageError("--strip is for images; video files carry no metadata")
         from .video_commands import encode_video
 
-        encode_video(input, output, 4.0 if quality is None else quality, model, frames, start, intra_period, force)
+        encode_video(input, output, 4.0 if quality is None else quality, model, frames, start, intra_period, force,
+                     effort=effort)
         return
     _refuse_video_options(input, ("frames", "start", "intra_period"))
     if output.exists() and not force:

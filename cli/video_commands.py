@@ -19,8 +19,9 @@ from .config_options import config_options, config_values
 
 
 def encode_video(input: Path, output: Path, quality: float, model: str | None, frames: int | None, start: int,
-                 intra_period: int, force: bool, progress: bool = True) -> None:
-    """Encode a video file (anything PyAV reads) into an lcodec video file, atomically."""
+                 intra_period: int, force: bool, progress: bool = True, effort: int = 0) -> None:
+    """Encode a video file (anything PyAV reads) into an lcodec video file, atomically; `effort` > 0
+    searches every frame's latents first (`codec.video_search`)."""
     from lcodec.codec.errors import OutputError
     from lcodec.codec.image_io import publish
     from lcodec.codec.video_codec import VideoCodec
@@ -40,7 +41,8 @@ def encode_video(input: Path, output: Path, quality: float, model: str | None, f
     try:
         with os.fdopen(fd, "w+b") as f:
             stats = codec.encode(src.frames(), f, src.width, src.height, quality, intra_period, src.rate,
-                                 on_frame=lambda s: (bar.update(1), bar.set_postfix(type=s.type, bytes=s.bytes)))
+                                 on_frame=lambda s: (bar.update(1), bar.set_postfix(type=s.type, bytes=s.bytes)),
+                                 effort=effort)
         publish(tmp, output)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

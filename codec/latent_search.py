@@ -93,6 +93,14 @@ class _Problem:
     inv_gain: torch.Tensor
     lam: float
 
+    def z_start(self, y: torch.Tensor) -> torch.Tensor:
+        """The hyper-latent the encoder would code for y without a search."""
+        return self.model.h_a(y)
+
+    def coded(self, snapped: torch.Tensor) -> torch.Tensor:
+        """The latent to hand the coder for the values the context rounded (`snapped`)."""
+        return snapped
+
     def loss(self, y: torch.Tensor, z_hat: torch.Tensor, rounding, table_scales: bool) -> torch.Tensor:
         m = self.model
         h, w = self.x.shape[-2:]
@@ -139,7 +147,7 @@ def _hard(p: _Problem, y: torch.Tensor, z: torch.Tensor) -> tuple[float, torch.T
     # the entropy model rounds each slice twice, anchors first (around their means), then the rest
     anchor = anchor_mask(*y.shape[-2:], y.device)
     snapped = torch.cat([torch.where(anchor, a, b) for a, b in zip(rounded[0::2], rounded[1::2])], dim=1)
-    return float(loss), snapped
+    return float(loss), p.coded(snapped)
 
 
 def search_latents(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, quality: float,
@@ -152,10 +160,9 @@ def search_latents(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, qua
 
 def _search(p: _Problem, y: torch.Tensor, config: SearchConfig,
             progress: Callable[[int], None] | None) -> SearchResult:
-    model = p.model
     y0 = y.detach()
     with torch.no_grad():
-        z0 = model.h_a(y0)
+        z0 = p.z_start(y0)
     best_loss, best_y = _hard(p, y0, z0)
     start_loss, best_z, best_it = best_loss, torch.round(z0), 0
     if config.iterations <= 0:

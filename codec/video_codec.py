@@ -37,6 +37,7 @@ from .video_container import (
     VideoWriter,
 )
 from .video_model import LoadedVideoModel, find_video_model_for, get_video_model
+from .video_search import FrameSearch
 
 #: Frames larger than this are refused (video frames are coded untiled).
 MAX_FRAME_PIXELS = 2048 * 2048
@@ -86,12 +87,15 @@ class VideoCodec:
 
     def encode(self, frames: Iterable[np.ndarray], out: BinaryIO, width: int, height: int,
                quality: float = 4.0, intra_period: int = 32, rate: Fraction = Fraction(25),
-               on_frame: Callable[[FrameStats], None] | None = None) -> list[FrameStats]:
+               on_frame: Callable[[FrameStats], None] | None = None, effort: int = 0) -> list[FrameStats]:
         """Encode RGB uint8 frames [H, W, 3] into `out` (a seekable binary file).
 
         `intra_period`: an I-frame every that many frames; 0 (or -1, the older spelling): only the first frame is intra.
+        `effort` > 0 searches each frame's latents before coding it (`codec.video_search`): I-frames as
+        images, P-frames against their decoded references (greedy per frame).
         """
         quality = ImageCodec._quantized_quality(check_quality(quality, self.images.max_quality))
+        search = FrameSearch(self.model, self.temporal, quality, effort)  # ValueError for an unknown effort
         if not (1 <= width <= MAX_VIDEO_SIDE and 1 <= height <= MAX_VIDEO_SIDE) or width * height > MAX_FRAME_PIXELS:
             raise InputError(f"video frames of {width}x{height} are not supported (at most {MAX_FRAME_PIXELS} pixels)")
         if intra_period < -1:
@@ -111,11 +115,13 @@ class VideoCodec:
             intra = i == 0 or (period and i % period == 0)
             with torch.no_grad(), fixed_threads(not exact):
                 if intra:
-                    streams, y_hat = self.model.compress_latent(y, exact)
+                    y, z = search.intra(rgb, y)
+                    streams, y_hat = self.model.compress_latent(y, exact, z=z)
                     refs = [y_hat]
                 else:
                     ref1, ref2 = refs[-1], refs[0]
-                    streams, y_hat = self.temporal.compress(y, ref1, ref2, exact)
+                    y, z = search.inter(rgb, y, ref1, ref2)
+                    streams, y_hat = self.temporal.compress(y, ref1, ref2, exact, z=z)
                     refs = [ref1, y_hat]
             record = FrameRecord(FRAME_I if intra else FRAME_P, i, quality, streams)
             st = FrameStats(i, record.type_name, writer.write(record), quality)

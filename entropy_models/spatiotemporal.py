@@ -155,17 +155,18 @@ class SpatiotemporalEntropyModel(CachedExactEngine, nn.Module):
 
     @torch.no_grad()
     def compress(self, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor,
-                 exact: bool = True) -> tuple[list[bytes], torch.Tensor]:
+                 exact: bool = True, z: torch.Tensor | None = None) -> tuple[list[bytes], torch.Tensor]:
         """Code a gained latent [1, M, h, w] (h, w multiples of 4); return ([z, y streams], y_hat).
 
         `exact` (default; video format version 2) computes every entropy parameter and the temporal
         mean in fixed point, so the references and the decoded latents agree bit for bit on any
-        device; False is the float path of version 1."""
+        device; False is the float path of version 1. `z`: the hyper-latent to code (default
+        h_a(residual, ref1); the encoder's latent search, `codec.video_search`, passes its own)."""
         steps = self._steps(exact, y.device)
         r1, r2 = steps.fixed(ref1), steps.fixed(ref2)
         mean_t = steps.mean(r1, r2)
         r = y - steps.real(mean_t)
-        z = self.h_a(torch.cat([r, ref1], dim=1))
+        z = self.h_a(torch.cat([r, ref1], dim=1)) if z is None else z
         enc_z = RangeEncoder()
         z_hat = self.z_prior.compress(z, enc_z).to(y.device)
         enc_y = RangeEncoder()

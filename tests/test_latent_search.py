@@ -118,14 +118,6 @@ def test_cli_effort_errors_are_one_line(tmp_path, crop_png, args, words):
     assert not out.exists()
 
 
-def test_cli_effort_on_video_is_refused(tmp_path):
-    video = tmp_path / "clip.y4m"
-    video.write_bytes(b"YUV4MPEG2 W16 H16 F25:1 C420jpeg\nFRAME\n" + bytes(16 * 16 * 3 // 2))
-    res = CliRunner().invoke(main, ["encode", str(video), "-o", str(tmp_path / "c.lcd"), "--effort", "1"])
-    assert res.exit_code != 0 and "--effort is for images" in res.output
-    assert not (tmp_path / "c.lcd").exists()
-
-
 def test_cli_effort_encodes(tmp_path, crop_png, short_effort):
     out = tmp_path / "e.lcd"
     res = CliRunner().invoke(main, ["encode", str(crop_png), "-o", str(out), "-q", "8", "--effort", "1"])
