@@ -31,8 +31,8 @@ PAD = 64  # the zoo models need sides divisible by 2^6
 def _zoo():
     try:
         from compressai.zoo import image as zoo_image
-    except ImportError as exc:  # pragma: no cover - compressai is a dependency
-        raise CodecUnavailable(f"compressai is not installed ({exc})") from exc
+    except ImportError as exc:  # compressai is in the bench extra: the codec itself never imports it
+        raise CodecUnavailable(f"compressai is not installed ({exc}); pip install 'lcodec[bench]'") from exc
     return zoo_image
 
 

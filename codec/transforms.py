@@ -22,6 +22,13 @@ class GDN(nn.Module):
 
     y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2). Parameters are stored re-parameterised
     (squared, shifted) so that they stay positive under gradient descent.
+
+    This is `compressai.layers.GDN` with its `NonNegativeParametrizer` at reparam_offset 2**-9 (a pedestal
+    of 2**-18; CompressAI's default offset 2**-18 gives 2**-36), bit for bit under the same parameter names
+    (tests/test_compressai_equivalence.py); only the gradient at the bounds differs (clamp passes none
+    below them, CompressAI's LowerBound passes the part that pushes back up). lcodec does not import it:
+    importing compressai nearly doubles the CPU time of a `lcodec decode` (docs/design.md, "What comes
+    from compressai").
     """
 
     _PEDESTAL = 2.0**-18

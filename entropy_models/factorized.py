@@ -26,7 +26,15 @@ _MAX_RANGE = 512
 
 
 class FactorizedPrior(TabledEntropyModel):
-    """Per-channel non-parametric density with forward (likelihoods), compress and decompress."""
+    """Per-channel non-parametric density with forward (likelihoods), compress and decompress.
+
+    The density is CompressAI's `EntropyBottleneck` density, computed the same way (its
+    ``_logits_cumulative``, bit for bit: tests/test_compressai_equivalence.py) under the same parameter
+    names and shapes with filters (3, 3, 3); lcodec keeps this copy rather than subclassing it (see
+    docs/design.md, "What comes from compressai"): importing compressai nearly doubles the CPU time of a
+    `lcodec decode`, its 1.2 likelihood drops the sign trick below, which loses the upper tail in float32,
+    and its quantiles, CDF buffers and ANS coder would change the state dict for nothing lcodec uses.
+    """
 
     _what = "factorized prior"
 
