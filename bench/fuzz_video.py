@@ -19,7 +19,7 @@ import numpy as np
 
 from lcodec.codec.errors import LcodecError
 from lcodec.codec.video_codec import VideoCodec
-from lcodec.codec.video_container import _FIXED, VERSION_FLOAT, VideoReader
+from lcodec.codec.video_container import _FIXED, VERSION_EXACT, VERSION_FLOAT, VideoReader
 
 from .fuzz import FuzzReport, run_cases
 
@@ -28,7 +28,8 @@ _BIG = [0, 1, 2, 3, 7, 8, 255, 256, 4095, 8191, 8192, 65535, 1 << 20, (1 << 32) 
 
 def video_seeds(codec: VideoCodec, rng: np.random.Generator) -> list[bytes]:
     """Valid small video files: a panning noisy gradient, 4 frames low-delay and 5 frames in GOPs of 3
-    (the format version written), and the low-delay one in the float format still read (version 1)."""
+    (the format version written: 3, with skip flags and vectors), and the low-delay one in the formats
+    still read (version 2, exact without motion; version 1, float)."""
     h, w = 40, 56
     yy, xx = np.mgrid[0 : h, 0 : w + 12]
     base = np.stack([xx * 4, yy * 5, (xx + yy) * 2], axis=2).astype(np.float64)
@@ -37,7 +38,8 @@ def video_seeds(codec: VideoCodec, rng: np.random.Generator) -> list[bytes]:
     out = []
     saved = codec.write_version
     try:
-        for n, period, q, version in ((4, -1, 4.0, saved), (5, 3, 2.0, saved), (4, -1, 4.0, VERSION_FLOAT)):
+        for n, period, q, version in ((4, -1, 4.0, saved), (5, 3, 2.0, saved), (4, -1, 4.0, VERSION_EXACT),
+                                      (4, -1, 4.0, VERSION_FLOAT)):
             codec.write_version = version
             buf = io.BytesIO()
             codec.encode(iter(frames[:n]), buf, w, h, q, period)

@@ -286,11 +286,15 @@ class OursVideoCodec(VideoCodecAdapter):
     integer quality of the image model, known once the weights load (`check()` or `settings()`).
     """
 
-    def __init__(self) -> None:
-        super().__init__(name="ours", description="lcodec video (spatiotemporal entropy model, low delay P)",
-                         setting="quality", values=(),
+    def __init__(self, version: int | None = None) -> None:
+        name, desc = "ours", ("lcodec video (spatiotemporal entropy model, skip + motion, frame types by cost, "
+                              "low delay)")
+        if version == 2:
+            name, desc = "ours-v2", "lcodec video format 2 (spatiotemporal entropy model, no motion or skip, fixed GOP)"
+        super().__init__(name=name, description=desc, setting="quality", values=(),
                          params={"threads": "torch default", "rate": "whole .lcd file"})
         self._codec = None
+        self._version = version
 
     def check(self) -> None:
         try:
@@ -303,6 +307,8 @@ class OursVideoCodec(VideoCodecAdapter):
             from lcodec.codec.video_codec import VideoCodec
 
             self._codec = VideoCodec.default()
+            if self._version is not None:
+                self._codec.write_version = self._version
             self.values = self._codec.images.levels
         return self._codec
 
@@ -319,7 +325,7 @@ class OursVideoCodec(VideoCodecAdapter):
         h, w = frames[0][0].shape
         buf = io.BytesIO()
         self.codec().encode((planes_to_rgb(p) for p in frames), buf, w, h, float(value),
-                            intra_period if intra_period > 0 else -1, fps)
+                            intra_period if intra_period > 0 else -1, fps, adaptive=self._version != 2)
         return [buf.getvalue()]
 
     def decode(self, packets: list[bytes], height: int, width: int) -> list[Planes]:
@@ -330,6 +336,7 @@ class OursVideoCodec(VideoCodecAdapter):
 
 VIDEO_CODECS: dict[str, Callable[[], VideoCodecAdapter]] = {
     "ours": OursVideoCodec,
+    "ours-v2": lambda: OursVideoCodec(version=2),
     "x264": X264Codec,
     "x265": X265Codec,
     "svtav1": SvtAv1Codec,

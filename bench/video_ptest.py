@@ -24,27 +24,35 @@ from lcodec.codec.video_io import open_video
 from .metrics import psnr_rgb
 
 
-def _run(codec: VideoCodec, frames: list[np.ndarray], quality: float, period: int, rate) -> dict:
+def _run(codec: VideoCodec, frames: list[np.ndarray], quality: float, period: int, rate, adaptive: bool = True) -> dict:
     h, w = frames[0].shape[:2]
     buf = io.BytesIO()
-    stats = codec.encode(iter(frames), buf, w, h, quality, period, rate)
+    stats = codec.encode(iter(frames), buf, w, h, quality, period, rate, adaptive=adaptive)
     buf.seek(0)
     psnrs = [psnr_rgb(rgb, frames[i]) for i, rgb in codec.decode(buf)]
     return {"frame_bytes": [s.bytes for s in stats], "types": "".join(s.type for s in stats),
+            "motion_bytes": [s.motion_bytes for s in stats], "skipped": [s.skipped for s in stats],
             "file_bytes": len(buf.getvalue()), "bpp": 8 * len(buf.getvalue()) / (w * h * len(frames)),
             "psnr_rgb": float(np.mean(psnrs))}
 
 
-def p_vs_intra(clip: str | Path, frames: int, qualities: list[float], codec: VideoCodec | None = None) -> list[dict]:
-    """One row per quality: mean P / intra frame bytes, the saving, bpp and PSNR of both runs."""
+def p_vs_intra(clip: str | Path, frames: int, qualities: list[float], codec: VideoCodec | None = None,
+               adaptive: bool = True) -> list[dict]:
+    """One row per quality: mean P / intra frame bytes, the saving, bpp and PSNR of both runs, and
+    (format 3) the P-frames' mean motion bytes (skip flags and vectors) and share of skipped blocks.
+    `adaptive`: the low-delay run chooses frame types by cost (False: I-frames only where forced)."""
+    from lcodec.codec.video_motion import grid
+
     codec = codec or VideoCodec.default()
     src = open_video(clip, frames=frames)
     pics = list(src.frames())
     rows = []
     for q in qualities:
         intra = _run(codec, pics, q, 1, src.rate)
-        low_delay = _run(codec, pics, q, -1, src.rate)
-        p_mean = float(np.mean(low_delay["frame_bytes"][1:]))
+        low_delay = _run(codec, pics, q, -1, src.rate, adaptive)
+        p_frames = [k for k, t in enumerate(low_delay["types"]) if t == "P"] or [0]
+        p_mean = float(np.mean([low_delay["frame_bytes"][k] for k in p_frames]))
+        blocks = grid(src.height, src.width)
         i_mean = float(np.mean(intra["frame_bytes"][1:]))
         rows.append({
             "clip": Path(clip).name, "frames": len(pics), "width": src.width, "height": src.height, "quality": q,
@@ -53,6 +61,10 @@ def p_vs_intra(clip: str | Path, frames: int, qualities: list[float], codec: Vid
             "saving": round(1 - p_mean / i_mean, 4),
             "bpp_low_delay": round(low_delay["bpp"], 5), "bpp_all_intra": round(intra["bpp"], 5),
             "psnr_low_delay": round(low_delay["psnr_rgb"], 3), "psnr_all_intra": round(intra["psnr_rgb"], 3),
+            "types_low_delay": low_delay["types"], "format_version": codec.write_version,
+            "p_motion_bytes": round(float(np.mean([low_delay["motion_bytes"][k] for k in p_frames])), 1),
+            "skip_share": round(sum(low_delay["skipped"][k] for k in p_frames)
+                                / (len(p_frames) * blocks[0] * blocks[1]), 4),
         })
     return rows
 
@@ -100,12 +112,19 @@ def video_speed(clip: str | Path, frames: int, quality: float = 4.0, device: str
 
 
 def ptest_markdown(rows: list[dict]) -> str:
+    """The P-vs-intra table; rows from format 3 add the P-frames' motion bytes and skipped share."""
+    motion = any("p_motion_bytes" in r for r in rows)
+    extra = " P motion bytes | skipped |" if motion else ""
     lines = ["| clip | frames | quality | P-frame bytes | intra-frame bytes | saving | bpp low delay | bpp all intra "
-             "| PSNR low delay | PSNR all intra |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| PSNR low delay | PSNR all intra |" + extra,
+             "|---|---|---|---|---|---|---|---|---|---|" + "---|" * (2 * motion)]
     for r in rows:
-        lines.append(f"| {r['clip']} | {r['frames']} | {r['quality']:g} | {r['p_frame_bytes']:.0f} | "
-                     f"{r['intra_frame_bytes']:.0f} | {100 * r['saving']:.1f} % | {r['bpp_low_delay']:.4f} | "
-                     f"{r['bpp_all_intra']:.4f} | {r['psnr_low_delay']:.2f} | {r['psnr_all_intra']:.2f} |")
+        line = (f"| {r['clip']} | {r['frames']} | {r['quality']:g} | {r['p_frame_bytes']:.0f} | "
+                f"{r['intra_frame_bytes']:.0f} | {100 * r['saving']:.1f} % | {r['bpp_low_delay']:.4f} | "
+                f"{r['bpp_all_intra']:.4f} | {r['psnr_low_delay']:.2f} | {r['psnr_all_intra']:.2f} |")
+        if motion:
+            line += f" {r.get('p_motion_bytes', 0):.0f} | {100 * r.get('skip_share', 0):.0f} % |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 

@@ -18,9 +18,12 @@ from .bench_commands import comma_qualities
 @click.option("--model", "models", multiple=True,
               help="Video weights (.lcv) to measure instead of the bundled ones, plus any image weights (.lcw) "
                    "they name that are not bundled; repeatable.")
+@click.option("--format-version", "version", type=click.Choice(["2", "3"]), default="3", show_default=True,
+              help="3: skip + motion, frame types by cost; 2: the encoder before them (no motion, fixed GOP).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write JSON here (and .md beside it).")
 @bench_errors
-def video_p(clips: tuple[Path, ...], frames: int, qualities: str, models: tuple[str, ...], out: Path | None) -> None:
+def video_p(clips: tuple[Path, ...], frames: int, qualities: str, models: tuple[str, ...], version: str,
+            out: Path | None) -> None:
     """Rate of low-delay P-coding vs all-intra at the same quality, per clip and quality."""
     from lcodec.bench.video_ptest import p_bd_rates, p_vs_intra, ptest_report
     from lcodec.codec.video_codec import VideoCodec
@@ -32,9 +35,11 @@ def video_p(clips: tuple[Path, ...], frames: int, qualities: str, models: tuple[
         raise click.BadParameter("give at most one video weights file (.lcv)", param_hint="--model")
     image = [m for m in models if not m.endswith(VIDEO_SUFFIX)]
     codec = VideoCodec.from_model(video[0] if video else "default", image_models=image) if models else None
+    codec = codec or VideoCodec.default()
+    codec.write_version = int(version)
     rows = []
     for clip in clips:
-        rows += p_vs_intra(clip, frames, qs, codec)
+        rows += p_vs_intra(clip, frames, qs, codec, adaptive=version != "2")
     bd = p_bd_rates(rows)
     md = ptest_report(rows, bd)
     click.echo(md, nl=False)

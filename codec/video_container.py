@@ -1,11 +1,12 @@
-"""The lcodec video file format (kind 1, version 2): a header, one record per frame, an I-frame index.
+"""The lcodec video file format (kind 1, version 3): a header, one record per frame, an I-frame index.
 
 Written and read as a stream, so neither side holds more than one frame's bytes. Integers are
 little-endian, ``varint`` is unsigned LEB128::
 
     header
       magic          4 bytes  b"LCDC"
-      version        u8       2: entropy parameters in exact fixed point (decode alike on any device);
+      version        u8       3: as 2, and P-frames carry skip flags and motion vectors;
+                              2: entropy parameters in exact fixed point (decode alike on any device);
                               1: float parameters (still read; reliable on the CPU only)
       kind           u8       1 = video
       model name     u8 length + UTF-8 (video model)
@@ -22,7 +23,8 @@ little-endian, ``varint`` is unsigned LEB128::
       type           u8       0 = I, 1 = P
       index          varint   frame number
       quality        u16      round(quality * 4096)
-      streams        u8       2 (z, y)
+      streams        u8       2 (z, y); version-3 P-frames 3 (side, z, y), the side stream holding
+                              the skip flags and vectors of the 64x64 blocks (`codec.video_motion`)
       lengths        varint   one per stream
       payloads
       crc32          u32      of the record bytes before it
@@ -50,8 +52,9 @@ from .errors import FormatError
 from .quality import QUALITY_MAX, QUALITY_MIN
 
 VERSION_FLOAT = 1  # float entropy parameters (read only)
-VERSION = 2  # exact fixed-point entropy parameters and temporal mean
-VERSIONS = (VERSION_FLOAT, VERSION)
+VERSION_EXACT = 2  # exact fixed-point entropy parameters and temporal mean
+VERSION = 3  # P-frames carry a side stream first: skip flags and motion vectors (`codec.video_motion`)
+VERSIONS = (VERSION_FLOAT, VERSION_EXACT, VERSION)
 KIND_VIDEO = 1
 FRAME_SYNC = b"FR"
 INDEX_MAGIC = b"LIDX"
@@ -89,7 +92,12 @@ class VideoHeader:
 
     @property
     def exact(self) -> bool:
-        """Entropy parameters in exact fixed point (version 2) rather than float (1)."""
+        """Entropy parameters in exact fixed point (versions 2 and 3) rather than float (1)."""
+        return self.version >= VERSION_EXACT
+
+    @property
+    def motion(self) -> bool:
+        """P-frames hold [side, z, y] streams: skipped blocks and their vectors (version 3)."""
         return self.version >= VERSION
 
     def pack(self) -> bytes:
@@ -209,7 +217,7 @@ class VideoReader:
         if head[5] != KIND_VIDEO:
             raise FormatError(f"not an lcodec video file (kind {head[5]})")
         if head[4] not in VERSIONS:
-            raise FormatError(f"unsupported video format version {head[4]} (this lcodec reads versions 1 and 2)")
+            raise FormatError(f"unsupported video format version {head[4]} (this lcodec reads versions 1 to 3)")
         name_raw = r.take(head[6], "header")
         hashes = r.take(16, "header")
         fixed = r.take(_FIXED.size, "header")

@@ -22,6 +22,9 @@ import torch
 from torch import nn
 
 from .factorized import FactorizedPrior
+import numpy as np
+
+from .cdf_tables import CdfTables
 from .fixed_point import ACT_MAX, CachedExactEngine, ExactSequential, exact_scale, to_fixed, to_real
 from .multi_reference import ExactContext, MultiReferenceEntropyModel
 from .range_coder import RangeDecoder, RangeEncoder, StreamError
@@ -92,6 +95,62 @@ class _ExactTemporal:
         return hyper + self.fuse(torch.cat([hyper, temporal], dim=1))
 
 
+def symbol_bits(symbols: np.ndarray, indexes: np.ndarray, tables: CdfTables) -> np.ndarray:
+    """Bits each symbol costs under its table (escaped values: the escape entry plus their code length),
+    the encoder's price of a block for the skip decision."""
+    off = tables.offsets[indexes].astype(np.int64)
+    esc = tables.lengths[indexes].astype(np.int64) - 1
+    v = symbols - off
+    out = (v < 0) | (v >= esc)
+    freq = tables.freqs[indexes, np.where(out, esc, v)].astype(np.float64)
+    total = tables.freqs.sum(axis=1)[indexes].astype(np.float64)
+    extra = np.where(out, 5.0 + 2.0 * np.log2(2.0 + np.abs(np.where(v < 0, v, v - esc))), 0.0)
+    return -np.log2(freq / total) + extra
+
+
+class _Subset:
+    """A range coder seen through a mask: only the symbols where `keep` is True are coded; the others
+    are zero and cost nothing (the decoder, knowing `keep`, fills them in). Records each kept symbol's
+    price when `bits` is a list."""
+
+    def __init__(self, coder, keep: np.ndarray, bits: list | None = None) -> None:
+        self.coder, self.keep, self.bits = coder, keep, bits
+
+    def encode(self, symbols: np.ndarray, indexes: np.ndarray, tables: CdfTables) -> None:
+        if self.bits is not None:
+            self.bits.append(symbol_bits(symbols, indexes, tables))
+        self.coder.encode(symbols[self.keep], indexes[self.keep], tables)
+
+    def decode(self, indexes: np.ndarray, tables: CdfTables) -> np.ndarray:
+        out = np.zeros(len(indexes), dtype=np.int64)
+        out[self.keep] = self.coder.decode(indexes[self.keep], tables)
+        return out
+
+
+class _SkipContext:
+    """The exact context steps with skipped latent positions: their symbols are zero and not coded, so
+    while the frame is coded their values are the model's prediction on both sides (the caller then
+    gives them the reference's values); with `costs`, each position's bits are summed into it [h, w]
+    (the encoder's first pass, nothing skipped)."""
+
+    def __init__(self, base: ExactContext, skip: torch.Tensor, costs: torch.Tensor | None = None) -> None:
+        self.base, self.skip, self.costs = base, skip, costs
+        self._anchor_step = base._anchor_step
+        self._nonanchor_step = base._nonanchor_step
+        self._refine = base._refine
+
+    def _code_pass(self, y_k, mean, raw, sel, coder, decode: bool) -> torch.Tensor:
+        c = mean.shape[1]
+        keep_pos = (~self.skip[sel]).cpu().numpy()
+        keep = np.broadcast_to(keep_pos[None], (c, len(keep_pos))).ravel()
+        bits: list | None = [] if self.costs is not None else None
+        vals = self.base._code_pass(y_k, mean, raw, sel, _Subset(coder, keep, bits), decode)
+        if bits:
+            self.costs[sel] += torch.from_numpy(bits[0].reshape(c, -1).sum(0)).to(self.costs)
+        hit = (self.skip & sel).view(1, 1, *sel.shape)
+        return torch.where(hit, mean.clamp(-ACT_MAX, ACT_MAX), vals)
+
+
 class SpatiotemporalEntropyModel(CachedExactEngine, nn.Module):
     """Entropy model of a P-frame latent given the two previous decoded latents."""
 
@@ -154,42 +213,93 @@ class SpatiotemporalEntropyModel(CachedExactEngine, nn.Module):
         return self.exact_engine(device) if exact else _FloatTemporal(self)
 
     @torch.no_grad()
-    def compress(self, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor,
-                 exact: bool = True, z: torch.Tensor | None = None) -> tuple[list[bytes], torch.Tensor]:
+    def compress(self, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor, exact: bool = True,
+                 z: torch.Tensor | None = None, skip: torch.Tensor | None = None, costs: bool = False):
         """Code a gained latent [1, M, h, w] (h, w multiples of 4); return ([z, y streams], y_hat).
 
-        `exact` (default; video format version 2) computes every entropy parameter and the temporal
-        mean in fixed point, so the references and the decoded latents agree bit for bit on any
-        device; False is the float path of version 1. `z`: the hyper-latent to code (default
+        `exact` (default; video format versions 2 and 3) computes every entropy parameter and the
+        temporal mean in fixed point, so the references and the decoded latents agree bit for bit on
+        any device; False is the float path of version 1.
+        `skip` (version 3; exact only): bool [h/4, w/4] of skipped blocks, one per z position: their z
+        and y symbols are zero and not coded. `costs`: also return each block's bits [h/4, w/4] (z + y),
+        which the encoder compares with the price of skipping it. `z`: the hyper-latent to code (default
         h_a(residual, ref1); the encoder's latent search, `codec.video_search`, passes its own)."""
+        if (skip is not None or costs) and not exact:
+            raise ValueError("skipped blocks need the exact entropy parameters (video format version 3)")
         steps = self._steps(exact, y.device)
         r1, r2 = steps.fixed(ref1), steps.fixed(ref2)
         mean_t = steps.mean(r1, r2)
         r = y - steps.real(mean_t)
         z = self.h_a(torch.cat([r, ref1], dim=1)) if z is None else z
         enc_z = RangeEncoder()
-        z_hat = self.z_prior.compress(z, enc_z).to(y.device)
         enc_y = RangeEncoder()
-        r_hat = self.context.compress(r, steps.features(steps.fixed(z_hat), r1, r2), enc_y, steps.context)
-        return [enc_z.finish(), enc_y.finish()], steps.real(r_hat + mean_t)
+        if skip is None and not costs:
+            z_hat = self.z_prior.compress(z, enc_z).to(y.device)
+            r_hat = self.context.compress(r, steps.features(steps.fixed(z_hat), r1, r2), enc_y, steps.context)
+            return [enc_z.finish(), enc_y.finish()], steps.real(r_hat + mean_t)
+        hz, wz = z.shape[2:]
+        skip = torch.zeros(hz, wz, dtype=torch.bool) if skip is None else skip.cpu().bool()
+        # skipped blocks: z and y symbols zero and not coded; the latent keeps the reference's values
+        z_hat = torch.round(z).cpu()
+        z_hat[:, :, skip] = 0
+        tables = self.z_prior.tables
+        sym = z_hat.numpy().astype(np.int64).ravel()
+        idx = self.z_prior._indexes(z.shape)
+        keep = np.broadcast_to((~skip).numpy()[None, None], z.shape).ravel()
+        enc_z.encode(sym[keep], idx[keep], tables)
+        cost = torch.zeros(hz * HYPER_FACTOR, wz * HYPER_FACTOR, dtype=torch.float64)
+        ctx = _SkipContext(steps.context, _latent_mask(skip).to(y.device), cost if costs else None)
+        r_hat = self.context.compress(r, steps.features(steps.fixed(z_hat.to(y.device)), r1, r2), enc_y, ctx)
+        streams, y_hat = [enc_z.finish(), enc_y.finish()], steps.real(_keep_reference(r_hat + mean_t, r1, ctx.skip))
+        if not costs:
+            return streams, y_hat
+        z_bits = torch.from_numpy(symbol_bits(sym, idx, tables).reshape(z.shape[1:]).sum(0))
+        y_bits = cost.view(hz, HYPER_FACTOR, wz, HYPER_FACTOR).sum(dim=(1, 3))
+        return streams, y_hat, (z_bits + y_bits).numpy()
 
     @torch.no_grad()
     def decompress(self, streams: list[bytes], ref1: torch.Tensor, ref2: torch.Tensor,
-                   exact: bool = True) -> torch.Tensor:
-        """Decode y_hat of a P-frame whose references are `ref1` (t-1) and `ref2` (t-2)."""
+                   exact: bool = True, skip: torch.Tensor | None = None) -> torch.Tensor:
+        """Decode y_hat of a P-frame whose references are `ref1` (t-1) and `ref2` (t-2); `skip` as
+        in `compress` (the decoder reads it from the frame's side stream first)."""
         if len(streams) != 2:
             raise StreamError("expected a z stream and a y stream")
+        if skip is not None and not exact:
+            raise StreamError("skipped blocks need the exact entropy parameters")
         _, _, h, w = ref1.shape
+        shape = (1, self.hyper_latent_channels, h // HYPER_FACTOR, w // HYPER_FACTOR)
         dec_z = RangeDecoder(streams[0])
-        z_hat = self.z_prior.decompress(dec_z, (1, self.hyper_latent_channels, h // HYPER_FACTOR, w // HYPER_FACTOR))
+        if skip is None:
+            z_hat = self.z_prior.decompress(dec_z, shape)
+        else:
+            skip = skip.cpu().bool()
+            if tuple(skip.shape) != shape[2:]:
+                raise StreamError("skip flags do not match the frame's block grid")
+            keep = np.broadcast_to((~skip).numpy()[None, None], shape).ravel()
+            vals = np.zeros(keep.size, dtype=np.int64)
+            vals[keep] = dec_z.decode(self.z_prior._indexes(torch.Size(shape))[keep], self.z_prior.tables)
+            z_hat = torch.from_numpy(vals.reshape(shape).astype(np.float32))
         if not dec_z.exhausted():
             raise StreamError("z stream has trailing data")
         steps = self._steps(exact, ref1.device)
         r1, r2 = steps.fixed(ref1), steps.fixed(ref2)
         mean_t = steps.mean(r1, r2)
         dec_y = RangeDecoder(streams[1])
-        r_hat = self.context.decompress(steps.features(steps.fixed(z_hat.to(ref1.device)), r1, r2), dec_y,
-                                        steps.context)
+        ctx = steps.context if skip is None else _SkipContext(steps.context, _latent_mask(skip).to(ref1.device))
+        r_hat = self.context.decompress(steps.features(steps.fixed(z_hat.to(ref1.device)), r1, r2), dec_y, ctx)
         if not dec_y.exhausted():
             raise StreamError("y stream has trailing data")
-        return steps.real(r_hat + mean_t)
+        return steps.real(r_hat + mean_t if skip is None else _keep_reference(r_hat + mean_t, r1, ctx.skip))
+
+
+def _keep_reference(y_hat: torch.Tensor, ref1: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """A skipped block keeps its reference latent (fixed point, exact): its pixels are a copy of the
+    previous frame, so the previous latent describes them, and chains of skips neither decay the
+    reference (as repeated temporal means would) nor leave g_s of the coded blocks beside them a
+    latent that disagrees with the copied pixels."""
+    return torch.where(skip.view(1, 1, *skip.shape), ref1, y_hat)
+
+
+def _latent_mask(skip: torch.Tensor) -> torch.Tensor:
+    """Block flags on the z grid -> flags per latent position (HYPER_FACTOR x HYPER_FACTOR each)."""
+    return skip.repeat_interleave(HYPER_FACTOR, 0).repeat_interleave(HYPER_FACTOR, 1)

@@ -1,0 +1,275 @@
+"""Block motion and skip for P-frames (video format version 3): estimation, compensation, side stream.
+
+A P-frame is split into BLOCK x BLOCK pixel blocks on the grid of the hyper-latent z (one z position,
+4 x 4 latent positions per block). The encoder marks blocks as *skipped* where copying the previous
+decoded frame, shifted by a motion vector, costs less than coding the block (rate + lambda *
+distortion, decided in `codec.video_codec`). A skipped block costs its flag and its vector, nothing
+else: its z and y symbols are not coded (zero on both sides), its latent keeps the reference latent
+y_hat[t-1] there (exact fixed point, so later frames reference the same values on every device), and
+its pixels are the motion-compensated copy of the previous decoded frame.
+
+Why this split: motion only changes *pixels* (after g_s, which is float and not bit-exact across
+devices), never the values that drive the entropy model, so parsing stays exact without an exact
+g_s / g_a. Compensation is integer arithmetic on uint8 pixels anyway (half-pel by rounded averages),
+so a decoder on another device gets the same copy of its own previous frame.
+
+Side stream (range-coded with constriction, adaptive integer-count models, no learned parameters):
+blocks in raster order; per block a skip flag (context: skipped left + skipped above, 3 contexts);
+for a skipped block its vector (dy, dx) in half-pel units, each component coded as the difference to
+the median of the left, above and above-right blocks' vectors (zero where a block is missing or not
+skipped), with one adaptive model per component.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import constriction
+
+from lcodec.entropy_models.range_coder import StreamError
+
+#: Block side in pixels: one hyper-latent position (the z stride), 4 x 4 latent positions.
+BLOCK = 64
+#: Largest vector component, in pixels (the encoder searches within it; the decoder refuses more).
+MV_RANGE = 16
+#: Vector units per pixel (half-pel).
+SUBPEL = 2
+_VMAX = MV_RANGE * SUBPEL
+_RES = 2 * _VMAX  # a residual lies in [-_RES, _RES]
+_queue = constriction.stream.queue
+_model = constriction.stream.model
+
+
+class _Adaptive:
+    """A categorical model over `n` symbols from integer counts, updated after every symbol: the same
+    counts give the same float64 probabilities on every machine, so both sides agree."""
+
+    def __init__(self, init: np.ndarray, step: int = 24) -> None:
+        self.counts = init.astype(np.int64).copy()
+        self.step = step
+
+    def model(self):
+        c = self.counts.astype(np.float64)
+        return _model.Categorical(c / c.sum(), perfect=False)
+
+    def update(self, s: int) -> None:
+        self.counts[s] += self.step
+        if self.counts.sum() > 1 << 16:
+            self.counts = (self.counts + 1) // 2
+
+
+def _residual_model() -> _Adaptive:
+    k = np.abs(np.arange(-_RES, _RES + 1))
+    return _Adaptive(1 + (64 >> np.minimum(k, 6)))
+
+
+def _predict(vec: np.ndarray, skip: np.ndarray, r: int, c: int) -> np.ndarray:
+    """Median of the left, above and above-right neighbours' vectors (zero where absent or not skipped)."""
+    bh, bw = skip.shape
+    cands = []
+    for rr, cc in ((r, c - 1), (r - 1, c), (r - 1, c + 1)):
+        ok = 0 <= rr < bh and 0 <= cc < bw and skip[rr, cc]
+        cands.append(vec[rr, cc] if ok else np.zeros(2, dtype=np.int64))
+    return np.median(np.stack(cands), axis=0).astype(np.int64)
+
+
+def encode_side(skip: np.ndarray, vec: np.ndarray) -> bytes:
+    """Range-code skip flags [bh, bw] (bool) and vectors [bh, bw, 2] (half-pel, used where skipped)."""
+    enc = _queue.RangeEncoder()
+    flags = [_Adaptive(np.array([8, 8])) for _ in range(3)]
+    comps = [_residual_model(), _residual_model()]
+    bh, bw = skip.shape
+    for r in range(bh):
+        for c in range(bw):
+            ctx = int(c > 0 and skip[r, c - 1]) + int(r > 0 and skip[r - 1, c])
+            s = int(skip[r, c])
+            enc.encode(np.array([s], dtype=np.int32), flags[ctx].model())
+            flags[ctx].update(s)
+            if s:
+                pred = _predict(vec, skip, r, c)
+                for j in range(2):
+                    d = int(vec[r, c, j] - pred[j])
+                    if abs(int(vec[r, c, j])) > _VMAX:
+                        raise ValueError(f"vector component {int(vec[r, c, j])} beyond +-{_VMAX}")
+                    enc.encode(np.array([d + _RES], dtype=np.int32), comps[j].model())
+                    comps[j].update(d + _RES)
+    return enc.get_compressed().astype("<u4").tobytes()
+
+
+def decode_side(data: bytes, bh: int, bw: int) -> tuple[np.ndarray, np.ndarray]:
+    """Skip flags and vectors of a bh x bw block grid from a side stream (StreamError if corrupt)."""
+    if len(data) % 4:
+        raise StreamError("side stream length is not a multiple of 4 bytes")
+    dec = _queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    flags = [_Adaptive(np.array([8, 8])) for _ in range(3)]
+    comps = [_residual_model(), _residual_model()]
+    skip = np.zeros((bh, bw), dtype=bool)
+    vec = np.zeros((bh, bw, 2), dtype=np.int64)
+    try:
+        for r in range(bh):
+            for c in range(bw):
+                ctx = int(c > 0 and skip[r, c - 1]) + int(r > 0 and skip[r - 1, c])
+                s = int(dec.decode(flags[ctx].model(), 1)[0])
+                flags[ctx].update(s)
+                skip[r, c] = bool(s)
+                if s:
+                    pred = _predict(vec, skip, r, c)
+                    for j in range(2):
+                        u = int(dec.decode(comps[j].model(), 1)[0])
+                        comps[j].update(u)
+                        v = int(pred[j]) + u - _RES
+                        if abs(v) > _VMAX:
+                            raise StreamError(f"motion vector component {v} beyond +-{_VMAX}")
+                        vec[r, c, j] = v
+    except StreamError:
+        raise
+    except Exception as exc:  # constriction reports invalid data as generic errors
+        raise StreamError(f"side stream does not decode: {exc}") from None
+    if not dec.maybe_exhausted():
+        raise StreamError("side stream has trailing data")
+    return skip, vec
+
+
+def grid(height: int, width: int) -> tuple[int, int]:
+    """Blocks per column and per row for a frame (the z grid of the padded frame)."""
+    return -(-height // BLOCK), -(-width // BLOCK)
+
+
+# ---- compensation (integer arithmetic on uint8 pixels) ---------------------------------------------
+
+def _padded(ref: np.ndarray) -> np.ndarray:
+    """`ref` [h, w, C] edge-extended by MV_RANGE + 1 on every side and up to the block grid (int32)."""
+    h, w = ref.shape[:2]
+    bh, bw = grid(h, w)
+    p = MV_RANGE + 1
+    return np.pad(ref.astype(np.int32), ((p, p + bh * BLOCK - h), (p, p + bw * BLOCK - w), (0, 0)), mode="edge")
+
+
+def _block_at(pad: np.ndarray, y0: int, x0: int, vy: int, vx: int) -> np.ndarray:
+    """The BLOCK x BLOCK prediction at pixel (y0, x0) shifted by half-pel (vy, vx), rounded averages."""
+    p = MV_RANGE + 1
+    iy, fy = divmod(vy, SUBPEL)
+    ix, fx = divmod(vx, SUBPEL)
+    a = pad[p + y0 + iy : p + y0 + iy + BLOCK + 1, p + x0 + ix : p + x0 + ix + BLOCK + 1]
+    if fy and fx:
+        return (a[:-1, :-1] + a[1:, :-1] + a[:-1, 1:] + a[1:, 1:] + 2) >> 2
+    if fy:
+        return (a[:-1, :-1] + a[1:, :-1] + 1) >> 1
+    if fx:
+        return (a[:-1, :-1] + a[:-1, 1:] + 1) >> 1
+    return a[:-1, :-1]
+
+
+def paste(frame: np.ndarray, ref: np.ndarray, skip: np.ndarray, vec: np.ndarray) -> np.ndarray:
+    """`frame` with every skipped block replaced by its motion-compensated copy of `ref` (in place)."""
+    if not skip.any():
+        return frame
+    h, w = frame.shape[:2]
+    pad = _padded(ref)
+    for r, c in zip(*np.nonzero(skip)):
+        y0, x0 = int(r) * BLOCK, int(c) * BLOCK
+        blk = _block_at(pad, y0, x0, int(vec[r, c, 0]), int(vec[r, c, 1]))
+        hh, ww = min(BLOCK, h - y0), min(BLOCK, w - x0)
+        frame[y0 : y0 + hh, x0 : x0 + ww] = blk[:hh, :ww].astype(np.uint8)
+    return frame
+
+
+# ---- estimation (encoder only) -----------------------------------------------------------------------
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return (rgb[..., 0].astype(np.int32) * 77 + rgb[..., 1].astype(np.int32) * 150 + rgb[..., 2] * 29) >> 8
+
+
+def _block_sums(a: np.ndarray, bh: int, bw: int, b: int) -> np.ndarray:
+    return a.reshape(bh, b, bw, b).sum(axis=(1, 3))
+
+
+def block_sse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-block sum of squared RGB errors / 3 (the frame's own pixels only) [bh, bw]."""
+    h, w = a.shape[:2]
+    bh, bw = grid(h, w)
+    d = a.astype(np.float32) - b.astype(np.float32)
+    e = np.einsum("ijk,ijk->ij", d, d) / 3.0
+    e = np.pad(e, ((0, bh * BLOCK - h), (0, bw * BLOCK - w)))
+    return _block_sums(e.astype(np.float64), bh, bw, BLOCK)
+
+
+def _search(cur: np.ndarray, pad: np.ndarray, p: int, cands: list[tuple[int, int]], centre: np.ndarray,
+            bh: int, bw: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best integer offset per block among `cands` around each block's `centre` (SAD; ties: first)."""
+    best = np.full((bh, bw), np.iinfo(np.int64).max, dtype=np.int64)
+    arg = np.zeros((bh, bw, 2), dtype=np.int64)
+    H, W = cur.shape
+    for cy, cx in {tuple(v) for v in centre.reshape(-1, 2).tolist()}:
+        sel = (centre[..., 0] == cy) & (centre[..., 1] == cx)
+        for dy, dx in cands:
+            oy, ox = cy + dy, cx + dx
+            if abs(oy) > p or abs(ox) > p:
+                continue
+            sad = _block_sums(np.abs(cur - pad[p + oy : p + oy + H, p + ox : p + ox + W]), bh, bw, b)
+            better = sel & (sad < best)
+            best[better] = sad[better]
+            arg[better] = (oy, ox)
+    return arg, best
+
+
+def estimate(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Half-pel block vectors [bh, bw, 2] of `cur` against `ref` (both uint8 RGB [h, w, 3]).
+
+    Luma SAD, coarse to fine: full search +-MV_RANGE/2 at half resolution, +-1 pixel at full
+    resolution around it, then the eight half-pel neighbours; vectorised over blocks."""
+    h, w = cur.shape[:2]
+    bh, bw = grid(h, w)
+    ph, pw = bh * BLOCK, bw * BLOCK
+    cy = np.pad(_luma(cur), ((0, ph - h), (0, pw - w)), mode="edge")
+    ry = np.pad(_luma(ref), ((0, ph - h), (0, pw - w)), mode="edge")
+    # half resolution
+    c2 = cy.reshape(ph // 2, 2, pw // 2, 2).sum(axis=(1, 3))
+    r2 = ry.reshape(ph // 2, 2, pw // 2, 2).sum(axis=(1, 3))
+    p2 = MV_RANGE // 2
+    r2p = np.pad(r2, p2, mode="edge")
+    cands = [(dy, dx) for dy in range(-p2, p2 + 1) for dx in range(-p2, p2 + 1)]
+    zero = np.zeros((bh, bw, 2), dtype=np.int64)
+    coarse, _ = _search(c2, r2p, p2, cands, zero, bh, bw, BLOCK // 2)
+    # full resolution: +-1 pixel around 2 x coarse and zero (exact for static blocks), then the eight
+    # half-pel neighbours of the best, each block on its own (few candidates, small slices)
+    refpad = _padded(ry[:h, :w, None])
+    vec = np.zeros((bh, bw, 2), dtype=np.int64)
+    for r in range(bh):
+        for c in range(bw):
+            blk = cy[r * BLOCK : (r + 1) * BLOCK, c * BLOCK : (c + 1) * BLOCK]
+
+            def cost(v: tuple[int, int]) -> int:
+                return int(np.abs(blk - _block_at(refpad, r * BLOCK, c * BLOCK, v[0], v[1])[..., 0]).sum())
+
+            cy0, cx0 = 2 * coarse[r, c]
+            cands = {(0, 0)} | {(SUBPEL * int(np.clip(cy0 + dy, -MV_RANGE, MV_RANGE)),
+                                 SUBPEL * int(np.clip(cx0 + dx, -MV_RANGE, MV_RANGE)))
+                                for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+            best_v, best = (0, 0), cost((0, 0))
+            for v in sorted(cands):
+                s_ = cost(v)
+                if s_ < best:
+                    best_v, best = v, s_
+            centre = best_v
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    v = (centre[0] + dy, centre[1] + dx)
+                    if (dy or dx) and abs(v[0]) <= _VMAX and abs(v[1]) <= _VMAX:
+                        s_ = cost(v)
+                        if s_ < best:
+                            best_v, best = v, s_
+            vec[r, c] = best_v
+    return vec
+
+
+def compensate(ref: np.ndarray, vec: np.ndarray) -> np.ndarray:
+    """The whole motion-compensated prediction of a frame from `ref` (encoder: to price skipping)."""
+    h, w = ref.shape[:2]
+    return paste(np.empty_like(ref), ref, np.ones(vec.shape[:2], dtype=bool), vec)
+
+
+def vector_bits(vec: np.ndarray) -> np.ndarray:
+    """A rough price of coding each block's vector (bits), for the skip decision only."""
+    a = np.abs(vec).astype(np.float64)
+    return 1.0 + (a > 0).sum(-1) * 2.0 + 2.0 * np.log2(1.0 + a).sum(-1)
