@@ -206,7 +206,9 @@ def info(input: Path, as_json: bool) -> None:
             for k, v in d.items():
                 click.echo(f"{k:15s} {v}")
             for fr in frames:
-                click.echo(f"frame {fr['index']:6d} {fr['type']} {fr['bytes']:8d} bytes  quality {fr['quality']:g}")
+                extra = (f"  motion {fr['motion_bytes']} bytes, {fr['skipped_blocks']}/{fr['blocks']} blocks skipped"
+                         if "motion_bytes" in fr else "")
+                click.echo(f"frame {fr['index']:6d} {fr['type']} {fr['bytes']:8d} bytes  quality {fr['quality']:g}{extra}")
             return
     else:
         d = ImageCodec.info(_read_stream(input))

@@ -126,6 +126,8 @@ def test_version_3_skips_static_blocks_and_reports_them(codec, tmp_path):
     res = CliRunner().invoke(main, ["info", str(path), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["frames"][2]["skipped_blocks"] == stats[2].skipped
+    res = CliRunner().invoke(main, ["info", str(path)])
+    assert res.exit_code == 0 and f"{stats[2].skipped}/12 blocks skipped" in res.output, res.output
 
 
 def test_corrupt_side_stream_is_a_format_error(codec):
