@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TextIO
 
 import torch
 from torch import nn
@@ -151,7 +152,8 @@ def rd_loss(out: dict, x: torch.Tensor, q: torch.Tensor, metric: str = "mse",
         objective = (weight * per_sample).mean()
     else:
         objective = per_sample.mean()
-    return {"objective": objective, "loss": per_sample.mean().detach(), "bpp": bpp.mean().detach(), "psnr": psnr.mean(), "mse": mse.mean().detach()}
+    return {"objective": objective, "loss": per_sample.mean().detach(), "bpp": bpp.mean().detach(),
+            "psnr": psnr.mean(), "mse": mse.mean().detach()}
 
 
 def train_step(net, model: ImageModel, opt: torch.optim.Optimizer, x: torch.Tensor, q: torch.Tensor,
@@ -374,6 +376,147 @@ def _show_validation(res: dict, levels: int) -> str:
     return "\n".join(out)
 
 
+def _new_model(cfg: TrainConfig, device: torch.device, fast: FastPath) -> ImageModel:
+    """A newly initialised model (drawn from torch's global RNG) on the device, in the fast path's memory
+    layout: set here, before DDP and the optimizer see the parameters."""
+    model = ImageModel(ModelConfig.from_dict(cfg.model)).to(device)
+    if fast.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _restore(model: ImageModel, opt: torch.optim.Optimizer, gen: torch.Generator,
+             resumed: tuple[Path, dict] | None, init_state: dict[str, torch.Tensor] | None, cfg: TrainConfig,
+             rank: int) -> int:
+    """Put a checkpoint's weights, optimizer and RNG states into the run's new objects (resuming), or the
+    --init weights (starting from another model); returns the step the run starts at."""
+    if resumed is not None:
+        state = resumed[1]
+        model.load_state_dict(state["model"])
+        _load_optimizer(opt, state["optimizer"])
+        step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        gen.set_state(state["gen_rng"])
+        return step
+    if init_state is not None and _init_weights(model, init_state) and rank == 0:
+        _note(f"widened the --init weights to the architecture {cfg.model} (new channels start near zero)")
+    return 0
+
+
+def _make_ema(model: ImageModel, cfg: TrainConfig, rank: int, resumed: tuple[Path, dict] | None,
+              ckpt_path: Path) -> ParameterAverage | None:
+    """The weight average rank 0 keeps when `ema_decay` > 0 (else None), continued from the checkpoint's
+    average when resuming, or from the raw weights if the checkpoint has none."""
+    if not (cfg.ema_decay > 0 and rank == 0):
+        return None
+    ema = ParameterAverage(model, cfg.ema_decay)
+    if resumed is not None:
+        if resumed[1].get("ema"):
+            ema.load_state_dict(resumed[1]["ema"])
+        else:
+            _note(f"{ckpt_path} has no EMA weights; the average starts from its raw weights")
+    return ema
+
+
+def _wrap(model: ImageModel, world: int, local_rank: int, device: torch.device, cfg: TrainConfig,
+          rank: int) -> tuple[nn.Module, nn.Module, bool]:
+    """What the steps run: the model, inside DistributedDataParallel under torchrun, then through
+    torch.compile where asked. Returns (eager, net, compiled), eager kept for a failed compile to fall
+    back to."""
+    eager = model
+    if world > 1:
+        eager = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device.type == "cuda" else None)
+    net, compiled = maybe_compile(eager, device, cfg.compile, quiet=rank != 0)
+    return eager, net, compiled
+
+
+def _start_log(out: Path, cfg: TrainConfig, summary: str | None) -> TextIO:
+    """Rank 0's start of a run: the configuration written to the run folder, the summary printed (None:
+    not shown), and the JSONL log opened for appending."""
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    if summary is not None:
+        print(summary, file=sys.stderr, flush=True)
+    return open(out / "log.jsonl", "a")
+
+
+def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    """The schedule's learning rate for this step, scaled per parameter group (see `param_groups`)."""
+    for g in opt.param_groups:
+        g["lr"] = lr * g["lr_scale"]
+
+
+def _compiled_first_step(net, eager, rank: int, model: ImageModel, opt: torch.optim.Optimizer, x: torch.Tensor,
+                         q: torch.Tensor, cfg: TrainConfig,
+                         fast: FastPath) -> tuple[dict[str, torch.Tensor], torch.Tensor, nn.Module, bool]:
+    """The run's first step through torch.compile. Compiling happens there, and if it fails the step is
+    taken eagerly and the run goes on without it (a failure at any later step is a real one, re-raised by
+    the caller). Returns the loss parts, the gradient norm, the net to use from now on and whether it is
+    compiled."""
+    try:
+        return (*train_step(net, model, opt, x, q, cfg, fast), net, True)
+    except Exception as exc:  # noqa: BLE001 - only a compiled first step falls back
+        if rank == 0:
+            _note(f"torch.compile failed at the first step ({type(exc).__name__}: "
+                  f"{str(exc).splitlines()[0][:100] if str(exc) else ''}); running eagerly")
+        return (*train_step(eager, model, opt, x, q, cfg, fast), eager, False)
+
+
+class _RunningMeans:
+    """Sums of the logged metrics (loss, bpp, PSNR, MSE, gradient norm) since the last log row, kept on
+    the device so that the step never waits for it; read back once per row."""
+
+    KEYS = ("loss", "bpp", "psnr", "mse")
+
+    def __init__(self) -> None:
+        self.sums: torch.Tensor | None = None
+        self.n = 0
+
+    def add(self, parts: dict[str, torch.Tensor], grad_norm: torch.Tensor) -> None:
+        vals = torch.stack([parts["loss"].detach().float(), parts["bpp"].float(), parts["psnr"].float(),
+                            parts["mse"].float(), grad_norm.detach().float()])
+        self.sums = vals if self.sums is None else self.sums + vals
+        self.n += 1
+
+    def row(self, step: int, lr: float, start: float) -> dict:
+        """The log row of the means since the last one (the only read-back of metrics), and a new start."""
+        mean = (self.sums / self.n).tolist()
+        row = {k: round(v, 5) for k, v in zip(self.KEYS, mean[:4])}
+        row.update(step=step, lr=lr, grad_norm=round(mean[4], 4), elapsed_s=round(time.time() - start, 1),
+                   kind="train")
+        self.sums, self.n = None, 0
+        return row
+
+
+def _over_time(cfg: TrainConfig, start: float, sync_point: bool, world: int, device: torch.device) -> bool:
+    """Whether --time-limit has passed. Under torchrun rank 0 decides, at sync points only: every rank
+    must stop at the same step, or DDP waits forever."""
+    over_time = bool(cfg.time_limit) and (time.time() - start) > cfg.time_limit * 60
+    if world > 1 and cfg.time_limit:
+        over_time = agree(over_time, device) if sync_point else False
+    return over_time
+
+
+def _write_row(log: TextIO, row: dict) -> None:
+    """Append one row to the JSONL log, flushed (the log is read while the run goes on)."""
+    log.write(json.dumps(row) + "\n")
+    log.flush()
+
+
+def _validate_and_log(model: ImageModel, ema: ParameterAverage | None, cfg: TrainConfig, device: torch.device,
+                      step: int, log: TextIO, bar: tqdm, progress: bool) -> None:
+    """Validate the raw and averaged weights on real bitstreams, log the row, show it (with `progress`),
+    and put the model back in training mode."""
+    bar.set_description("train (validating)")
+    res = _validate_both(model, ema, cfg, device)
+    res.update(step=step, kind="val")
+    _write_row(log, res)
+    bar.set_description("train")
+    if progress:
+        bar.write(_show_validation(res, model.config.levels), file=sys.stderr)
+    model.train()
+
+
 def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     """Run (or continue) training; returns the path of the last checkpoint."""
     rank, world, local_rank, device, out, ckpt_path = start_run(cfg.device, cfg.out)
@@ -384,47 +527,22 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
     cfg = replace(cfg, model=resolve_architecture(cfg, resumed, init_arch))
     torch.manual_seed(cfg.seed + rank)
     fast = choose_fast_path(device, cfg.channels_last, cfg.bf16)
-    model = ImageModel(ModelConfig.from_dict(cfg.model)).to(device)
-    if fast.channels_last:
-        model = model.to(memory_format=torch.channels_last)  # before DDP and the optimizer see the parameters
+    model = _new_model(cfg, device, fast)
     opt = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
-    step = 0
-    if resumed is not None:
-        state = resumed[1]
-        model.load_state_dict(state["model"])
-        _load_optimizer(opt, state["optimizer"])
-        step = int(state["step"])
-        torch.set_rng_state(state["torch_rng"])
-        gen.set_state(state["gen_rng"])
-    elif init_state is not None:
-        if _init_weights(model, init_state) and rank == 0:
-            _note(f"widened the --init weights to the architecture {cfg.model} (new channels start near zero)")
+    step = _restore(model, opt, gen, resumed, init_state, cfg, rank)
     freeze_parts(model, cfg.train_only)
-    ema = ParameterAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 and rank == 0 else None
-    if ema is not None and resumed is not None:
-        if resumed[1].get("ema"):
-            ema.load_state_dict(resumed[1]["ema"])
-        else:
-            _note(f"{ckpt_path} has no EMA weights; the average starts from its raw weights")
+    ema = _make_ema(model, cfg, rank, resumed, ckpt_path)
     sampler = make_sampler(cfg, device, seed=cfg.seed + 7919 * rank + step)
-
-    eager = model
-    if world > 1:
-        eager = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
-    net, compiled = maybe_compile(eager, device, cfg.compile, quiet=rank != 0)
-    if rank == 0:
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-        if progress:
-            print(_start_summary(cfg, model, device, fast, compiled, sampler, step,
-                                 resumed[0] if resumed else None, ema), file=sys.stderr, flush=True)
-    log = open(out / "log.jsonl", "a") if rank == 0 else None
+    eager, net, compiled = _wrap(model, world, local_rank, device, cfg, rank)
+    summary = (_start_summary(cfg, model, device, fast, compiled, sampler, step, resumed[0] if resumed else None, ema)
+               if progress and rank == 0 else None)
+    log = _start_log(out, cfg, summary) if rank == 0 else None
     start = time.time()
     last_ckpt = time.time()
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, dynamic_ncols=True, desc="train")
     first_step = step
-    acc = None  # on the device: sums of loss, bpp, psnr, mse, grad norm since the last log row
-    n_acc = 0
+    means = _RunningMeans()
 
     def save() -> None:
         _save_checkpoint(ckpt_path, model, opt, step, cfg, gen, sampler, ema)
@@ -435,52 +553,27 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Path:
             if rank == 0:
                 start += wait_while_paused(out, bar)  # a pause does not count towards --time-limit
             lr = lr_at(cfg, step)
-            for g in opt.param_groups:
-                g["lr"] = lr * g["lr_scale"]
+            _set_lr(opt, lr)
             x = fast.layout(to_device(sampler.batch(cfg.batch), device))
             q = to_device(sample_qualities(cfg.batch, gen, cfg.quality_bias, model.config.levels), device)
-            try:
-                parts, grad_norm = train_step(net, model, opt, x, q, cfg, fast)
-            except Exception as exc:  # noqa: BLE001 - only a compiled first step falls back; else re-raised
-                if not compiled or step != first_step:
-                    raise
-                if rank == 0:
-                    _note(f"torch.compile failed at the first step ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:100] if str(exc) else ''}); running eagerly")
-                net, compiled = eager, False
+            if compiled and step == first_step:
+                parts, grad_norm, net, compiled = _compiled_first_step(net, eager, rank, model, opt, x, q, cfg, fast)
+            else:
                 parts, grad_norm = train_step(net, model, opt, x, q, cfg, fast)
             if ema is not None:
                 ema.update(model)
             step += 1
             bar.update(1)
             if rank == 0:
-                vals = torch.stack([parts["loss"].detach().float(), parts["bpp"].float(), parts["psnr"].float(),
-                                    parts["mse"].float(), grad_norm.detach().float()])
-                acc = vals if acc is None else acc + vals
-                n_acc += 1
+                means.add(parts, grad_norm)
             sync_point = step % log_every == 0
-            over_time = bool(cfg.time_limit) and (time.time() - start) > cfg.time_limit * 60
-            if world > 1 and cfg.time_limit:  # every rank must stop at the same step, or DDP waits forever
-                over_time = agree(over_time, device) if sync_point else False
+            over_time = _over_time(cfg, start, sync_point, world, device)
             if rank == 0 and (sync_point or step == cfg.steps or over_time):
-                mean = (acc / n_acc).tolist()  # the only read-back of metrics: once per log row
-                row = {k: round(v, 5) for k, v in zip(("loss", "bpp", "psnr", "mse"), mean[:4])}
-                row.update(step=step, lr=lr, grad_norm=round(mean[4], 4), elapsed_s=round(time.time() - start, 1),
-                           kind="train")
-                acc, n_acc = None, 0
-                log.write(json.dumps(row) + "\n")
-                log.flush()
+                row = means.row(step, lr, start)
+                _write_row(log, row)
                 bar.set_postfix(loss=f"{row['loss']:.3f}", bpp=f"{row['bpp']:.3f}", psnr=f"{row['psnr']:.2f}")
             if rank == 0 and cfg.val and cfg.val_every and step % cfg.val_every == 0:
-                bar.set_description("train (validating)")
-                res = _validate_both(model, ema, cfg, device)
-                res.update(step=step, kind="val")
-                log.write(json.dumps(res) + "\n")
-                log.flush()
-                bar.set_description("train")
-                if progress:
-                    bar.write(_show_validation(res, model.config.levels), file=sys.stderr)
-                model.train()
+                _validate_and_log(model, ema, cfg, device, step, log, bar, progress)
             if rank == 0 and (time.time() - last_ckpt > cfg.ckpt_minutes * 60 or step == cfg.steps or over_time):
                 save()
                 last_ckpt = time.time()

@@ -31,7 +31,7 @@ from lcodec.entropy_models.quantize import noisy_or_rounded
 from ..metrics import psnr_from_mse
 from ..quality import QUALITY_MIN, lambda_for
 from ..registry import get_model, load_learned
-from .fast_path import choose_fast_path
+from .fast_path import FastPath, choose_fast_path
 from .config import VideoTrainConfig
 from ..video_model import build_temporal_model, init_from_image
 from .loop import load_checkpoint
@@ -106,6 +106,64 @@ def _load_temporal(st, path: str) -> None:
         raise ValueError(f"--init-temporal weights {path} do not match the video model ({problems[0]})")
 
 
+def _resume_or_init(st, opt: torch.optim.Optimizer, gen: torch.Generator, image, cfg: VideoTrainConfig,
+                    ckpt_path: Path, resume: bool) -> int:
+    """Continue from the run's checkpoint (which must come from the same image weights: the temporal
+    model predicts that model's latents), or start the temporal model from the image model's entropy
+    model and then, if given, from --init-temporal weights; returns the step the run starts at."""
+    if resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        if state.get("image_hash") != image.weights_hash.hex():
+            raise ValueError(f"{ckpt_path} was trained on other image weights than --init {cfg.init}")
+        st.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        gen.set_state(state["gen_rng"])
+        return step
+    init_from_image(st, image.model)
+    if cfg.init_temporal:
+        _load_temporal(st, cfg.init_temporal)
+    return 0
+
+
+@torch.no_grad()
+def _three_frame_refs(ys: list[torch.Tensor], batch: int, gen: torch.Generator,
+                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """y_t and its two references from a three-frame crop's latents: the earlier latents plus
+    U(-1/2, 1/2) noise, standing in for the decoder's quantization error, and for a quarter of the
+    samples y_{t-1} as both references (as the first P-frame after an I-frame has)."""
+    y, ref1, ref2 = ys[2], noisy_or_rounded(ys[1], True), noisy_or_rounded(ys[0], True)
+    first_p = (torch.rand(batch, generator=gen) < 0.25).to(device).view(-1, 1, 1, 1)
+    return y, ref1, torch.where(first_p, ref1, ref2)
+
+
+def _p_frame_costs(net, image_model, cfg: VideoTrainConfig, ys: list[torch.Tensor], q: torch.Tensor,
+                   gen: torch.Generator, fast: FastPath,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Forward pass on one batch of gained latents (a decoded P-chain with `chain`, else a three-frame
+    crop): the per-sample P-frame rates, their distortions (None without `distortion`) and the latents of
+    the last P-frame (what the log compares with intra coding)."""
+    if cfg.chain:
+        with fast.autocast(device):
+            bpp, mse = net(ys, q)  # [K, B] each
+        return bpp, mse, ys[-1]
+    y, ref1, ref2 = _three_frame_refs(ys, cfg.batch, gen, device)
+    with fast.autocast(device):
+        bpp, y_hat = _rates(net, y, ref1, ref2)
+        mse = _distortion(image_model, y, y_hat, q) if cfg.distortion else None
+    return bpp, mse, y
+
+
+@torch.no_grad()
+def _intra_bpp(image_model, y: torch.Tensor, batch: int) -> float:
+    """What the image model alone would spend on the same latents, in bits per pixel (the log's
+    baseline for the P-frame rate)."""
+    _, y_lik_i, z_lik_i = image_model.entropy_pass(y, training=True)
+    return float((-(torch.log2(y_lik_i).sum() + torch.log2(z_lik_i).sum()))
+                 / (batch * y.shape[-2] * y.shape[-1] * 256))
+
+
 def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = True) -> Path:
     """Run (or continue) temporal-model training; returns the path of the last checkpoint."""
     rank, world, local_rank, device, out, ckpt_path = start_run(cfg.device, cfg.out)
@@ -118,25 +176,13 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
     st = build_temporal_model(image_model.config).to(device)
     opt = torch.optim.AdamW(st.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
-    step = 0
-    if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        if state.get("image_hash") != image.weights_hash.hex():
-            raise ValueError(f"{ckpt_path} was trained on other image weights than --init {cfg.init}")
-        st.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-        torch.set_rng_state(state["torch_rng"])
-        gen.set_state(state["gen_rng"])
-    else:
-        init_from_image(st, image_model)
-        if cfg.init_temporal:
-            _load_temporal(st, cfg.init_temporal)
+    step = _resume_or_init(st, opt, gen, image, cfg, ckpt_path, resume)
     data = LatentClips(cfg.data, image_model, cfg.skip_first, device=device, progress=progress and rank == 0)
     fast = choose_fast_path(device, channels_last=False, bf16=cfg.bf16)  # latents are small: layout does not matter
     net = _Chain(st, image_model, cfg.distortion) if cfg.chain else st
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local_rank] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[local_rank] if device.type == "cuda" else None)
     if rank == 0:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     log = open(out / "log.jsonl", "a") if rank == 0 else None
@@ -148,7 +194,8 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
         save_atomic(state, ckpt_path)
 
     start = last_ckpt = time.time()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, dynamic_ncols=True, desc="train-video")
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, dynamic_ncols=True,
+               desc="train-video")
     st.train()
     try:
         while step < cfg.steps:
@@ -162,17 +209,7 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
             with torch.no_grad():
                 g = image_model.gain.gain(q)
                 ys = [f * g for f in frames]
-                if not cfg.chain:
-                    y, ref1, ref2 = ys[2], noisy_or_rounded(ys[1], True), noisy_or_rounded(ys[0], True)
-                    first_p = (torch.rand(cfg.batch, generator=gen) < 0.25).to(device).view(-1, 1, 1, 1)
-                    ref2 = torch.where(first_p, ref1, ref2)
-            with fast.autocast(device):
-                if cfg.chain:
-                    bpp, mse = net(ys, q)  # [K, B] each
-                    y = ys[-1]
-                else:
-                    bpp, y_hat = _rates(net, y, ref1, ref2)
-                    mse = _distortion(image_model, y, y_hat, q) if cfg.distortion else None
+            bpp, mse, y = _p_frame_costs(net, image_model, cfg, ys, q, gen, fast, device)
             loss = bpp.mean()
             total = loss if mse is None else (lambda_for(q) * 255.0**2 * mse + bpp).mean()
             opt.zero_grad(set_to_none=True)
@@ -181,10 +218,7 @@ def train_video(cfg: VideoTrainConfig, resume: bool = True, progress: bool = Tru
             opt.step()
             step += 1
             if rank == 0 and (step % 10 == 0 or step == cfg.steps):
-                with torch.no_grad():  # what the image model alone would spend on the same latents
-                    _, y_lik_i, z_lik_i = image_model.entropy_pass(y, training=True)
-                    intra = float((-(torch.log2(y_lik_i).sum() + torch.log2(z_lik_i).sum()))
-                                  / (cfg.batch * y.shape[-2] * y.shape[-1] * 256))
+                intra = _intra_bpp(image_model, y, cfg.batch)
                 row = {"bpp_p": round(float(loss.detach()), 5), "bpp_intra": round(intra, 5),
                        "saving": round(1 - float(loss.detach()) / max(intra, 1e-9), 4), "step": step, "lr": lr,
                        "grad_norm": round(float(grad_norm), 4), "elapsed_s": round(time.time() - start, 1),
