@@ -162,6 +162,50 @@ _BIG = [0, 1, 63, 64, 65, 127, 128, 255, 256, 4095, 4096, 65535, 65536, 65537, 1
         1 << 32, (1 << 35) - 1]
 
 
+def _mutate_field(data: bytes, body: bytearray, rng: random.Random) -> str:
+    """Overwrite one header field of `body` (a copy of `data` without its CRC) in place: sizes and counts
+    get boundary values, the model name random bytes, anything else random bytes; returns the description."""
+    spans = field_spans(data)
+    name = rng.choice([k for k in spans if k not in ("payload", "name")] + ["name"])
+    a, b = spans[name]
+    desc = f"field:{name}"
+    if name in ("height", "width", "tile", "streams", "metadata_length") or name.startswith("length"):
+        value = rng.choice(_BIG + [rng.randrange(1 << rng.randrange(1, 36))])
+        desc += f"={value}"
+        # the stream count is one byte in version 1 and a varint in versions 2-3
+        body[a:b] = varint(value) if (name != "streams" or data[4] != 1) else bytes([value & 0xFF])
+    elif name == "name":
+        new = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
+        body[a:b] = bytes([len(new)]) + new
+    else:
+        for i in range(a, b):
+            body[i] = rng.randrange(256)
+    return desc
+
+
+def _mutate_payload(data: bytes, body: bytearray, rng: random.Random) -> str:
+    """Replace one stream of `body` in place with garbage of the same length; returns the description's
+    suffix (":stream:fill").
+
+    The CRC is recomputed afterwards, so only the range decoder and the model stand between the garbage
+    and the output."""
+    header, at = read_header(data)
+    k = rng.randrange(len(header.stream_lengths))
+    start = at + sum(header.stream_lengths[:k])
+    n = header.stream_lengths[k]
+    fill = rng.choice(["random", "zeros", "ones", "repeat"])
+    if fill == "random":
+        new = bytes(rng.randrange(256) for _ in range(n))
+    elif fill == "zeros":
+        new = bytes(n)
+    elif fill == "ones":
+        new = b"\xff" * n
+    else:
+        new = bytes(data[start : start + min(n, 4)] * (n // 4 + 1))[:n]
+    body[start : start + n] = new
+    return f":{k}:{fill}"
+
+
 def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
     """One random mutation of a valid file; returns the new bytes and a short description."""
     body = bytearray(data[:-4])
@@ -186,39 +230,9 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
         i = rng.randrange(len(body))
         del body[i : i + rng.choice([1, 4, 17, 200])]
     elif kind == "field":
-        spans = field_spans(data)
-        name = rng.choice([k for k in spans if k not in ("payload", "name")] + ["name"])
-        a, b = spans[name]
-        desc = f"field:{name}"
-        if name in ("height", "width", "tile", "streams", "metadata_length") or name.startswith("length"):
-            value = rng.choice(_BIG + [rng.randrange(1 << rng.randrange(1, 36))])
-            desc += f"={value}"
-            # the stream count is one byte in version 1 and a varint in versions 2-3
-            body[a:b] = varint(value) if (name != "streams" or data[4] != 1) else bytes([value & 0xFF])
-        elif name == "name":
-            new = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
-            body[a:b] = bytes([len(new)]) + new
-        else:
-            for i in range(a, b):
-                body[i] = rng.randrange(256)
+        desc = _mutate_field(data, body, rng)
     elif kind == "payload":
-        # garbage of the same length in one stream: the CRC is recomputed, so only the range decoder
-        # and the model stand between it and the output
-        header, at = read_header(data)
-        k = rng.randrange(len(header.stream_lengths))
-        start = at + sum(header.stream_lengths[:k])
-        n = header.stream_lengths[k]
-        fill = rng.choice(["random", "zeros", "ones", "repeat"])
-        desc += f":{k}:{fill}"
-        if fill == "random":
-            new = bytes(rng.randrange(256) for _ in range(n))
-        elif fill == "zeros":
-            new = bytes(n)
-        elif fill == "ones":
-            new = b"\xff" * n
-        else:
-            new = bytes(data[start : start + min(n, 4)] * (n // 4 + 1))[:n]
-        body[start : start + n] = new
+        desc += _mutate_payload(data, body, rng)
     else:  # splice: keep the header, replace the payload with the bytes of another part of the file
         spans = field_spans(data)
         a, b = spans["payload"]

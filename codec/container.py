@@ -140,13 +140,9 @@ class ImageHeader:
         return d
 
 
-def pack_image(header: ImageHeader, streams: list[bytes]) -> bytes:
-    """Serialise a header and its payload streams into a complete file."""
-    if header.mode not in MODES:
-        raise ValueError(f"unknown mode {header.mode}")
-    name = header.model.encode("utf-8")
-    if len(name) > 255 or len(header.weights_hash) != 8:
-        raise ValueError("model name too long or weights hash not 8 bytes")
+def _written_version(header: ImageHeader) -> tuple[int, bytes]:
+    """The version a header is written as, and its metadata record: the float versions follow the tiling
+    (1 untiled, 2 tiled), and version 4 becomes 5 when there is metadata to carry."""
     version = header.version
     if version not in VERSIONS:
         raise ValueError(f"cannot write format version {version}")
@@ -159,6 +155,12 @@ def pack_image(header: ImageHeader, streams: list[bytes]) -> bytes:
         version = VERSION_META if record else VERSION
     elif record:
         raise ValueError(f"format version {version} cannot carry metadata")
+    return version, record
+
+
+def _check_layout(header: ImageHeader, version: int, streams: list[bytes]) -> None:
+    """ValueError unless the tile side and the streams are what a file of `version` can say and a reader
+    will accept (the reader checks the same, so a file that would not read back is never written)."""
     if header.tile and (header.tile % 64 or not TILE_MIN <= header.tile <= TILE_MAX):
         raise ValueError(f"tile side {header.tile} is not a multiple of 64 in [{TILE_MIN}, {TILE_MAX}]")
     # tiled files and version 4 (which stores no count) must hold exactly the streams the header implies
@@ -168,6 +170,17 @@ def pack_image(header: ImageHeader, streams: list[bytes]) -> bytes:
         raise ValueError("the last stream is empty (its implied length would read as a truncated file)")
     if version == VERSION_FLOAT and len(streams) > MAX_STREAMS:
         raise ValueError("too many streams for an untiled file")
+
+
+def pack_image(header: ImageHeader, streams: list[bytes]) -> bytes:
+    """Serialise a header and its payload streams into a complete file."""
+    if header.mode not in MODES:
+        raise ValueError(f"unknown mode {header.mode}")
+    name = header.model.encode("utf-8")
+    if len(name) > 255 or len(header.weights_hash) != 8:
+        raise ValueError("model name too long or weights hash not 8 bytes")
+    version, record = _written_version(header)
+    _check_layout(header, version, streams)
     out = bytearray(MAGIC)
     out += bytes([version, KIND_IMAGE, MODES.index(header.mode), len(name)]) + name
     out += header.weights_hash
@@ -191,14 +204,9 @@ def pack_image(header: ImageHeader, streams: list[bytes]) -> bytes:
     return bytes(out)
 
 
-def read_header(data: bytes) -> tuple[ImageHeader, int]:
-    """Parse and validate the header; returns it and the offset of the first payload byte."""
-    if len(data) < 4 or data[:4] != MAGIC:
-        raise FormatError("not an lcodec file (bad magic)")
-    if len(data) < _MIN_SIZE:
-        raise FormatError("file is truncated")
-    r = ByteReader(data)
-    r.take(4)
+def _read_fixed_fields(r: ByteReader) -> ImageHeader:
+    """The fields every version has, version to width, validated in file order (after the magic); the
+    header returned has no streams, tile or metadata yet."""
     version = r.u8()
     if version not in VERSIONS:
         raise FormatError(f"unsupported format version {version} (this lcodec reads versions 1 to {VERSIONS[-1]})")
@@ -221,31 +229,37 @@ def read_header(data: bytes) -> tuple[ImageHeader, int]:
         raise FormatError(f"corrupt header (implausible size {width}x{height})")
     if not (QUALITY_MIN <= quality <= QUALITY_MAX):
         raise FormatError(f"corrupt header (quality {quality:g} out of range)")
-    tile = 0
-    if version != VERSION_FLOAT:
-        tile = r.varint()
-        if (tile or version == VERSION_TILED) and (tile % 64 or not TILE_MIN <= tile <= TILE_MAX):
-            raise FormatError(f"corrupt header (tile side {tile})")
-        metadata, orientation = {}, 1
-        if version == VERSION_META:
-            size = r.varint()
-            if not 1 <= size <= MAX_METADATA:
-                raise FormatError(f"corrupt header (metadata record of {size} bytes)")
-            if size > len(data) - r.pos - 4:
-                raise FormatError("file is truncated (metadata record runs past the end)")
-            metadata, orientation = unpack_metadata(r.take(size))
-        expected = ImageHeader(name, whash, quality, height, width, MODES[mode_i], version=version,
-                               tile=tile).expected_streams()
-        n = expected if version >= VERSION else r.varint()
-        if n != expected:
-            raise FormatError(f"corrupt header ({n} streams where {expected} are expected)")
-        # every length takes at least one byte: a huge tile count cannot hide in a small file
-        if n > len(data) - r.pos:
-            raise FormatError("file is truncated (fewer bytes than its streams need)")
-    else:
-        n = r.u8()
-        if not (1 <= n <= MAX_STREAMS):
-            raise FormatError(f"corrupt header ({n} streams)")
+    return ImageHeader(name, whash, quality, height, width, MODES[mode_i], version=version)
+
+
+def _read_tile_and_metadata(r: ByteReader, data: bytes, header: ImageHeader) -> int:
+    """Versions 2 to 5: read the tile side and (version 5) the metadata record into `header`; returns the
+    stream count (stored in versions 2 and 3, implied after that), checked against what the header implies
+    and against the bytes left."""
+    tile = r.varint()
+    if (tile or header.version == VERSION_TILED) and (tile % 64 or not TILE_MIN <= tile <= TILE_MAX):
+        raise FormatError(f"corrupt header (tile side {tile})")
+    header.tile = tile
+    if header.version == VERSION_META:
+        size = r.varint()
+        if not 1 <= size <= MAX_METADATA:
+            raise FormatError(f"corrupt header (metadata record of {size} bytes)")
+        if size > len(data) - r.pos - 4:
+            raise FormatError("file is truncated (metadata record runs past the end)")
+        header.metadata, header.orientation = unpack_metadata(r.take(size))
+    expected = header.expected_streams()
+    n = expected if header.version >= VERSION else r.varint()
+    if n != expected:
+        raise FormatError(f"corrupt header ({n} streams where {expected} are expected)")
+    # every length takes at least one byte: a huge tile count cannot hide in a small file
+    if n > len(data) - r.pos:
+        raise FormatError("file is truncated (fewer bytes than its streams need)")
+    return n
+
+
+def _read_stream_lengths(r: ByteReader, data: bytes, version: int, n: int) -> list[int]:
+    """The lengths of the `n` streams (the last one implied from version 4 on), checked to add up exactly
+    to the bytes between the header and the CRC."""
     lengths = [r.varint() for _ in range(n - 1 if version >= VERSION else n)]
     if version >= VERSION:  # the last stream is what is left before the CRC
         lengths.append(len(data) - 4 - r.pos - sum(lengths))
@@ -255,9 +269,25 @@ def read_header(data: bytes) -> tuple[ImageHeader, int]:
         if r.pos + sum(lengths) + 4 > len(data):
             raise FormatError("file is truncated (payload shorter than its header says)")
         raise FormatError("file has trailing or missing bytes (lengths do not add up)")
-    header = ImageHeader(name, whash, quality, height, width, MODES[mode_i], lengths, version, tile)
-    if version != VERSION_FLOAT:
-        header.metadata, header.orientation = metadata, orientation
+    return lengths
+
+
+def read_header(data: bytes) -> tuple[ImageHeader, int]:
+    """Parse and validate the header; returns it and the offset of the first payload byte."""
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise FormatError("not an lcodec file (bad magic)")
+    if len(data) < _MIN_SIZE:
+        raise FormatError("file is truncated")
+    r = ByteReader(data)
+    r.take(4)
+    header = _read_fixed_fields(r)
+    if header.version != VERSION_FLOAT:
+        n = _read_tile_and_metadata(r, data, header)
+    else:
+        n = r.u8()
+        if not (1 <= n <= MAX_STREAMS):
+            raise FormatError(f"corrupt header ({n} streams)")
+    header.stream_lengths = _read_stream_lengths(r, data, header.version, n)
     return header, r.pos
 
 
