@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _batches(value: str) -> list[int]:
@@ -50,10 +54,61 @@ def train_speed(patch, batches, steps, warmup, rounds, device, modes, compile_, 
         sys.exit(exc.exit_code)
 
 
+def _measure_rounds(patch: int, sizes: list[int], steps: int, warmup: int, rounds: int, dev: torch.device,
+                    pack: Path | None, mode_list: list[str]) -> dict[tuple[str, int], dict]:
+    """Time every mode at every batch size, `rounds` times in turn (so a slow first run or a busy moment
+    hits them alike), echoing each row; returns the fastest row per (mode, batch), or its out-of-memory row."""
+    import torch
+
+    from lcodec.bench.train_speed import step_throughput
+
+    best: dict[tuple[str, int], dict] = {}  # (mode, batch) -> fastest row over the rounds
+    for rnd in range(rounds):
+        for mode in mode_list:
+            for b in sizes:
+                try:
+                    r = step_throughput(patch, b, steps, warmup=warmup, device=dev,
+                                        pack=str(pack) if pack else None, mode=mode)
+                except torch.cuda.OutOfMemoryError:
+                    click.echo(f"{str(dev):<28} {mode:<24} {patch:>5} {b:>5}  out of memory")
+                    best[(mode, b)] = {"device": str(dev), "mode": mode, "patch": patch, "batch": b,
+                                       "error": "out of memory"}
+                    torch.cuda.empty_cache()
+                    continue
+                r["round"] = rnd + 1
+                if r["images_per_s"] > best.get((mode, b), {}).get("images_per_s", -1):
+                    best[(mode, b)] = r
+                click.echo(f"{r['device'][:28]:<28} {mode[:24]:<24} {patch:>5} {b:>5} {r['images_per_s']:>9.2f} "
+                           f"{r['ms_per_step']:>9.1f} {r['peak_mb']:>8.0f} {'':>8}  {r['threads']:>7} {r['data']}"
+                           + (f"  (round {rnd + 1})" if rounds > 1 else ""))
+    return best
+
+
+def _best_rows(best: dict[tuple[str, int], dict], rounds: int, patch: int) -> list[dict]:
+    """The result rows: each (mode, batch)'s best with its speed-up over the first mode at that batch size
+    (echoed when there is more than one row or round to sum up); out-of-memory rows as they are."""
+    rows = []
+    base: dict[int, float] = {}
+    if rounds > 1:
+        click.echo(f"best of {rounds} rounds:")
+    for (mode, b), r in best.items():
+        if "error" in r:
+            rows.append(r)
+            continue
+        base.setdefault(b, r["images_per_s"])
+        r["speedup_vs_first_mode"] = round(r["images_per_s"] / base[b], 3)
+        r["rounds"] = rounds
+        rows.append(r)
+        if rounds > 1 or len(best) > 1:
+            click.echo(f"{r['device'][:28]:<28} {mode[:24]:<24} {patch:>5} {b:>5} {r['images_per_s']:>9.2f} "
+                       f"{r['ms_per_step']:>9.1f} {r['peak_mb']:>8.0f} {r['speedup_vs_first_mode']:>7.2f}x")
+    return rows
+
+
 def _run(patch, batches, steps, warmup, rounds, device, modes, compile_, pack, folder, data_only, out) -> None:
     import torch
 
-    from lcodec.bench.train_speed import cpu_model_name, data_time, parse_modes, step_throughput
+    from lcodec.bench.train_speed import cpu_model_name, data_time, parse_modes
     from lcodec.codec.training.fast_path import cpu_bf16_kind
     from lcodec.codec.training.runtime import pick_device
 
@@ -73,39 +128,8 @@ def _run(patch, batches, steps, warmup, rounds, device, modes, compile_, pack, f
     if not data_only:
         click.echo(f"{'device':<28} {'mode':<24} {'patch':>5} {'batch':>5} {'images/s':>9} {'ms/step':>9} "
                    f"{'peak MB':>8} {'vs first':>8}  threads data")
-        best: dict[tuple[str, int], dict] = {}  # (mode, batch) -> fastest row over the rounds
-        for rnd in range(rounds):  # modes take turns, so a slow first run or a busy moment hits them alike
-            for mode in mode_list:
-                for b in sizes:
-                    try:
-                        r = step_throughput(patch, b, steps, warmup=warmup, device=dev,
-                                            pack=str(pack) if pack else None, mode=mode)
-                    except torch.cuda.OutOfMemoryError:
-                        click.echo(f"{str(dev):<28} {mode:<24} {patch:>5} {b:>5}  out of memory")
-                        best[(mode, b)] = {"device": str(dev), "mode": mode, "patch": patch, "batch": b,
-                                           "error": "out of memory"}
-                        torch.cuda.empty_cache()
-                        continue
-                    r["round"] = rnd + 1
-                    if r["images_per_s"] > best.get((mode, b), {}).get("images_per_s", -1):
-                        best[(mode, b)] = r
-                    click.echo(f"{r['device'][:28]:<28} {mode[:24]:<24} {patch:>5} {b:>5} {r['images_per_s']:>9.2f} "
-                               f"{r['ms_per_step']:>9.1f} {r['peak_mb']:>8.0f} {'':>8}  {r['threads']:>7} {r['data']}"
-                               + (f"  (round {rnd + 1})" if rounds > 1 else ""))
-        base: dict[int, float] = {}
-        if rounds > 1:
-            click.echo(f"best of {rounds} rounds:")
-        for (mode, b), r in best.items():
-            if "error" in r:
-                result["rows"].append(r)
-                continue
-            base.setdefault(b, r["images_per_s"])
-            r["speedup_vs_first_mode"] = round(r["images_per_s"] / base[b], 3)
-            r["rounds"] = rounds
-            result["rows"].append(r)
-            if rounds > 1 or len(best) > 1:
-                click.echo(f"{r['device'][:28]:<28} {mode[:24]:<24} {patch:>5} {b:>5} {r['images_per_s']:>9.2f} "
-                           f"{r['ms_per_step']:>9.1f} {r['peak_mb']:>8.0f} {r['speedup_vs_first_mode']:>7.2f}x")
+        best = _measure_rounds(patch, sizes, steps, warmup, rounds, dev, pack, mode_list)
+        result["rows"] = _best_rows(best, rounds, patch)
     if folder or (pack and data_only):
         result["data_time"] = data_time(str(folder) if folder else None, str(pack) if pack else None, patch,
                                         max(sizes), device=dev)
