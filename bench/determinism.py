@@ -115,7 +115,8 @@ def run(folder: Path, qualities: tuple[float, ...] = QUALITIES, limit: int | Non
                 gblob = gpu.encode(img, q)
                 checks["gpu_encoded_cpu_decoded"] = torch.equal(decode_latent(cpu, gblob), decode_latent(gpu, gblob))
                 checks["gpu_encoded_cpu_pixels_max_diff"] = int(np.abs(
-                    np.asarray(cpu.decode(gblob), dtype=np.int16) - np.asarray(gpu.decode(gblob), dtype=np.int16)).max())
+                    np.asarray(cpu.decode(gblob), dtype=np.int16)
+                    - np.asarray(gpu.decode(gblob), dtype=np.int16)).max())
             h, w = img.rgb.shape[:2]
             row = {"image": path.name, "quality": q, "size": f"{w}x{h}",
                    "bpp": round(8 * len(blob) / (h * w), 5), "exact_bpp": round(8 * len(v3) / (h * w), 5),
@@ -130,7 +131,8 @@ def run(folder: Path, qualities: tuple[float, ...] = QUALITIES, limit: int | Non
     summary = {
         "cases": len(rows),
         "identical": {k: sum(r[k] for r in rows) for k in bool_keys},
-        "rate_cost_percent": round(100 * (sum(r["exact_bpp"] for r in rows) / sum(r["float_bpp"] for r in rows) - 1), 3),
+        "rate_cost_percent": round(
+            100 * (sum(r["exact_bpp"] for r in rows) / sum(r["float_bpp"] for r in rows) - 1), 3),
         "version4_vs_3_percent": round(100 * (sum(r["bpp"] for r in rows) / sum(r["exact_bpp"] for r in rows) - 1), 3),
         "median_s_1_thread": {
             path: {op: statistics.median(r[f"{path}_s"][op] for r in rows) for op in ("encode", "latent_decode")}

@@ -139,7 +139,10 @@ def ceiling(results: Path) -> str:
     earlier = earlier[:CEILING_RUNS_SHOWN]
     # the bundled run's number is recorded in its file (`--run`); older files did not record it
     run = current.get("run") or (earlier[0][0] + 1 if earlier else 1)
-    label = lambda k, d: f"run {k}" + (f" (N = {d['architecture']['n']})" if "architecture" in d else "")
+
+    def label(k: int, d: dict) -> str:
+        return f"run {k}" + (f" (N = {d['architecture']['n']})" if "architecture" in d else "")
+
     header = ["quality", f"{label(run, current)}: bpp", "coded dB", "unquantized dB", "gap"]
     for i, (k, d) in enumerate(earlier):
         header.append(label(k, d) + (": coded / unquantized (gap)" if i == 0 else ""))

@@ -34,7 +34,8 @@ def machine_description() -> str:
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}, {cores} cores available, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (f"{cpu}, {cores} cores available, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
 
 
 def software_versions() -> dict[str, str]:
@@ -252,7 +253,8 @@ def _machines_line(results: dict[str, dict]) -> str:
     if len(by_machine) == 1:
         return f"Machine: {next(iter(by_machine))}."
     parts = [f"{m} ({', '.join(names)})" for m, names in by_machine.items()]
-    return "Machines (the codecs were run at different times; compare times within one machine): " + "; ".join(parts) + "."
+    return ("Machines (the codecs were run at different times; compare times within one machine): "
+            + "; ".join(parts) + ".")
 
 
 def write_summary(folder: Path, title: str, metrics: tuple[str, ...], preferred_anchors: tuple[str, ...],

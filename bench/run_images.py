@@ -79,7 +79,8 @@ def measure_image(codec: ImageCodecAdapter, rgb: np.ndarray, value: float) -> di
     t2 = time.perf_counter()
     out = np.asarray(decoded.convert("RGB"))
     if out.shape != rgb.shape:
-        raise RuntimeError(f"{codec.name} decoded {out.shape[1]}x{out.shape[0]}, expected {rgb.shape[1]}x{rgb.shape[0]}")
+        raise RuntimeError(f"{codec.name} decoded {out.shape[1]}x{out.shape[0]}, "
+                           f"expected {rgb.shape[1]}x{rgb.shape[0]}")
     h, w = rgb.shape[:2]
     return {"bytes": len(data), "bpp": bpp(len(data), h, w), "psnr-rgb": psnr_rgb(rgb, out),
             "ms-ssim": ms_ssim_rgb(rgb, out), "enc_s": t1 - t0, "dec_s": t2 - t1}

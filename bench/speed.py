@@ -81,7 +81,8 @@ def coder_throughput(n: int = 2_000_000, seed: int = 0) -> dict:
     t2 = time.perf_counter()
     if not np.array_equal(out, sym):
         raise AssertionError("range coder round trip failed")
-    return {"symbols": n, "encode_msym_s": round(n / (t1 - t0) / 1e6, 2), "decode_msym_s": round(n / (t2 - t1) / 1e6, 2),
+    return {"symbols": n, "encode_msym_s": round(n / (t1 - t0) / 1e6, 2),
+            "decode_msym_s": round(n / (t2 - t1) / 1e6, 2),
             "bits_per_symbol": round(8 * len(data) / n, 3), "tables": int(g.tables.count),
             "escape_every": ESCAPE_EVERY}
 

@@ -5,9 +5,10 @@ Each measurement runs warm-up steps first (allocator, cuDNN autotuning, torch.co
 `steps` full steps (data, forward, loss, backward, clipping, AdamW, EMA update) exactly as
 `codec.training.loop` runs them (qualities through pinned memory), with the device synchronised at both
 ends of the timed span. A mode asks for its speed-ups outright: "bf16" on a CPU without native bf16 is
-measured too (that is how one sees why training does not use it there). Data comes from a patch pack when one is given (as in a
-real run), else from random pixels made on the device. `data_time` times the two samplers alone (photo
-folder with PIL on the host, then copied to the device, vs. the pack on the device).
+measured too (that is how one sees why training does not use it there). Data comes from a patch pack
+when one is given (as in a real run), else from random pixels made on the device. `data_time` times the
+two samplers alone (photo folder with PIL on the host, then copied to the device, vs. the pack on the
+device).
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ def data_time(folder: str | None, pack: str | None, patch: int, batch: int, batc
     from lcodec.codec.training.patch_pack import PackSampler
 
     dev = pick_device(str(device), 0)
-    makers = {"folder": (folder, lambda: PatchSampler(folder, patch)), "pack": (pack, lambda: PackSampler(pack, patch, dev))}
+    makers = {"folder": (folder, lambda: PatchSampler(folder, patch)),
+              "pack": (pack, lambda: PackSampler(pack, patch, dev))}
     res = {}
     for name, (src, make) in makers.items():
         if not src:

@@ -1,10 +1,9 @@
 """lcodec codecs: the image codec users call, its model, container format and weights registry."""
 
+from .errors import FormatError, InputError, LcodecError, OutputError, TargetError, UnknownModelError  # no torch
 from .threads import prefer_passive_waiting
 
 prefer_passive_waiting()  # before torch is imported (see codec.threads)
-
-from .errors import FormatError, InputError, LcodecError, OutputError, TargetError, UnknownModelError
 
 
 def __getattr__(name: str):

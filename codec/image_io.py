@@ -162,7 +162,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         with _pixel_guard(max_pixels), Image.open(p) as im:
             w, h = im.size
             if w * h > max_pixels:
-                raise InputError(f"image is {w}x{h} = {w * h} pixels, above the limit of {max_pixels} (raise --max-pixels)")
+                raise InputError(f"image is {w}x{h} = {w * h} pixels, above the limit of {max_pixels} "
+                                 "(raise --max-pixels)")
             if im.mode in ("RGB", "RGBA") and any(";16" in str(getattr(t, "args", t)) for t in im.tile):
                 # Pillow reduces 16-bit colour PNGs to 8 bits while loading: say so
                 warnings.warn("16-bit input reduced to 8 bits per sample", LossyReductionWarning, stacklevel=2)

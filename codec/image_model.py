@@ -72,13 +72,15 @@ class ModelConfig:
             key, sep, value = item.partition("=")
             key = key.strip()
             if not sep or key not in self.__dataclass_fields__:
-                raise ValueError(f"expected KEY=VALUE with KEY one of {', '.join(self.__dataclass_fields__)}, got {item!r}")
+                raise ValueError(f"expected KEY=VALUE with KEY one of {', '.join(self.__dataclass_fields__)}, "
+                                 f"got {item!r}")
             try:
                 changes[key] = int(value)
             except ValueError:
                 raise ValueError(f"{key} must be an integer, got {value.strip()!r}") from None
             if changes[key] < 0 or (changes[key] == 0 and key not in self._MAY_BE_ZERO):
-                raise ValueError(f"{key} must be {'at least 0' if key in self._MAY_BE_ZERO else 'positive'}, got {changes[key]}")
+                least = "at least 0" if key in self._MAY_BE_ZERO else "positive"
+                raise ValueError(f"{key} must be {least}, got {changes[key]}")
         new = replace(self, **changes)
         if new.gs_blocks > MAX_GS_BLOCKS:
             raise ValueError(f"gs_blocks must be at most {MAX_GS_BLOCKS}: more would let g_s reach past the "

@@ -52,7 +52,7 @@ class GainUnit(nn.Module):
         super().__init__()
         # start from the step sizes high-rate theory suggests: gain ~ sqrt(lambda)
         mid = math.log(LAMBDAS[levels // 2])
-        init = torch.tensor([0.5 * (math.log(l) - mid) for l in LAMBDAS[:levels]])
+        init = torch.tensor([0.5 * (math.log(lam) - mid) for lam in LAMBDAS[:levels]])
         self.log_gain = nn.Parameter(init.view(-1, 1).repeat(1, channels))
         self.log_inv_gain = nn.Parameter(-init.view(-1, 1).repeat(1, channels))
 

@@ -195,8 +195,11 @@ class ExactConv:
 
     def __init__(self, layer: nn.Conv2d | nn.ConvTranspose2d, device: torch.device) -> None:
         w = layer.weight.detach().double().cpu()
-        b = layer.bias.detach().double().cpu() if layer.bias is not None else torch.zeros(w.shape[1 if isinstance(layer, nn.ConvTranspose2d) else 0], dtype=torch.float64)
         self.transposed = isinstance(layer, nn.ConvTranspose2d)
+        if layer.bias is not None:
+            b = layer.bias.detach().double().cpu()
+        else:
+            b = torch.zeros(w.shape[1 if self.transposed else 0], dtype=torch.float64)
         if self.transposed:
             # a stride-s transposed convolution is a convolution of the zero-interleaved input with the
             # flipped kernel, in/out channels swapped

@@ -158,7 +158,8 @@ class MultiReferenceEntropyModel(nn.Module):
     # ---- training ------------------------------------------------------------------------------
 
     def forward(self, y: torch.Tensor, hyper: torch.Tensor, training: bool | None = None,
-                table_scales: bool = True, rounding: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
+                table_scales: bool = True,
+                rounding: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
         """Return (y_hat, likelihoods) with noisy-rate / straight-through-value quantization.
 
         Outside training, `table_scales` rates each value with the table scale the coder will use

@@ -35,8 +35,8 @@ def test_hours_add_up_across_segments_and_patches_count_in_256_equivalents(tmp_p
 def test_acceptance_rows_and_plot(tmp_path):
     run = _run(tmp_path)
     book, png = tmp_path / "campaign.json", tmp_path / "curve.png"
-    cmd = [sys.executable, "-m", "lcodec.bench.campaign", str(run), "--accept", str(book), "--add", "20", "-41.0", "30.5",
-           "--plot", str(png)]
+    cmd = [sys.executable, "-m", "lcodec.bench.campaign", str(run), "--accept", str(book),
+           "--add", "20", "-41.0", "30.5", "--plot", str(png)]
     subprocess.run(cmd, check=True, capture_output=True)
     got = json.loads(book.read_text())
     assert got["accepted"] == [{"step": 20, "hours": 1.0, "bd_jpeg": -41.0, "bd_heif": 30.5}]

@@ -33,7 +33,8 @@ def _recrc(data: bytes) -> bytes:
 def test_roundtrip(version):
     data = _file(version)
     header, streams = unpack_image(data)
-    assert (header.model, header.quality, header.height, header.width, header.mode) == ("default", 4.25, 512, 768, "RGB")
+    assert (header.model, header.quality, header.height, header.width, header.mode) == \
+        ("default", 4.25, 512, 768, "RGB")
     assert header.weights_hash == bytes(range(8)) and header.version == version
     assert streams == _streams(version)
     d = header.to_dict(total_bytes=len(data))

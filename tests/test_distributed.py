@@ -19,7 +19,6 @@ def _free_port() -> int:
 def test_torchrun_two_processes(tmp_path, tiny_data):
     data = tiny_data
     out = tmp_path / "run"
-    root = Path(__file__).resolve().parents[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), "-m", "lcodec.cli.main", "train", "--data", str(data), "--out", str(out),
            "--steps", "3", "--batch", "1", "--patch", "64", "--warmup", "1", "--device", "cpu"]

@@ -58,8 +58,11 @@ def test_changed_result_makes_table_stale_and_is_rewritten(results_copy: Path, t
     assert "| decode the same | 9.877 s | <= 1.0 s |" in text
     assert "| 1 | " in text and "+12.35 %" in text
     assert main(args + ["--check"]) == 0
+
+    def outside(t: str) -> str:
+        return readme_tables.MARK.sub(r"<\1>", t)
+
     # Text outside the markers is untouched.
-    outside = lambda t: readme_tables.MARK.sub(r"<\1>", t)
     assert outside(text) == outside(source.read_text())
 
 

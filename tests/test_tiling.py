@@ -9,7 +9,7 @@ from PIL import Image
 
 import lcodec.codec.image_codec as ic
 from lcodec.codec import ImageCodec
-from lcodec.codec.container import ImageHeader, pack_image, read_header, unpack_image
+from lcodec.codec.container import ImageHeader, pack_image, unpack_image
 from lcodec.codec.image_model import MAX_GS_BLOCKS
 from lcodec.codec.metrics import psnr
 from lcodec.codec.transforms import HYPER_STRIDE, pad_to_multiple

@@ -1,4 +1,5 @@
-"""tools.transform_ceiling (and tools.level_extension): the transforms alone bound what coding at a quality can reach."""
+"""tools.transform_ceiling (and tools.level_extension): the transforms alone bound what coding at a quality
+can reach."""
 
 from __future__ import annotations
 

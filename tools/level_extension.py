@@ -1,7 +1,8 @@
 """What added quality levels give before any training: the starting point of a `--arch levels=N` run.
 
-The bundled model (or `--model`, a weights file) is widened to `--levels` levels (codec.training.widen: the old levels keep their
-gains, the new ones continue each channel's log-gain step) and written as a weights file; then
+The bundled model (or `--model`, a weights file) is widened to `--levels` levels (codec.training.widen:
+the old levels keep their gains, the new ones continue each channel's log-gain step) and written as a
+weights file; then
 tools.transform_ceiling codes the images at every level from `--from` up (real files) and runs the
 transforms alone. The rows show how far the extrapolated levels reach in rate, and how close they sit
 to the transform ceiling, i.e. what training the new levels has to add. The ladder has 12 rungs, so a
@@ -17,8 +18,8 @@ import tempfile
 from pathlib import Path
 
 from lcodec.codec.image_model import ImageModel
-from lcodec.codec.registry import (bundled_paths, config_of, load_with_tables, parse_weights, resolve_weights, save_weights,
-                            weights_hash)
+from lcodec.codec.registry import (bundled_paths, config_of, load_with_tables, parse_weights, resolve_weights,
+                                   save_weights, weights_hash)
 from lcodec.codec.training.widen import widen_state
 
 from tools.transform_ceiling import report

@@ -6,7 +6,8 @@ reconstruction changes. This script checks that claim for each checkpoint (every
 must equal the model's) and then decodes the model's own coded latents (the exact, fixed-point path a
 decoder runs) through the model's g_s and each checkpoint's:
 
-    python -m tools.synthesis_finetune ../shared/data/eval runs/gs/last.pt --out bench/results/studies/synthesis-finetune.json
+    python -m tools.synthesis_finetune ../shared/data/eval runs/gs/last.pt \\
+        --out bench/results/studies/synthesis-finetune.json
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def markdown(result: dict) -> str:
     lines = [f"| g_s | {head} |", "|---" * (1 + len(result["levels"])) + "|",
              f"| {reference['name']} (dB) | " + " | ".join(f"{v:.3f}" for v in base) + " |"]
     for v in result["variants"][1:]:
-        lines.append(f"| {v['name']} (dB change) | " + " | ".join(f"{p - b:+.3f}" for p, b in zip(v["psnr"], base)) + " |")
+        changes = " | ".join(f"{p - b:+.3f}" for p, b in zip(v["psnr"], base))
+        lines.append(f"| {v['name']} (dB change) | {changes} |")
     return "\n".join(lines) + "\n"
 
 

@@ -137,12 +137,14 @@ def run(folder: Path, train: Path | None = None, quality: float | None = None, c
 
 
 def markdown(result: dict) -> str:
-    lines = [f"| image | detail | unquantized PSNR at q{result['quality']:g} (dB) | PCA bound, {result['latent_channels']} "
-             "per 16x16 (dB) | worst crop: g_a latent / optimised latent (dB) |", "|---|---|---|---|---|"]
+    lines = [f"| image | detail | unquantized PSNR at q{result['quality']:g} (dB) | "
+             f"PCA bound, {result['latent_channels']} per 16x16 (dB) | "
+             "worst crop: g_a latent / optimised latent (dB) |", "|---|---|---|---|---|"]
     for d in result["images"]:
         c = d.get("crop")
         crop = f"{c['g_a_psnr']:.2f} / {c['optimised_psnr']:.2f}" if c else "-"
-        lines.append(f"| {d['image']} | {d['detail']:.1f} | {d['unquantized_psnr']:.2f} | {d['pca_psnr']:.2f} | {crop} |")
+        lines.append(f"| {d['image']} | {d['detail']:.1f} | {d['unquantized_psnr']:.2f} | {d['pca_psnr']:.2f} "
+                     f"| {crop} |")
     text = "\n".join(lines) + "\n"
     if "training_detail" in result:
         t = result["training_detail"]
@@ -166,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None, help="weights file or bundled name (default: the bundled model)")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
-    result = run(args.folder, args.train, args.quality, args.crop, args.crops, args.iters, args.lr, args.patches, args.model)
+    result = run(args.folder, args.train, args.quality, args.crop, args.crops, args.iters, args.lr, args.patches,
+                 args.model)
     show_and_save(f"weights {result['weights_hash']}, {result['iters']} Adam steps at lr {result['lr']:g} on each "
                   "worst crop", markdown(result), result, args.out)
 

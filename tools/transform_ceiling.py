@@ -61,7 +61,8 @@ def run(folder: Path, qualities: tuple[float, ...] | None = None, limit: int | N
             d["ceiling"].append(psnr_rgb(img.rgb, unquantized(codec, a, q)))
             d["per_image"][path.name] = {"bpp": round(d["bpp"][-1], 4), "coded_psnr": round(d["coded"][-1], 3),
                                          "unquantized_psnr": round(d["ceiling"][-1], 3)}
-    rows = [{"quality": q, "bpp": round(float(np.mean(d["bpp"])), 4), "coded_psnr": round(float(np.mean(d["coded"])), 3),
+    rows = [{"quality": q, "bpp": round(float(np.mean(d["bpp"])), 4),
+             "coded_psnr": round(float(np.mean(d["coded"])), 3),
              "unquantized_psnr": round(float(np.mean(d["ceiling"])), 3), "per_image": d["per_image"]}
             for q, d in per_q.items()]
     return {"images": len(paths), "weights_hash": codec.loaded.weights_hash.hex(),
@@ -78,8 +79,8 @@ def markdown(result: dict) -> str:
 
 def report(result: dict, out: Path | None, weights: str = "weights") -> None:
     """Print a result (header line and table) and write it as JSON to `out` if given."""
-    show_and_save(f"{result['images']} images, {weights} {result['weights_hash']}, architecture {result['architecture']}",
-                  markdown(result), result, out)
+    show_and_save(f"{result['images']} images, {weights} {result['weights_hash']}, "
+                  f"architecture {result['architecture']}", markdown(result), result, out)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,9 +5,9 @@ targets, and CPUs with AVX512-BF16 or AMX (Intel Xeon 4th generation on, AMD Zen
 oneDNN emulates bf16 convolutions: on an AVX2-only AMD EPYC a step took 60x longer. So the CPU's
 capability is read from torch's own CPU feature checks (the ones its kernels dispatch on), never
 assumed. channels_last helps with bf16 (measured on Zen 4) but costs fp32 on an AVX2-only CPU (19 %
-slower per step on that EPYC), so by default it goes with bf16 on the CPU and is always on with CUDA. The rate (likelihoods, log2,
-quantization offsets, the scale table) stays in fp32 under autocast: the entropy model casts its inputs
-to float32 and the factorized prior runs with autocast off.
+slower per step on that EPYC), so by default it goes with bf16 on the CPU and is always on with CUDA.
+The rate (likelihoods, log2, quantization offsets, the scale table) stays in fp32 under autocast: the
+entropy model casts its inputs to float32 and the factorized prior runs with autocast off.
 """
 
 from __future__ import annotations

@@ -120,7 +120,8 @@ def _read_pack(p: Path) -> tuple[np.ndarray, np.ndarray, dict, int, int]:
     elif fmt != PACK_FORMAT:
         raise InputError(f"not an lcodec patch pack: {p} (format {fmt!r})")
     if meta.get("version") != str(PACK_VERSION):
-        raise InputError(f"patch pack {p} has version {meta.get('version')!r}; this lcodec reads version {PACK_VERSION}")
+        raise InputError(f"patch pack {p} has version {meta.get('version')!r}; "
+                         f"this lcodec reads version {PACK_VERSION}")
     images = tensors.get("images", tensors.get("png"))  # "png": the first packs' name for the same tensor
     offsets = tensors.get("offsets")
     if images is None or offsets is None or images.dtype != torch.uint8 or offsets.dtype != torch.int64 \
