@@ -254,8 +254,9 @@ class VvcVideoCodec(VideoCodecAdapter):
         raw = b"".join((pl.astype("<u2") << 2).tobytes() for p in frames for pl in p)
         params = f"PicReordering=0:DecodingRefreshType=none:GOPSize=8:IntraPeriod={period}"
         return [run_ffmpeg(["-f", "rawvideo", "-pix_fmt", "yuv420p10le", "-s", f"{w}x{h}", "-r", str(fps),
-                            "-i", "pipe:0", "-c:v", "libvvenc", "-preset", self.params["preset"], "-qp", str(int(value)),
-                            "-qpa", "0", "-threads", "1", "-vvenc-params", params, "-f", "vvc", "pipe:1"], raw)]
+                            "-i", "pipe:0", "-c:v", "libvvenc", "-preset", self.params["preset"],
+                            "-qp", str(int(value)), "-qpa", "0", "-threads", "1", "-vvenc-params", params,
+                            "-f", "vvc", "pipe:1"], raw)]
 
     def decode(self, packets: list[bytes], height: int, width: int) -> list[Planes]:
         out = run_ffmpeg(["-threads", "1", "-f", "vvc", "-i", "pipe:0", "-pix_fmt", "yuv420p10le", "-strict", "-1",

@@ -85,7 +85,8 @@ def main(threads: int | None) -> None:
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file (default: INPUT with .lcd).")
-@click.option("-q", "--quality", type=float, default=None, help="Quality 1 to the model's top level (12 for the bundled model); fractions allowed (default 4).")
+@click.option("-q", "--quality", type=float, default=None,
+              help="Quality 1 to the model's top level (12 for the bundled model); fractions allowed (default 4).")
 @click.option("--bpp", type=float, default=None, help="Target bits per pixel: highest quality that fits.")
 @click.option("--psnr", type=float, default=None, help="Target PSNR in dB: lowest quality that reaches it.")
 @click.option("--effort", type=click.IntRange(0, 3), default=0, show_default=True,
@@ -208,7 +209,8 @@ def info(input: Path, as_json: bool) -> None:
             for fr in frames:
                 extra = (f"  motion {fr['motion_bytes']} bytes, {fr['skipped_blocks']}/{fr['blocks']} blocks skipped"
                          if "motion_bytes" in fr else "")
-                click.echo(f"frame {fr['index']:6d} {fr['type']} {fr['bytes']:8d} bytes  quality {fr['quality']:g}{extra}")
+                click.echo(f"frame {fr['index']:6d} {fr['type']} {fr['bytes']:8d} bytes  "
+                           f"quality {fr['quality']:g}{extra}")
             return
     else:
         d = ImageCodec.info(_read_stream(input))

@@ -232,7 +232,8 @@ class VideoCodec:
         if h.width * h.height > min(max_pixels, MAX_FRAME_PIXELS):
             raise InputError(f"video declares {h.width}x{h.height} frames, above the limit")
         if not 0 <= first < h.frame_count:
-            raise InputError(f"frame {first} is out of range: the video has {h.frame_count} frames (0..{h.frame_count - 1})")
+            raise InputError(f"frame {first} is out of range: the video has {h.frame_count} frames "
+                             f"(0..{h.frame_count - 1})")
         last = h.frame_count - 1 if last is None else min(last, h.frame_count - 1)
         start_frame, offset = reader.seek_point(first)
         ph, pw = h.height + (-h.height) % HYPER_STRIDE, h.width + (-h.width) % HYPER_STRIDE

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,8 +72,9 @@ def test_cli_bpp_with_effort(tmp_path, crop):
     out = tmp_path / "c.lcd"
     target = 1.2
     # a subprocess runs the real effort 1 (20 steps); the crop is small
-    res = subprocess.run([sys.executable, "-m", "lcodec.cli.main", "--threads", "1", "encode", str(tmp_path / "crop.png"),
-                          "-o", str(out), "--bpp", str(target), "--effort", "1"], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "lcodec.cli.main", "--threads", "1", "encode",
+                          str(tmp_path / "crop.png"), "-o", str(out), "--bpp", str(target), "--effort", "1"],
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert _bpp(out.read_bytes(), crop) <= target
     assert "bpp" in res.stdout

@@ -129,8 +129,8 @@ def test_sigint_during_effort_encode_leaves_no_output(tmp_path, eval_images):
     with Image.open(eval_images[0]) as im:
         im.convert("RGB").crop((0, 0, 384, 256)).save(tmp_path / "in.png")
     out = tmp_path / "in.lcd"
-    proc = subprocess.Popen([sys.executable, "-m", "lcodec.cli.main", "encode", str(tmp_path / "in.png"), "-o", str(out),
-                             "--effort", str(latent_search.MAX_EFFORT)], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "lcodec.cli.main", "encode", str(tmp_path / "in.png"),
+                             "-o", str(out), "--effort", str(latent_search.MAX_EFFORT)], cwd=tmp_path,
                             stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
