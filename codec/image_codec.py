@@ -302,26 +302,41 @@ class ImageCodec:
             measure(q)
         q0 = best()
         if q0 is None:
-            if bpp is not None:
-                raise TargetError(f"cannot reach {bpp:g} bpp: the smallest file (quality "
-                                  f"{min(tried, key=lambda q: tried[q][1]):g}) is {min(v for _, v in tried.values()):.3f} bpp")
-            raise TargetError(f"cannot reach {psnr:g} dB: the best quality gives {max(v for _, v in tried.values()):.2f} dB")
+            raise self._unreachable(tried, bpp, psnr)
         # bisect towards the neighbour level across the target: above the best for bpp, below for PSNR
         lo, hi = (q0, q0 + 1) if bpp is not None else (q0 - 1, q0)
         if lo >= QUALITY_MIN and hi <= self.max_quality and ok(lo) != ok(hi):
-            while hi - lo > TARGET_TOLERANCE:
-                mid = self._quantized_quality((lo + hi) / 2)
-                if mid in (lo, hi):
-                    break
-                if ok(mid) == ok(lo):
-                    lo = mid
-                else:
-                    hi = mid
+            self._bisect(lo, hi, ok)
         q = best()
         if effort:
             return self._refine_target(a, {k: v for k, (_, v) in tried.items()}, q, tried[q][0], effort, bpp, psnr,
                                        progress)
         return tried[q][0], q
+
+    @staticmethod
+    def _unreachable(tried: dict[float, tuple[bytes, float]], bpp: float | None,
+                     psnr: float | None) -> TargetError:
+        """The error for a target that no quality tried meets (`tried`: quality -> (file, bpp or PSNR)),
+        naming the closest the model comes."""
+        values = [v for _, v in tried.values()]
+        if bpp is not None:
+            smallest = min(tried, key=lambda q: tried[q][1])
+            return TargetError(f"cannot reach {bpp:g} bpp: the smallest file (quality {smallest:g}) is "
+                               f"{min(values):.3f} bpp")
+        return TargetError(f"cannot reach {psnr:g} dB: the best quality gives {max(values):.2f} dB")
+
+    def _bisect(self, lo: float, hi: float, ok: Callable[[float], bool]) -> None:
+        """Halve [lo, hi], whose ends lie on opposite sides of the target, down to TARGET_TOLERANCE or the
+        header's quality step. Nothing is returned: `ok` measures (and keeps) every quality it is asked
+        about, and the caller picks the best of them."""
+        while hi - lo > TARGET_TOLERANCE:
+            mid = self._quantized_quality((lo + hi) / 2)
+            if mid in (lo, hi):
+                break
+            if ok(mid) == ok(lo):
+                lo = mid
+            else:
+                hi = mid
 
     def _refine_target(self, a: Analysis, curve: dict[float, float], q0: float, blob0: bytes, effort: int,
                        bpp: float | None, psnr: float | None,
