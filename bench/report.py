@@ -143,6 +143,32 @@ def load_result(path: Path) -> dict[str, Any]:
     return validate_result(data, str(path))
 
 
+def earlier_measurements(out: Path, name: str, sig: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """What an earlier or interrupted run with the same settings signature left in `out`: its final
+    result `name.json` (None when absent, unreadable or of other settings) and the records of its partial
+    points file `.name.points.jsonl` (lines cut by an interruption are skipped)."""
+    final = out / f"{name}.json"
+    data = None
+    if final.exists():
+        try:
+            data = load_result(final)
+        except BenchError:
+            data = None
+    if data is not None and data.get("signature") != sig:
+        data = None
+    records = []
+    partial = out / f".{name}.points.jsonl"
+    if partial.exists():
+        for line in partial.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("signature") == sig:
+                records.append(rec)
+    return data, records
+
+
 def load_results(folder: Path) -> dict[str, dict[str, Any]]:
     """Every codec JSON in `folder` (files that are not codec results, e.g. speed.json, are ignored)."""
     out: dict[str, dict[str, Any]] = {}

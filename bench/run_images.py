@@ -22,7 +22,7 @@ from .errors import BenchError
 from .image_codecs import IMAGE_CODECS, ImageCodecAdapter, make_image_codec
 from .selection import usable_codecs
 from .metrics import bpp, ms_ssim_rgb, psnr_rgb
-from .report import build_result, load_result, write_json, write_summary
+from .report import build_result, earlier_measurements, write_json, write_summary
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".webp"}
 IMAGE_METRICS = ("bytes", "bpp", "psnr-rgb", "ms-ssim", "enc_s", "dec_s")
@@ -109,26 +109,13 @@ def _sha1(path: Path) -> str:
 
 def _cached_points(out: Path, name: str, sig: str) -> dict[tuple[str, float], dict[str, Any]]:
     """Points already measured with the same settings signature, keyed by (image sha1, value)."""
+    data, records = earlier_measurements(out, name, sig)
     cache: dict[tuple[str, float], dict[str, Any]] = {}
-    final = out / f"{name}.json"
-    if final.exists():
-        try:
-            data = load_result(final)
-        except BenchError:
-            data = None
-        if data and data.get("signature") == sig:
-            for item in data.get("per_image", {}).values():
-                for i, v in enumerate(item.get("quality", [])):
-                    cache[(item["sha1"], float(v))] = {k: item[k][i] for k in IMAGE_METRICS}
-    partial = out / f".{name}.points.jsonl"
-    if partial.exists():
-        for line in partial.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by an interruption
-            if rec.get("signature") == sig:
-                cache[(rec["sha1"], float(rec["value"]))] = rec["point"]
+    for item in (data or {}).get("per_image", {}).values():
+        for i, v in enumerate(item.get("quality", [])):
+            cache[(item["sha1"], float(v))] = {k: item[k][i] for k in IMAGE_METRICS}
+    for rec in records:
+        cache[(rec["sha1"], float(rec["value"]))] = rec["point"]
     return cache
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import BenchError
 from .metrics import ms_ssim_rgb, psnr_rgb, psnr_yuv_611, sequence_psnr
-from .report import build_result, load_result, write_json, write_summary
+from .report import build_result, earlier_measurements, write_json, write_summary
 from .run_images import make_pool, parse_codecs, signature
 from .selection import usable_codecs
 from .video_codecs import VIDEO_CODECS, Planes, VideoCodecAdapter, make_video_codec, planes_to_rgb, read_clip
@@ -88,25 +88,11 @@ def _point(codec_name: str, clip: str, frames: int, value: float, intra_period: 
 
 
 def _cached(out: Path, name: str, sig: str) -> dict[float, dict[str, Any]]:
-    cache: dict[float, dict[str, Any]] = {}
-    final = out / f"{name}.json"
-    if final.exists():
-        try:
-            data = load_result(final)
-        except BenchError:
-            data = None
-        if data and data.get("signature") == sig:
-            for v, point in data.get("points", {}).items():
-                cache[float(v)] = point
-    partial = out / f".{name}.points.jsonl"
-    if partial.exists():
-        for line in partial.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if rec.get("signature") == sig:
-                cache[float(rec["value"])] = rec["point"]
+    """Points already measured with the same settings signature, keyed by value."""
+    data, records = earlier_measurements(out, name, sig)
+    cache = {float(v): point for v, point in (data or {}).get("points", {}).items()}
+    for rec in records:
+        cache[float(rec["value"])] = rec["point"]
     return cache
 
 

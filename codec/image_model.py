@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lcodec.entropy_models.cdf_tables import PRECISION
+from lcodec.entropy_models.cdf_tables import PRECISION, HyperpriorTables
 from lcodec.entropy_models.factorized import FactorizedPrior
 from lcodec.entropy_models.fixed_point import CachedExactEngine, ExactSequential, to_fixed, to_real
 from lcodec.entropy_models.multi_reference import ExactContext, MultiReferenceEntropyModel
@@ -112,7 +112,7 @@ def architecture(spec: str, base: ModelConfig) -> ModelConfig:
     return base.updated(spec)
 
 
-class ImageModel(CachedExactEngine, nn.Module):
+class ImageModel(CachedExactEngine, HyperpriorTables, nn.Module):
     """Variable-rate learned image codec network."""
 
     def __init__(self, config: ModelConfig = ModelConfig()) -> None:
@@ -146,17 +146,7 @@ class ImageModel(CachedExactEngine, nn.Module):
         y_hat, y_lik = self.context(y, self.h_s(z_hat), training=training, table_scales=table_scales)
         return y_hat, y_lik, z_lik
 
-    # ---- coding --------------------------------------------------------------------------------
-
-    def build_tables(self) -> None:
-        """Build the integer CDF tables (done once at export; stored with the weights)."""
-        self.z_prior.build_tables()
-        self.context.gaussian.build_tables()
-
-    def load_tables(self) -> None:
-        """Take the tables from the loaded buffers (never rebuilt from floats at coding time)."""
-        self.z_prior.load_tables_from_buffer()
-        self.context.gaussian.load_tables_from_buffer()
+    # ---- coding (build_tables / load_tables: HyperpriorTables) ----------------------------------
 
     def min_z_bits(self, padded_hw: tuple[int, int]) -> float:
         """Fewest bits any z stream of a padded image this size can take (the most likely symbol in

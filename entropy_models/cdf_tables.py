@@ -154,3 +154,18 @@ class TabledEntropyModel(nn.Module):
         if self._tables is None:
             raise RuntimeError("entropy tables not built: export the model or call build_tables()")
         return self._tables
+
+
+class HyperpriorTables:
+    """The table life cycle of a hyperprior model: a factorized prior on z (`self.z_prior`) and a
+    Gaussian conditional on y (`self.context.gaussian`), as the image and the P-frame model both have."""
+
+    def build_tables(self) -> None:
+        """Build the integer CDF tables (done once at export; stored with the weights)."""
+        self.z_prior.build_tables()
+        self.context.gaussian.build_tables()
+
+    def load_tables(self) -> None:
+        """Take the tables from the loaded buffers (never rebuilt from floats at coding time)."""
+        self.z_prior.load_tables_from_buffer()
+        self.context.gaussian.load_tables_from_buffer()

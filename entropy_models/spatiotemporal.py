@@ -24,7 +24,7 @@ from torch import nn
 from .factorized import FactorizedPrior
 import numpy as np
 
-from .cdf_tables import CdfTables
+from .cdf_tables import CdfTables, HyperpriorTables
 from .fixed_point import ACT_MAX, CachedExactEngine, ExactSequential, exact_scale, to_fixed, to_real
 from .multi_reference import ExactContext, MultiReferenceEntropyModel
 from .range_coder import RangeDecoder, RangeEncoder, StreamError
@@ -151,7 +151,7 @@ class _SkipContext:
         return torch.where(hit, mean.clamp(-ACT_MAX, ACT_MAX), vals)
 
 
-class SpatiotemporalEntropyModel(CachedExactEngine, nn.Module):
+class SpatiotemporalEntropyModel(CachedExactEngine, HyperpriorTables, nn.Module):
     """Entropy model of a P-frame latent given the two previous decoded latents."""
 
     def __init__(self, latent_channels: int, hyper_latent_channels: int, hyper_channels: int,
@@ -198,13 +198,6 @@ class SpatiotemporalEntropyModel(CachedExactEngine, nn.Module):
 
     # ---- coding --------------------------------------------------------------------------------
 
-    def build_tables(self) -> None:
-        self.z_prior.build_tables()
-        self.context.gaussian.build_tables()
-
-    def load_tables(self) -> None:
-        self.z_prior.load_tables_from_buffer()
-        self.context.gaussian.load_tables_from_buffer()
 
     def _new_exact_engine(self, device: torch.device) -> _ExactTemporal:
         return _ExactTemporal(self, device)

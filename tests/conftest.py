@@ -53,3 +53,21 @@ def eight_level_weights(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("eight") / "eight.lcw"
     save_weights(out, model, "default")
     return out
+
+
+@pytest.fixture(scope="session")
+def codec():
+    """The bundled image codec (one per test session: building its exact engine takes a while)."""
+    from lcodec.codec import ImageCodec
+
+    return ImageCodec.default()
+
+
+@pytest.fixture(scope="session")
+def crop(eval_images):
+    """A 128x96 crop of the first evaluation photo: small enough for latent searches, padded in both axes."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(eval_images[0]) as im:
+        return Image.fromarray(np.asarray(im.convert("RGB"))[192:288, 320:448])

@@ -6,24 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from PIL import Image
 
 import lcodec.codec.latent_search as latent_search
 from lcodec.codec import ImageCodec
 from lcodec.codec.metrics import psnr
-
-
-@pytest.fixture(scope="module")
-def codec() -> ImageCodec:
-    return ImageCodec.default()
-
-
-@pytest.fixture(scope="module")
-def crop(eval_images) -> Image.Image:
-    with Image.open(eval_images[0]) as im:
-        return Image.fromarray(np.asarray(im.convert("RGB"))[192:288, 320:448])  # 128x96
 
 
 @pytest.fixture()

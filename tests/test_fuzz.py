@@ -11,16 +11,10 @@ import torch
 from PIL import Image
 
 from lcodec.bench.fuzz import field_spans, fuzz, seed_streams
-from lcodec.codec import ImageCodec
 from lcodec.codec.container import ImageHeader, pack_image, unpack_image, varint
 from lcodec.codec.errors import FormatError, InputError
 from lcodec.codec.image_io import read_image
 from lcodec.entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
-
-
-@pytest.fixture(scope="module")
-def codec() -> ImageCodec:
-    return ImageCodec.default()
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,6 @@ from lcodec.codec.metrics import psnr
 
 
 @pytest.fixture(scope="module")
-def codec() -> ImageCodec:
-    return ImageCodec.default()
-
-
-@pytest.fixture(scope="module")
 def photo(eval_images) -> Image.Image:
     with Image.open(eval_images[0]) as im:
         crop = im.convert("RGB").crop((100, 80, 100 + 200, 80 + 136))  # not a multiple of 64

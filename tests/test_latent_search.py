@@ -24,17 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 QUALITY = 8.0
 
 
-@pytest.fixture(scope="module")
-def codec() -> ImageCodec:
-    return ImageCodec.default()
-
-
-@pytest.fixture(scope="module")
-def crop(eval_images) -> Image.Image:
-    with Image.open(eval_images[0]) as im:
-        return Image.fromarray(np.asarray(im.convert("RGB"))[192:288, 320:448])  # 128x96: padding in both axes
-
-
 @pytest.fixture()
 def short_effort(monkeypatch):
     """Effort 1 with 16 iterations: enough to improve this crop, quick enough for a unit test."""

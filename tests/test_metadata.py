@@ -21,11 +21,6 @@ ORIENTATION = 0x0112
 
 
 @pytest.fixture(scope="module")
-def codec() -> ImageCodec:
-    return ImageCodec.default()
-
-
-@pytest.fixture(scope="module")
 def sample() -> Image.Image:
     """A 192x128 crop of the sample photo (landscape), with the sample's ICC profile."""
     with Image.open(SAMPLE) as im:

@@ -20,11 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def codec() -> ImageCodec:
-    return ImageCodec.default()
-
-
-@pytest.fixture(scope="module")
 def photo() -> Image.Image:
     with Image.open(ROOT / "codec" / "samples" / "flower.png") as im:
         crop = im.convert("RGB").crop((200, 150, 328, 246))

@@ -16,11 +16,6 @@ from lcodec.codec.transforms import HYPER_STRIDE, pad_to_multiple
 
 
 @pytest.fixture(scope="module")
-def codec() -> ImageCodec:
-    return ImageCodec.default()
-
-
-@pytest.fixture(scope="module")
 def big_photo(eval_images) -> np.ndarray:
     """1536x1024: an evaluation photo upscaled 2x (small enough to code both ways)."""
     with Image.open(eval_images[0]) as im:
