@@ -25,7 +25,7 @@ from .train_speed_command import train_speed
 from .threads_command import threads
 from .pack_command import pack_patches
 from .video_bench_commands import video_p, video_speed
-from .signals import Terminated, install as install_signal_handlers
+from .signals import Terminated, install as install_signal_handlers, keep_checkpoint
 from .video_commands import train_video
 
 EXIT_USAGE = 2
@@ -34,6 +34,11 @@ EXIT_USAGE = 2
 def _fail(message: str, code: int) -> None:
     click.echo(f"lcodec: error: {message}", err=True)
     sys.exit(code)
+
+
+def _kept(exc: BaseException) -> str:
+    """What an interrupted command leaves: nothing, unless it says otherwise (training: its checkpoint)."""
+    return getattr(exc, "kept", None) or "no output written"
 
 
 def user_errors(fn):
@@ -50,10 +55,10 @@ def user_errors(fn):
             except LcodecError as exc:
                 _report_warnings(caught)
                 _fail(str(exc), exc.exit_code)
-            except KeyboardInterrupt:
-                _fail("interrupted (no output written)", 130)
+            except KeyboardInterrupt as exc:
+                _fail(f"interrupted ({_kept(exc)})", 130)
             except Terminated as exc:
-                _fail(f"terminated by {exc.name} (no output written)", exc.exit_code)
+                _fail(f"terminated by {exc.name} ({_kept(exc)})", exc.exit_code)
         _report_warnings(caught)
         return result
 
@@ -308,6 +313,9 @@ def train(no_resume: bool, arch: str | None, train_only: str | None, **opts) -> 
         path = run(cfg, resume=not no_resume)
     except (FileNotFoundError, ValueError) as exc:
         raise InputError(str(exc)) from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        keep_checkpoint(exc, Path(cfg.out))
+        raise
     click.echo(f"checkpoint: {path}")
 
 

@@ -7,6 +7,8 @@ sends SIGHUP. Without a handler Python dies at once and leaves partial outputs b
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import signal
 
 #: The signals turned into a `Terminated` exception (SIGINT stays KeyboardInterrupt, exit 130).
@@ -32,3 +34,10 @@ def install() -> None:
     """Make SIGTERM and SIGHUP raise `Terminated` (call once, from the main thread)."""
     for sig in HANDLED:
         signal.signal(sig, _raise)
+
+
+def keep_checkpoint(exc: BaseException, out: Path) -> None:
+    """Say in the interruption's message that the run's checkpoint stays (the training loops save the
+    finished steps before the interruption goes on) and that the same command resumes it."""
+    if (out / "last.pt").exists():
+        exc.kept = f"checkpoint {out / 'last.pt'} kept; the same command resumes it"

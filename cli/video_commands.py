@@ -16,6 +16,7 @@ from tqdm import tqdm
 from lcodec.codec.training.config import VideoTrainConfig
 
 from .config_options import config_options, config_values
+from .signals import Terminated, keep_checkpoint
 
 
 def encode_video(input: Path, output: Path, quality: float, model: str | None, frames: int | None, start: int,
@@ -119,4 +120,7 @@ def train_video(no_resume: bool, **opts) -> None:
         path = run(cfg, resume=not no_resume)
     except (FileNotFoundError, ValueError) as exc:
         raise InputError(str(exc)) from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        keep_checkpoint(exc, Path(cfg.out))
+        raise
     click.echo(f"checkpoint: {path}")

@@ -430,3 +430,30 @@ def test_validation_measures_the_files_the_exported_weights_write(tmp_path, tiny
         assert blob[4] == 4
         assert res[f"q{q:g}_bpp"] == round(8 * len(blob) / (rgb.shape[0] * rgb.shape[1]), 4), q
         assert res[f"q{q:g}_psnr"] == round(psnr(codec.decode(blob), rgb), 3), q
+
+
+def test_an_interrupted_train_command_says_its_checkpoint_stays(tmp_path, tiny_data, monkeypatch):
+    """The CLI's one line after Ctrl-C names the checkpoint the run kept, not 'no output written'."""
+    from click.testing import CliRunner
+
+    from lcodec.cli.main import main
+    from lcodec.codec.training import loop
+
+    calls = {"n": 0}
+    real = loop.train_step
+
+    def interrupt_at_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", interrupt_at_third)
+    out = tmp_path / "r"
+    res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(out), "--steps", "10",
+                                    "--batch", "1", "--patch", "64", "--warmup", "1", "--val-every", "0",
+                                    "--arch", "small", "--device", "cpu"])
+    assert res.exit_code == 130
+    text = res.output + (res.stderr if hasattr(res, "stderr") else "")
+    assert f"interrupted (checkpoint {out / 'last.pt'} kept; the same command resumes it)" in text
+    assert loop.load_checkpoint(out / "last.pt")["step"] == 2
