@@ -265,7 +265,6 @@ def estimate(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 def compensate(ref: np.ndarray, vec: np.ndarray) -> np.ndarray:
     """The whole motion-compensated prediction of a frame from `ref` (encoder: to price skipping)."""
-    h, w = ref.shape[:2]
     return paste(np.empty_like(ref), ref, np.ones(vec.shape[:2], dtype=bool), vec)
 
 

@@ -364,8 +364,9 @@ def test_train_prints_what_it_is_about_to_do(tmp_path, tiny_data):
     assert "M parameters" in res.output and "2 photos" in res.output and "EMA decay 0.999" in res.output
 
 
-def test_an_interrupted_run_keeps_its_steps(tmp_path, tiny_data, monkeypatch):
-    """Ctrl-C (or SIGTERM, which the CLI turns into an exception) checkpoints the steps done before it."""
+@pytest.fixture
+def ctrl_c_at_third_step(monkeypatch) -> None:
+    """The third training step raises KeyboardInterrupt, as Ctrl-C during it would."""
     from lcodec.codec.training import loop
 
     calls = {"n": 0}
@@ -378,6 +379,12 @@ def test_an_interrupted_run_keeps_its_steps(tmp_path, tiny_data, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop, "train_step", interrupt_at_third)
+
+
+def test_an_interrupted_run_keeps_its_steps(tmp_path, tiny_data, ctrl_c_at_third_step):
+    """Ctrl-C (or SIGTERM, which the CLI turns into an exception) checkpoints the steps done before it."""
+    from lcodec.codec.training import loop
+
     cfg = loop.TrainConfig(data=str(tiny_data), out=str(tmp_path / "r"), steps=10, batch=1, patch=64, warmup=1,
                            device="cpu", val_every=0, ckpt_minutes=60)
     with pytest.raises(KeyboardInterrupt):
@@ -432,23 +439,13 @@ def test_validation_measures_the_files_the_exported_weights_write(tmp_path, tiny
         assert res[f"q{q:g}_psnr"] == round(psnr(codec.decode(blob), rgb), 3), q
 
 
-def test_an_interrupted_train_command_says_its_checkpoint_stays(tmp_path, tiny_data, monkeypatch):
+def test_an_interrupted_train_command_says_its_checkpoint_stays(tmp_path, tiny_data, ctrl_c_at_third_step):
     """The CLI's one line after Ctrl-C names the checkpoint the run kept, not 'no output written'."""
     from click.testing import CliRunner
 
     from lcodec.cli.main import main
     from lcodec.codec.training import loop
 
-    calls = {"n": 0}
-    real = loop.train_step
-
-    def interrupt_at_third(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "train_step", interrupt_at_third)
     out = tmp_path / "r"
     res = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--out", str(out), "--steps", "10",
                                     "--batch", "1", "--patch", "64", "--warmup", "1", "--val-every", "0",
