@@ -19,7 +19,8 @@ import numpy as np
 
 from lcodec.codec.errors import LcodecError
 from lcodec.codec.video_codec import VideoCodec
-from lcodec.codec.video_container import _FIXED, VERSION_EXACT, VERSION_FLOAT, VideoReader
+from lcodec.codec.video_container import _FIXED, VERSION_EXACT, VERSION_FLOAT, VERSION_MOTION, VideoReader
+from lcodec.codec.video_split import CELL
 
 from .fuzz import FuzzReport, run_cases
 
@@ -28,24 +29,26 @@ _BIG = [0, 1, 2, 3, 7, 8, 255, 256, 4095, 8191, 8192, 65535, 1 << 20, (1 << 32) 
 
 def video_seeds(codec: VideoCodec, rng: np.random.Generator) -> list[bytes]:
     """Valid small video files: a panning noisy gradient, 4 frames low-delay and 5 frames in GOPs of 3
-    (the format version written: 3, with skip flags and vectors), and the low-delay one in the formats
-    still read (version 2, exact without motion; version 1, float)."""
+    (the format version written: 4, skip blocks split down to 16x16, one stream per record; the GOP one
+    with 16x16 leaves allowed), and the low-delay one in the formats still read (version 3, 64x64 skip
+    blocks; version 2, exact without motion; version 1, float)."""
     h, w = 40, 56
     yy, xx = np.mgrid[0 : h, 0 : w + 12]
     base = np.stack([xx * 4, yy * 5, (xx + yy) * 2], axis=2).astype(np.float64)
     pic = np.clip(base + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8)
     frames = [np.ascontiguousarray(pic[:, 2 * i : 2 * i + w]) for i in range(5)]
     out = []
-    saved = codec.write_version
+    saved, leaf = codec.write_version, codec.min_leaf
     try:
-        for n, period, q, version in ((4, -1, 4.0, saved), (5, 3, 2.0, saved), (4, -1, 4.0, VERSION_EXACT),
-                                      (4, -1, 4.0, VERSION_FLOAT)):
-            codec.write_version = version
+        for n, period, q, version, min_leaf in ((4, -1, 4.0, saved, leaf), (5, 3, 2.0, saved, CELL),
+                                                (4, -1, 4.0, VERSION_MOTION, leaf), (4, -1, 4.0, VERSION_EXACT, leaf),
+                                                (4, -1, 4.0, VERSION_FLOAT, leaf)):
+            codec.write_version, codec.min_leaf = version, min_leaf
             buf = io.BytesIO()
             codec.encode(iter(frames[:n]), buf, w, h, q, period)
             out.append(buf.getvalue())
     finally:
-        codec.write_version = saved
+        codec.write_version, codec.min_leaf = saved, leaf
     return out
 
 

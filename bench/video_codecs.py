@@ -288,8 +288,10 @@ class OursVideoCodec(VideoCodecAdapter):
     """
 
     def __init__(self, version: int | None = None) -> None:
-        name, desc = "ours", ("lcodec video (spatiotemporal entropy model, skip + motion, frame types by cost, "
-                              "low delay)")
+        name, desc = "ours", ("lcodec video (spatiotemporal entropy model, skip + motion on blocks split down to "
+                              "16x16, frame types by cost, low delay)")
+        if version == 3:
+            name, desc = "ours-v3", "lcodec video format 3 (skip + motion on whole 64x64 blocks, frame types by cost)"
         if version == 2:
             name, desc = "ours-v2", "lcodec video format 2 (spatiotemporal entropy model, no motion or skip, fixed GOP)"
         super().__init__(name=name, description=desc, setting="quality", values=(),
@@ -316,9 +318,12 @@ class OursVideoCodec(VideoCodecAdapter):
     def settings(self, intra_period: int, frames: int) -> dict[str, Any]:
         codec = self.codec()
         loaded = codec.loaded
-        return {**super().settings(intra_period, frames), "model": loaded.name,
-                "weights_hash": loaded.weights_hash.hex(), "image_weights_hash": loaded.image.weights_hash.hex(),
-                "format_version": codec.write_version}
+        out = {**super().settings(intra_period, frames), "model": loaded.name,
+               "weights_hash": loaded.weights_hash.hex(), "image_weights_hash": loaded.image.weights_hash.hex(),
+               "format_version": codec.write_version}
+        if codec.write_version >= 4:
+            out["min_leaf"] = codec.min_leaf
+        return out
 
     def encode(self, frames: list[Planes], value: float, intra_period: int, fps: Fraction) -> list[bytes]:
         import io
@@ -338,6 +343,7 @@ class OursVideoCodec(VideoCodecAdapter):
 VIDEO_CODECS: dict[str, Callable[[], VideoCodecAdapter]] = {
     "ours": OursVideoCodec,
     "ours-v2": lambda: OursVideoCodec(version=2),
+    "ours-v3": lambda: OursVideoCodec(version=3),
     "x264": X264Codec,
     "x265": X265Codec,
     "svtav1": SvtAv1Codec,

@@ -18,18 +18,25 @@ from .bench_commands import comma_qualities
 @click.option("--model", "models", multiple=True,
               help="Video weights (.lcv) to measure instead of the bundled ones, plus any image weights (.lcw) "
                    "they name that are not bundled; repeatable.")
-@click.option("--format-version", "version", type=click.Choice(["2", "3"]), default="3", show_default=True,
-              help="3: skip + motion, frame types by cost; 2: the encoder before them (no motion, fixed GOP).")
+@click.option("--format-version", "version", type=click.Choice(["2", "3", "4"]), default="4", show_default=True,
+              help="4: skip blocks split down to 16x16, one stream per frame; 3: skip + motion on 64x64 blocks, "
+                   "frame types by cost; 2: the encoder before them (no motion, fixed GOP).")
+@click.option("--min-leaf", type=click.Choice(["16", "32", "64"]), default=None,
+              help="Format 4: smallest skip leaf in pixels the encoder uses (default: the codec's).")
+@click.option("--against", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A video-p JSON of another run (e.g. an older format version): add BD-rate and P-frame bytes "
+                   "against it, per clip.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write JSON here (and .md beside it).")
 @bench_errors
 def video_p(clips: tuple[Path, ...], frames: int, qualities: str, models: tuple[str, ...], version: str,
-            out: Path | None) -> None:
+            min_leaf: str | None, against: Path | None, out: Path | None) -> None:
     """Rate of low-delay P-coding vs all-intra at the same quality, per clip and quality."""
-    from lcodec.bench.video_ptest import p_bd_rates, p_vs_intra, ptest_report
+    from lcodec.bench.video_ptest import against as compare, against_markdown, p_bd_rates, p_vs_intra, ptest_report
     from lcodec.codec.video_codec import VideoCodec
     from lcodec.codec.video_model import VIDEO_SUFFIX
 
     qs = comma_qualities(qualities)
+    base = _base_rows(against) if against else None
     video = [m for m in models if m.endswith(VIDEO_SUFFIX)]
     if len(video) > 1:
         raise click.BadParameter("give at most one video weights file (.lcv)", param_hint="--model")
@@ -37,17 +44,36 @@ def video_p(clips: tuple[Path, ...], frames: int, qualities: str, models: tuple[
     codec = VideoCodec.from_model(video[0] if video else "default", image_models=image) if models else None
     codec = codec or VideoCodec.default()
     codec.write_version = int(version)
+    if min_leaf:
+        codec.min_leaf = int(min_leaf)
     rows = []
     for clip in clips:
         rows += p_vs_intra(clip, frames, qs, codec, adaptive=version != "2")
     bd = p_bd_rates(rows)
     md = ptest_report(rows, bd)
+    result = {"rows": rows, "bd_rate_low_delay_vs_all_intra": bd}
+    if against:
+        result["against"] = {"file": against.name, "clips": compare(rows, base)}
+        md += "\n" + against_markdown(result["against"]["clips"])
     click.echo(md, nl=False)
     if out:
         from lcodec.bench.report import write_json
 
-        write_json(out, {"rows": rows, "bd_rate_low_delay_vs_all_intra": bd})
+        write_json(out, result)
         out.with_suffix(".md").write_text(md)
+
+
+def _base_rows(path: Path) -> list[dict]:
+    """The rows of a video-p JSON (a usage error if it is not one)."""
+    import json
+
+    try:
+        rows = json.loads(path.read_text())["rows"]
+        if not all(isinstance(r, dict) and "clip" in r and "quality" in r for r in rows):
+            raise TypeError
+        return rows
+    except (ValueError, KeyError, TypeError):
+        raise click.BadParameter(f"{path} is not a video-p JSON (no rows)", param_hint="--against") from None
 
 
 @click.command("video-speed")

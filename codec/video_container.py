@@ -1,11 +1,12 @@
-"""The lcodec video file format (kind 1, version 3): a header, one record per frame, an I-frame index.
+"""The lcodec video file format (kind 1, version 4): a header, one record per frame, an I-frame index.
 
 Written and read as a stream, so neither side holds more than one frame's bytes. Integers are
 little-endian, ``varint`` is unsigned LEB128::
 
     header
       magic          4 bytes  b"LCDC"
-      version        u8       3: as 2, and P-frames carry skip flags and motion vectors;
+      version        u8       4: as 3, with skip blocks split down to 16x16 and one stream per P-frame;
+                              3: as 2, and P-frames carry skip flags and motion vectors;
                               2: entropy parameters in exact fixed point (decode alike on any device);
                               1: float parameters (still read; reliable on the CPU only)
       kind           u8       1 = video
@@ -24,7 +25,9 @@ little-endian, ``varint`` is unsigned LEB128::
       index          varint   frame number
       quality        u16      round(quality * 4096)
       streams        u8       2 (z, y); version-3 P-frames 3 (side, z, y), the side stream holding
-                              the skip flags and vectors of the 64x64 blocks (`codec.video_motion`)
+                              the skip flags and vectors of the 64x64 blocks (`codec.video_motion`);
+                              version-4 P-frames 1: side data, z and y in one range-coded stream
+                              (`codec.video_split`)
       lengths        varint   one per stream
       payloads
       crc32          u32      of the record bytes before it
@@ -53,8 +56,9 @@ from .quality import QUALITY_MAX, QUALITY_MIN
 
 VERSION_FLOAT = 1  # float entropy parameters (read only)
 VERSION_EXACT = 2  # exact fixed-point entropy parameters and temporal mean
-VERSION = 3  # P-frames carry a side stream first: skip flags and motion vectors (`codec.video_motion`)
-VERSIONS = (VERSION_FLOAT, VERSION_EXACT, VERSION)
+VERSION_MOTION = 3  # P-frames carry a side stream first: skip flags and motion vectors (`codec.video_motion`)
+VERSION = 4  # skip blocks split down to 16x16 pixels; a P-frame is one stream (`codec.video_split`)
+VERSIONS = (VERSION_FLOAT, VERSION_EXACT, VERSION_MOTION, VERSION)
 KIND_VIDEO = 1
 FRAME_SYNC = b"FR"
 INDEX_MAGIC = b"LIDX"
@@ -92,12 +96,17 @@ class VideoHeader:
 
     @property
     def exact(self) -> bool:
-        """Entropy parameters in exact fixed point (versions 2 and 3) rather than float (1)."""
+        """Entropy parameters in exact fixed point (versions 2 to 4) rather than float (1)."""
         return self.version >= VERSION_EXACT
 
     @property
     def motion(self) -> bool:
-        """P-frames hold [side, z, y] streams: skipped blocks and their vectors (version 3)."""
+        """P-frames carry skipped blocks and their vectors (versions 3 and 4)."""
+        return self.version >= VERSION_MOTION
+
+    @property
+    def split(self) -> bool:
+        """P-frames are one stream of quadtree side data, z and y (version 4)."""
         return self.version >= VERSION
 
     def pack(self) -> bytes:
@@ -217,7 +226,7 @@ class VideoReader:
         if head[5] != KIND_VIDEO:
             raise FormatError(f"not an lcodec video file (kind {head[5]})")
         if head[4] not in VERSIONS:
-            raise FormatError(f"unsupported video format version {head[4]} (this lcodec reads versions 1 to 3)")
+            raise FormatError(f"unsupported video format version {head[4]} (this lcodec reads versions 1 to {VERSION})")
         name_raw = r.take(head[6], "header")
         hashes = r.take(16, "header")
         fixed = r.take(_FIXED.size, "header")

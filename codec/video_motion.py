@@ -130,9 +130,10 @@ def decode_side(data: bytes, bh: int, bw: int) -> tuple[np.ndarray, np.ndarray]:
     return skip, vec
 
 
-def grid(height: int, width: int) -> tuple[int, int]:
-    """Blocks per column and per row for a frame (the z grid of the padded frame)."""
-    return -(-height // BLOCK), -(-width // BLOCK)
+def grid(height: int, width: int, block: int = BLOCK) -> tuple[int, int]:
+    """Blocks of `block` pixels (a divisor of BLOCK) per column and per row over the frame padded to the
+    z grid (multiples of BLOCK)."""
+    return -(-height // BLOCK) * (BLOCK // block), -(-width // BLOCK) * (BLOCK // block)
 
 
 # ---- compensation (integer arithmetic on uint8 pixels) ---------------------------------------------
@@ -145,12 +146,15 @@ def _padded(ref: np.ndarray) -> np.ndarray:
     return np.pad(ref.astype(np.int32), ((p, p + bh * BLOCK - h), (p, p + bw * BLOCK - w), (0, 0)), mode="edge")
 
 
-def _block_at(pad: np.ndarray, y0: int, x0: int, vy: int, vx: int) -> np.ndarray:
-    """The BLOCK x BLOCK prediction at pixel (y0, x0) shifted by half-pel (vy, vx), rounded averages."""
+def _block_at(pad: np.ndarray, y0: int, x0: int, vy: int, vx: int, hh: int = BLOCK,
+              ww: int | None = None) -> np.ndarray:
+    """The hh x ww (default BLOCK x BLOCK) prediction at pixel (y0, x0) shifted by half-pel (vy, vx),
+    rounded averages."""
+    ww = hh if ww is None else ww
     p = MV_RANGE + 1
     iy, fy = divmod(vy, SUBPEL)
     ix, fx = divmod(vx, SUBPEL)
-    a = pad[p + y0 + iy : p + y0 + iy + BLOCK + 1, p + x0 + ix : p + x0 + ix + BLOCK + 1]
+    a = pad[p + y0 + iy : p + y0 + iy + hh + 1, p + x0 + ix : p + x0 + ix + ww + 1]
     if fy and fx:
         return (a[:-1, :-1] + a[1:, :-1] + a[:-1, 1:] + a[1:, 1:] + 2) >> 2
     if fy:
@@ -160,16 +164,19 @@ def _block_at(pad: np.ndarray, y0: int, x0: int, vy: int, vx: int) -> np.ndarray
     return a[:-1, :-1]
 
 
-def paste(frame: np.ndarray, ref: np.ndarray, skip: np.ndarray, vec: np.ndarray) -> np.ndarray:
-    """`frame` with every skipped block replaced by its motion-compensated copy of `ref` (in place)."""
+def paste(frame: np.ndarray, ref: np.ndarray, skip: np.ndarray, vec: np.ndarray, block: int = BLOCK) -> np.ndarray:
+    """`frame` with every skipped block (of `block` pixels) replaced by its motion-compensated copy of
+    `ref` (in place). Compensation is per pixel, so a big block equals its smaller parts pasted alike."""
     if not skip.any():
         return frame
     h, w = frame.shape[:2]
     pad = _padded(ref)
     for r, c in zip(*np.nonzero(skip)):
-        y0, x0 = int(r) * BLOCK, int(c) * BLOCK
-        blk = _block_at(pad, y0, x0, int(vec[r, c, 0]), int(vec[r, c, 1]))
-        hh, ww = min(BLOCK, h - y0), min(BLOCK, w - x0)
+        y0, x0 = int(r) * block, int(c) * block
+        if y0 >= h or x0 >= w:
+            continue
+        blk = _block_at(pad, y0, x0, int(vec[r, c, 0]), int(vec[r, c, 1]), block)
+        hh, ww = min(block, h - y0), min(block, w - x0)
         frame[y0 : y0 + hh, x0 : x0 + ww] = blk[:hh, :ww].astype(np.uint8)
     return frame
 
@@ -184,14 +191,14 @@ def _block_sums(a: np.ndarray, bh: int, bw: int, b: int) -> np.ndarray:
     return a.reshape(bh, b, bw, b).sum(axis=(1, 3))
 
 
-def block_sse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def block_sse(a: np.ndarray, b: np.ndarray, block: int = BLOCK) -> np.ndarray:
     """Per-block sum of squared RGB errors / 3 (the frame's own pixels only) [bh, bw]."""
     h, w = a.shape[:2]
-    bh, bw = grid(h, w)
+    bh, bw = grid(h, w, block)
     d = a.astype(np.float32) - b.astype(np.float32)
     e = np.einsum("ijk,ijk->ij", d, d) / 3.0
-    e = np.pad(e, ((0, bh * BLOCK - h), (0, bw * BLOCK - w)))
-    return _block_sums(e.astype(np.float64), bh, bw, BLOCK)
+    e = np.pad(e, ((0, bh * block - h), (0, bw * block - w)))
+    return _block_sums(e.astype(np.float64), bh, bw, block)
 
 
 def _search(cur: np.ndarray, pad: np.ndarray, p: int, cands: list[tuple[int, int]], centre: np.ndarray,
@@ -213,59 +220,87 @@ def _search(cur: np.ndarray, pad: np.ndarray, p: int, cands: list[tuple[int, int
     return arg, best
 
 
-def estimate(cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Half-pel block vectors [bh, bw, 2] of `cur` against `ref` (both uint8 RGB [h, w, 3]).
+def _patch_sad(cur: np.ndarray, refpad: np.ndarray, block: int, vec: np.ndarray) -> np.ndarray:
+    """Luma SAD of every block of `cur` [gh*b, gw*b] against its prediction from the padded reference
+    `refpad` [.., .., 1] under each of its candidate vectors `vec` [gh, gw, K, 2] (half-pel): the
+    patches are gathered in one indexing step and interpolated per sub-pel phase. Returns [gh, gw, K]."""
+    gh, gw, k = vec.shape[:3]
+    b, p = block, MV_RANGE + 1
+    win = np.lib.stride_tricks.sliding_window_view(refpad[..., 0], (b + 1, b + 1))
+    iy, fy = np.divmod(vec[..., 0], SUBPEL)
+    ix, fx = np.divmod(vec[..., 1], SUBPEL)
+    ty = p + np.arange(gh)[:, None, None] * b + iy
+    tx = p + np.arange(gw)[None, :, None] * b + ix
+    a = win[ty, tx]  # [gh, gw, K, b + 1, b + 1]
+    blocks = cur.reshape(gh, b, gw, b).transpose(0, 2, 1, 3)[:, :, None]
+    out = np.empty((gh, gw, k), dtype=np.int64)
+    for py in (0, 1):
+        for px in (0, 1):
+            sel = (fy == py) & (fx == px)
+            if not sel.any():
+                continue
+            s = a[sel]
+            if py and px:
+                pred = (s[:, :-1, :-1] + s[:, 1:, :-1] + s[:, :-1, 1:] + s[:, 1:, 1:] + 2) >> 2
+            elif py:
+                pred = (s[:, :-1, :-1] + s[:, 1:, :-1] + 1) >> 1
+            elif px:
+                pred = (s[:, :-1, :-1] + s[:, :-1, 1:] + 1) >> 1
+            else:
+                pred = s[:, :-1, :-1]
+            out[sel] = np.abs(np.broadcast_to(blocks, a.shape[:3] + (b, b))[sel] - pred).sum(axis=(1, 2))
+    return out
 
-    Luma SAD, coarse to fine: full search +-MV_RANGE/2 at half resolution, +-1 pixel at full
-    resolution around it, then the eight half-pel neighbours; vectorised over blocks."""
+
+def _pick(sad: np.ndarray, vec: np.ndarray) -> np.ndarray:
+    """Each block's first candidate of least SAD (a loop with strict < over the candidates in order)."""
+    i = np.argmin(sad, axis=-1)
+    return np.take_along_axis(vec, i[..., None, None], axis=2)[:, :, 0]
+
+
+def estimate(cur: np.ndarray, ref: np.ndarray, block: int = BLOCK) -> np.ndarray:
+    """Half-pel vectors [bh, bw, 2] of `cur`'s blocks of `block` pixels against `ref` (both uint8 RGB
+    [h, w, 3]; `block` a divisor of BLOCK, at least 4)."""
+    return estimate_sizes(cur, ref, (block,))[0]
+
+
+def estimate_sizes(cur: np.ndarray, ref: np.ndarray, blocks: tuple[int, ...]) -> list[np.ndarray]:
+    """`estimate` for several block sizes (the padded planes built once).
+
+    Luma SAD, coarse to fine: full search +-MV_RANGE/2 at half resolution, then the zero vector and
+    +-1 pixel around twice the coarse vector at full resolution, then the eight half-pel neighbours of
+    the best; each step vectorised over blocks, ties to the zero vector, then to the first candidate
+    (in sorted order, then the centre)."""
     h, w = cur.shape[:2]
     bh, bw = grid(h, w)
     ph, pw = bh * BLOCK, bw * BLOCK
     cy = np.pad(_luma(cur), ((0, ph - h), (0, pw - w)), mode="edge")
     ry = np.pad(_luma(ref), ((0, ph - h), (0, pw - w)), mode="edge")
-    # half resolution
     c2 = cy.reshape(ph // 2, 2, pw // 2, 2).sum(axis=(1, 3))
     r2 = ry.reshape(ph // 2, 2, pw // 2, 2).sum(axis=(1, 3))
     p2 = MV_RANGE // 2
     r2p = np.pad(r2, p2, mode="edge")
     cands = [(dy, dx) for dy in range(-p2, p2 + 1) for dx in range(-p2, p2 + 1)]
-    zero = np.zeros((bh, bw, 2), dtype=np.int64)
-    coarse, _ = _search(c2, r2p, p2, cands, zero, bh, bw, BLOCK // 2)
-    # full resolution: +-1 pixel around 2 x coarse and zero (exact for static blocks), then the eight
-    # half-pel neighbours of the best, each block on its own (few candidates, small slices)
     refpad = _padded(ry[:h, :w, None])
-    vec = np.zeros((bh, bw, 2), dtype=np.int64)
-    for r in range(bh):
-        for c in range(bw):
-            blk = cy[r * BLOCK : (r + 1) * BLOCK, c * BLOCK : (c + 1) * BLOCK]
-
-            def cost(v: tuple[int, int]) -> int:
-                return int(np.abs(blk - _block_at(refpad, r * BLOCK, c * BLOCK, v[0], v[1])[..., 0]).sum())
-
-            cy0, cx0 = 2 * coarse[r, c]
-            cands = {(0, 0)} | {(SUBPEL * int(np.clip(cy0 + dy, -MV_RANGE, MV_RANGE)),
-                                 SUBPEL * int(np.clip(cx0 + dx, -MV_RANGE, MV_RANGE)))
-                                for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
-            best_v, best = (0, 0), cost((0, 0))
-            for v in sorted(cands):
-                s_ = cost(v)
-                if s_ < best:
-                    best_v, best = v, s_
-            centre = best_v
-            for dy in (-1, 0, 1):
-                for dx in (-1, 0, 1):
-                    v = (centre[0] + dy, centre[1] + dx)
-                    if (dy or dx) and abs(v[0]) <= _VMAX and abs(v[1]) <= _VMAX:
-                        s_ = cost(v)
-                        if s_ < best:
-                            best_v, best = v, s_
-            vec[r, c] = best_v
-    return vec
+    near = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])  # sorted
+    half = np.array([(0, 0)] + [tuple(d) for d in near if d.any()])
+    out = []
+    for block in blocks:
+        gh, gw = ph // block, pw // block
+        coarse, _ = _search(c2, r2p, p2, cands, np.zeros((gh, gw, 2), dtype=np.int64), gh, gw, block // 2)
+        full = SUBPEL * np.clip(2 * coarse[:, :, None] + near, -MV_RANGE, MV_RANGE)
+        full = np.concatenate([np.zeros((gh, gw, 1, 2), dtype=np.int64), full], axis=2)
+        best = _pick(_patch_sad(cy, refpad, block, full), full)
+        sub = best[:, :, None] + half
+        sad = _patch_sad(cy, refpad, block, np.clip(sub, -_VMAX, _VMAX))
+        sad[(np.abs(sub) > _VMAX).any(axis=-1)] = np.iinfo(np.int64).max
+        out.append(_pick(sad, sub))
+    return out
 
 
-def compensate(ref: np.ndarray, vec: np.ndarray) -> np.ndarray:
+def compensate(ref: np.ndarray, vec: np.ndarray, block: int = BLOCK) -> np.ndarray:
     """The whole motion-compensated prediction of a frame from `ref` (encoder: to price skipping)."""
-    return paste(np.empty_like(ref), ref, np.ones(vec.shape[:2], dtype=bool), vec)
+    return paste(np.empty_like(ref), ref, np.ones(vec.shape[:2], dtype=bool), vec, block)
 
 
 def vector_bits(vec: np.ndarray) -> np.ndarray:

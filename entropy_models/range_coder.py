@@ -114,6 +114,11 @@ class RangeEncoder:
                 bits = [((u + 1) >> i) & 1 for i in range(n)]
                 self._enc.encode(np.array(bits, dtype=np.int32), _BIT)
 
+    @property
+    def raw(self):
+        """The underlying constriction queue encoder, for symbols with their own models (video side data)."""
+        return self._enc
+
     def finish(self) -> bytes:
         """Flush and return the stream (little-endian 32-bit words)."""
         return self._enc.get_compressed().astype("<u4").tobytes()
@@ -167,6 +172,11 @@ class RangeDecoder:
             u = u1 - 1
             res[j] = -(u // 2) - 1 if u % 2 == 0 else (u - 1) // 2 + esc
         return res
+
+    @property
+    def raw(self):
+        """The underlying constriction queue decoder, for symbols with their own models (video side data)."""
+        return self._dec
 
     def exhausted(self) -> bool:
         """True when (up to the coder's final padding) the whole stream has been consumed."""

@@ -18,6 +18,8 @@ can only move it towards cheaper P-frames.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -207,16 +209,22 @@ class SpatiotemporalEntropyModel(CachedExactEngine, HyperpriorTables, nn.Module)
 
     @torch.no_grad()
     def compress(self, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor, exact: bool = True,
-                 z: torch.Tensor | None = None, skip: torch.Tensor | None = None, costs: bool = False):
+                 z: torch.Tensor | None = None, skip: torch.Tensor | None = None, costs: bool = False,
+                 coder: RangeEncoder | None = None, position_costs: bool = False):
         """Code a gained latent [1, M, h, w] (h, w multiples of 4); return ([z, y streams], y_hat).
 
-        `exact` (default; video format versions 2 and 3) computes every entropy parameter and the
+        `exact` (default; video format versions 2 to 4) computes every entropy parameter and the
         temporal mean in fixed point, so the references and the decoded latents agree bit for bit on
         any device; False is the float path of version 1.
-        `skip` (version 3; exact only): bool [h/4, w/4] of skipped blocks, one per z position: their z
-        and y symbols are zero and not coded. `costs`: also return each block's bits [h/4, w/4] (z + y),
-        which the encoder compares with the price of skipping it. `z`: the hyper-latent to code (default
-        h_a(residual, ref1); the encoder's latent search, `codec.video_search`, passes its own)."""
+        `skip` (versions 3 and 4; exact only): bool [h/4, w/4] of skipped blocks, one per z position, or
+        [h, w] of skipped latent positions: their y symbols are zero and not coded, nor are the z symbols
+        of a z position whose 4 x 4 latent positions are all skipped. `costs`: also return each block's
+        bits [h/4, w/4] (z + y), which the encoder compares with the price of skipping it;
+        `position_costs`: instead return (z bits [h/4, w/4], y bits [h, w]). `coder`: code z and then y
+        into this encoder (version 4, one stream per frame; the returned stream list is empty). `z`: the
+        hyper-latent to code (default h_a(residual, ref1); the encoder's latent search,
+        `codec.video_search`, passes its own)."""
+        costs = costs or position_costs
         if (skip is not None or costs) and not exact:
             raise ValueError("skipped blocks need the exact entropy parameters (video format version 3)")
         steps = self._steps(exact, y.device)
@@ -224,31 +232,39 @@ class SpatiotemporalEntropyModel(CachedExactEngine, HyperpriorTables, nn.Module)
         mean_t = steps.mean(r1, r2)
         r = y - steps.real(mean_t)
         z = self.h_a(torch.cat([r, ref1], dim=1)) if z is None else z
-        enc_z = RangeEncoder()
-        enc_y = RangeEncoder()
+        enc_z = RangeEncoder() if coder is None else coder
+        enc_y = RangeEncoder() if coder is None else coder
+
+        def streams() -> list[bytes]:
+            return [] if coder is not None else [enc_z.finish(), enc_y.finish()]
+
         if skip is None and not costs:
             z_hat = self.z_prior.compress(z, enc_z).to(y.device)
             r_hat = self.context.compress(r, steps.features(steps.fixed(z_hat), r1, r2), enc_y, steps.context)
-            return [enc_z.finish(), enc_y.finish()], steps.real(r_hat + mean_t)
+            return streams(), steps.real(r_hat + mean_t)
         hz, wz = z.shape[2:]
-        skip = torch.zeros(hz, wz, dtype=torch.bool) if skip is None else skip.cpu().bool()
-        # skipped blocks: z and y symbols zero and not coded; the latent keeps the reference's values
+        skip_y = _position_mask(torch.zeros(hz, wz, dtype=torch.bool) if skip is None else skip, hz, wz)
+        skip_z = _z_mask(skip_y)
+        # skipped positions: y symbols zero and not coded (z too where its whole block is skipped); the
+        # latent keeps the reference's values there
         z_hat = torch.round(z).cpu()
-        z_hat[:, :, skip] = 0
+        z_hat[:, :, skip_z] = 0
         tables = self.z_prior.tables
         sym = z_hat.numpy().astype(np.int64).ravel()
         idx = self.z_prior._indexes(z.shape)
-        keep = np.broadcast_to((~skip).numpy()[None, None], z.shape).ravel()
+        keep = np.broadcast_to((~skip_z).numpy()[None, None], z.shape).ravel()
         enc_z.encode(sym[keep], idx[keep], tables)
         cost = torch.zeros(hz * HYPER_FACTOR, wz * HYPER_FACTOR, dtype=torch.float64)
-        ctx = _SkipContext(steps.context, _latent_mask(skip).to(y.device), cost if costs else None)
+        ctx = _SkipContext(steps.context, skip_y.to(y.device), cost if costs else None)
         r_hat = self.context.compress(r, steps.features(steps.fixed(z_hat.to(y.device)), r1, r2), enc_y, ctx)
-        streams, y_hat = [enc_z.finish(), enc_y.finish()], steps.real(_keep_reference(r_hat + mean_t, r1, ctx.skip))
+        y_hat = steps.real(_keep_reference(r_hat + mean_t, r1, ctx.skip))
         if not costs:
-            return streams, y_hat
+            return streams(), y_hat
         z_bits = torch.from_numpy(symbol_bits(sym, idx, tables).reshape(z.shape[1:]).sum(0))
+        if position_costs:
+            return streams(), y_hat, (z_bits.numpy(), cost.numpy())
         y_bits = cost.view(hz, HYPER_FACTOR, wz, HYPER_FACTOR).sum(dim=(1, 3))
-        return streams, y_hat, (z_bits + y_bits).numpy()
+        return streams(), y_hat, (z_bits + y_bits).numpy()
 
     @torch.no_grad()
     def decompress(self, streams: list[bytes], ref1: torch.Tensor, ref2: torch.Tensor,
@@ -257,32 +273,47 @@ class SpatiotemporalEntropyModel(CachedExactEngine, HyperpriorTables, nn.Module)
         in `compress` (the decoder reads it from the frame's side stream first)."""
         if len(streams) != 2:
             raise StreamError("expected a z stream and a y stream")
+        dec_z = RangeDecoder(streams[0])
+        return self.decompress_from(dec_z, ref1, ref2, exact, skip, lambda: RangeDecoder(streams[1]))
+
+    @torch.no_grad()
+    def decompress_from(self, decoder: RangeDecoder, ref1: torch.Tensor, ref2: torch.Tensor,
+                        exact: bool = True, skip: torch.Tensor | None = None,
+                        y_decoder: Callable[[], RangeDecoder] | None = None) -> torch.Tensor:
+        """`decompress` reading z from `decoder` and then y from the decoder `y_decoder` makes (default:
+        the same one, version 4's single stream); each must end exactly where its symbols end."""
         if skip is not None and not exact:
             raise StreamError("skipped blocks need the exact entropy parameters")
         _, _, h, w = ref1.shape
         shape = (1, self.hyper_latent_channels, h // HYPER_FACTOR, w // HYPER_FACTOR)
-        dec_z = RangeDecoder(streams[0])
+        dec_z = decoder
+        skip_y = None
         if skip is None:
             z_hat = self.z_prior.decompress(dec_z, shape)
         else:
             skip = skip.cpu().bool()
-            if tuple(skip.shape) != shape[2:]:
+            if tuple(skip.shape) not in (shape[2:], (h, w)):
                 raise StreamError("skip flags do not match the frame's block grid")
-            keep = np.broadcast_to((~skip).numpy()[None, None], shape).ravel()
+            skip_y = _position_mask(skip, *shape[2:])
+            skip_z = _z_mask(skip_y)
+            keep = np.broadcast_to((~skip_z).numpy()[None, None], shape).ravel()
             vals = np.zeros(keep.size, dtype=np.int64)
             vals[keep] = dec_z.decode(self.z_prior._indexes(torch.Size(shape))[keep], self.z_prior.tables)
             z_hat = torch.from_numpy(vals.reshape(shape).astype(np.float32))
-        if not dec_z.exhausted():
-            raise StreamError("z stream has trailing data")
+        if y_decoder is not None:
+            if not dec_z.exhausted():
+                raise StreamError("z stream has trailing data")
+            dec_y = y_decoder()
+        else:
+            dec_y = dec_z
         steps = self._steps(exact, ref1.device)
         r1, r2 = steps.fixed(ref1), steps.fixed(ref2)
         mean_t = steps.mean(r1, r2)
-        dec_y = RangeDecoder(streams[1])
-        ctx = steps.context if skip is None else _SkipContext(steps.context, _latent_mask(skip).to(ref1.device))
+        ctx = steps.context if skip_y is None else _SkipContext(steps.context, skip_y.to(ref1.device))
         r_hat = self.context.decompress(steps.features(steps.fixed(z_hat.to(ref1.device)), r1, r2), dec_y, ctx)
         if not dec_y.exhausted():
             raise StreamError("y stream has trailing data")
-        return steps.real(r_hat + mean_t if skip is None else _keep_reference(r_hat + mean_t, r1, ctx.skip))
+        return steps.real(r_hat + mean_t if skip_y is None else _keep_reference(r_hat + mean_t, r1, ctx.skip))
 
 
 def _keep_reference(y_hat: torch.Tensor, ref1: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -293,6 +324,18 @@ def _keep_reference(y_hat: torch.Tensor, ref1: torch.Tensor, skip: torch.Tensor)
     return torch.where(skip.view(1, 1, *skip.shape), ref1, y_hat)
 
 
-def _latent_mask(skip: torch.Tensor) -> torch.Tensor:
-    """Block flags on the z grid -> flags per latent position (HYPER_FACTOR x HYPER_FACTOR each)."""
-    return skip.repeat_interleave(HYPER_FACTOR, 0).repeat_interleave(HYPER_FACTOR, 1)
+def _position_mask(skip: torch.Tensor, hz: int, wz: int) -> torch.Tensor:
+    """Skip flags per latent position [4 hz, 4 wz] from block flags on the z grid [hz, wz] (each
+    covering HYPER_FACTOR x HYPER_FACTOR positions) or from flags per position already."""
+    skip = skip.cpu().bool()
+    if tuple(skip.shape) == (hz, wz):
+        return skip.repeat_interleave(HYPER_FACTOR, 0).repeat_interleave(HYPER_FACTOR, 1)
+    if tuple(skip.shape) != (hz * HYPER_FACTOR, wz * HYPER_FACTOR):
+        raise ValueError(f"skip flags of shape {tuple(skip.shape)} fit neither the z grid nor the latent")
+    return skip
+
+
+def _z_mask(skip_y: torch.Tensor) -> torch.Tensor:
+    """z positions whose HYPER_FACTOR x HYPER_FACTOR latent positions are all skipped."""
+    h, w = skip_y.shape
+    return skip_y.view(h // HYPER_FACTOR, HYPER_FACTOR, w // HYPER_FACTOR, HYPER_FACTOR).all(dim=3).all(dim=1)

@@ -323,6 +323,19 @@ def test_bench_video_p_and_speed_commands(tmp_path, clip):
     assert res.exit_code == 2 and f"[1, {levels}]" in res.output and "Traceback" not in res.output
     res = r.invoke(main, ["bench", "video-speed", str(clip[0]), "--quality", "0.5"])
     assert res.exit_code == 2 and "0.5" in res.output
+    assert row["format_version"] == 4 and row["min_leaf"] > 0 and 0 <= row["skip_share"] <= 1
+    # the same against a format-3 run: BD-rate needs 4 qualities, so one gives per-quality figures only
+    v3 = tmp_path / "p3.json"
+    res = r.invoke(main, ["bench", "video-p", str(clip[0]), "--frames", "3", "--quality", "4", "--format-version", "3",
+                          "--out", str(v3)])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(main, ["bench", "video-p", str(clip[0]), "--frames", "3", "--quality", "4", "--min-leaf", "16",
+                          "--against", str(v3), "--out", str(out)])
+    assert res.exit_code == 0 and "against the base run (format 3)" in res.output, res.output
+    cmp = json.loads(out.read_text())["against"]["clips"]["moving.mkv"]
+    assert cmp["base_format_version"] == 3 and cmp["qualities"][0]["base_p_frame_bytes"] > 0
+    res = r.invoke(main, ["bench", "video-p", str(clip[0]), "--frames", "3", "--against", str(clip[0])])
+    assert res.exit_code != 0 and "not a video-p JSON" in res.output
 
 
 def test_exact_video_latents_do_not_depend_on_arithmetic_and_float_version_still_decodes(codec):

@@ -1,5 +1,5 @@
-"""Video format 3: skip flags and motion vectors (side stream, compensation, search), skipped blocks in
-the P-frame entropy model, and frame types chosen by rate-distortion cost."""
+"""Video format 3 (and 4 where shared): skip flags and motion vectors (side stream, compensation,
+search), skipped blocks in the P-frame entropy model, and frame types chosen by rate-distortion cost."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from lcodec.cli.main import main
 from lcodec.codec import video_motion as motion
 from lcodec.codec.errors import FormatError
 from lcodec.codec.video_codec import VideoCodec
-from lcodec.codec.video_container import FrameRecord, VideoReader
+from lcodec.codec.video_container import VERSION, FrameRecord, VideoReader
 from lcodec.entropy_models.range_coder import StreamError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +105,7 @@ def test_version_3_skips_static_blocks_and_reports_them(codec, tmp_path):
             buf = io.BytesIO()
             stats = codec.encode(iter(frames), buf, w, h, 4.0, -1)
         finally:
-            codec.write_version = 3
+            codec.write_version = VERSION
         blobs[version] = buf.getvalue(), stats
     data, stats = blobs[3]
     assert data[4] == 3 and [s.type for s in stats] == ["I", "P", "P", "P"]
@@ -134,7 +134,11 @@ def test_corrupt_side_stream_is_a_format_error(codec):
     frames = _static_clip(2)
     h, w = frames[0].shape[:2]
     buf = io.BytesIO()
-    codec.encode(iter(frames), buf, w, h, 4.0, -1)
+    codec.write_version = 3
+    try:
+        codec.encode(iter(frames), buf, w, h, 4.0, -1)
+    finally:
+        codec.write_version = VERSION
     data = bytearray(buf.getvalue())
     rec = list(VideoReader(io.BytesIO(bytes(data))).records())[1]
     side = bytearray(rec.streams[0])
@@ -152,7 +156,7 @@ def _cut_clip() -> list[np.ndarray]:
     return [np.zeros_like(a), a, a, b, b, b]
 
 
-@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("version", [2, 3, 4])
 def test_frame_types_by_cost_code_a_cut_as_intra(codec, version):
     frames = _cut_clip()
     h, w = frames[0].shape[:2]
@@ -172,4 +176,4 @@ def test_frame_types_by_cost_code_a_cut_as_intra(codec, version):
         buf.seek(0)
         assert [i for i, _ in codec.decode(buf, first=3)] == [3, 4, 5]
     finally:
-        codec.write_version = 3
+        codec.write_version = VERSION

@@ -1,0 +1,235 @@
+"""Video format 4: skip blocks split down to 16x16 (quadtree side data, per-position skipping in the
+P-frame entropy model, one stream per P-frame), and version-3 files still decoding as before."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import constriction
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from lcodec.cli.main import main
+from lcodec.codec import video_motion as motion
+from lcodec.codec import video_split as split
+from lcodec.codec.errors import FormatError
+from lcodec.codec.video_codec import VideoCodec
+from lcodec.codec.video_container import VERSION, FrameRecord, VideoReader
+from lcodec.entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
+
+ROOT = Path(__file__).resolve().parents[1]
+#: A version-3 file written by the version-3 encoder (3 frames of 160x128, q4, low delay; blocks skipped
+#: with vectors) and the SHA-256 of its decoded frames' bytes.
+V3_FILE = ROOT / "tests" / "data" / "video" / "v3-skip.lcd"
+V3_DECODED = "98935233d71f4196320aa4db77072017f665a1197ffaf14550c853ac8448c8e1"
+
+
+def _photo() -> np.ndarray:
+    with Image.open(ROOT / "codec" / "samples" / "flower.png") as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def codec() -> VideoCodec:
+    return VideoCodec.default()
+
+
+def _random_tree(rng: np.random.Generator, gh: int, gw: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A valid quadtree state on a gh x gw cell grid: random splits, skips and vectors."""
+    size = np.zeros((gh, gw), dtype=np.int64)
+    skip = np.zeros((gh, gw), dtype=bool)
+    vec = np.zeros((gh, gw, 2), dtype=np.int64)
+    vmax = motion.MV_RANGE * motion.SUBPEL
+
+    def leaf(r: int, c: int, n: int) -> None:
+        size[r : r + n, c : c + n] = n * split.CELL
+        if rng.random() < 0.6:
+            skip[r : r + n, c : c + n] = True
+            vec[r : r + n, c : c + n] = rng.integers(-vmax, vmax + 1, 2) if rng.random() < 0.5 else 0
+
+    def node(r: int, c: int, n: int) -> None:
+        if n > 1 and rng.random() < 0.5:
+            for dr, dc in ((0, 0), (0, n // 2), (n // 2, 0), (n // 2, n // 2)):
+                node(r + dr, c + dc, n // 2)
+        else:
+            leaf(r, c, n)
+
+    for r in range(0, gh, 4):
+        for c in range(0, gw, 4):
+            node(r, c, 4)
+    return size, skip, vec
+
+
+def test_side_data_round_trip_and_corruption():
+    rng = np.random.default_rng(3)
+    for gh, gw in ((4, 4), (8, 12), (12, 20)):
+        size, skip, vec = _random_tree(rng, gh, gw)
+        enc = RangeEncoder()
+        bits = split.encode_side(enc.raw, size, skip, vec)
+        data = enc.finish()
+        assert 0 < bits <= 8 * len(data)
+        s2, k2, v2, bits2 = split.decode_side(RangeDecoder(data).raw, gh, gw)
+        assert np.array_equal(s2, size) and np.array_equal(k2, skip) and np.array_equal(v2, vec) and bits2 == bits
+    garbage = [b"", b"\xff" * 8, np.random.default_rng(0).bytes(16)]
+    outcomes = []
+    for g in garbage:
+        try:
+            split.decode_side(RangeDecoder(g).raw, 16, 16)
+            outcomes.append("decoded")
+        except StreamError:
+            outcomes.append("error")
+    assert "error" in outcomes
+    with pytest.raises(ValueError):
+        vec = np.full((4, 4, 2), motion.MV_RANGE * motion.SUBPEL + 1)
+        split.encode_side(constriction.stream.queue.RangeEncoder(), np.full((4, 4), 64), np.ones((4, 4), bool), vec)
+
+
+def test_estimates_per_size_match_a_per_block_search():
+    photo = _photo()[:200, :300]
+    ref = np.ascontiguousarray(photo[20:148, 20:276])
+    cur = np.ascontiguousarray(photo[23:151, 15:271])  # the scene moved by (-3, +5) pixels
+    for block, vec in zip((64, 32, 16), motion.estimate_sizes(cur, ref, (64, 32, 16))):
+        assert vec.shape == (128 // block, 256 // block, 2)
+        assert np.array_equal(vec, motion.estimate(cur, ref, block))
+        inner = vec[:-1, 1:-1]  # blocks whose copy stays inside the reference
+        assert (inner == np.array([3 * motion.SUBPEL, -5 * motion.SUBPEL])).mean() > 0.9, (block, vec)
+        # the chosen vector's SAD is the least of the candidates a per-block search would try
+        pad = motion._padded(motion._luma(ref)[..., None])
+        lc = motion._luma(cur)
+        r, c = 1, 1
+        blk = lc[r * block : (r + 1) * block, c * block : (c + 1) * block]
+        got = np.abs(blk - motion._block_at(pad, r * block, c * block, *vec[r, c], block)[..., 0]).sum()
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                v = vec[r, c] + (dy, dx)
+                alt = np.abs(blk - motion._block_at(pad, r * block, c * block, *v, block)[..., 0]).sum()
+                assert got <= alt
+    # a big block pastes exactly as its cells pasted with its vector
+    v64 = motion.estimate(cur, ref)
+    assert np.array_equal(motion.compensate(ref, v64), motion.compensate(ref, v64.repeat(4, 0).repeat(4, 1), 16))
+
+
+def test_skipped_positions_cost_nothing_and_one_stream_decodes(codec):
+    frames = [np.ascontiguousarray(_photo()[100:228, 100:228]) for _ in range(2)]  # 2 x 2 blocks, 8 x 8 cells
+    ys = [codec._latent(f, 4.0) for f in frames]
+    with torch.no_grad():
+        _, ref = codec.model.compress_latent(ys[0], True)
+        plain, y_plain = codec.temporal.compress(ys[1], ref, ref, True)
+        _, y_same, (z_bits, y_bits) = codec.temporal.compress(ys[1], ref, ref, True, position_costs=True)
+        assert torch.equal(y_same, y_plain) and z_bits.shape == (2, 2) and y_bits.shape == (8, 8)
+        skip = torch.zeros(8, 8, dtype=torch.bool)
+        skip[:4, :4] = True  # block (0, 0) entirely: no z there
+        skip[4:6, 0:2] = True  # a quarter of block (1, 0)
+        skip[6, 7] = True  # one cell of block (1, 1)
+        streams, y_hat = codec.temporal.compress(ys[1], ref, ref, True, skip=skip)
+        assert sum(map(len, streams)) < sum(map(len, plain))
+        assert torch.equal(y_hat[..., skip], ref[..., skip])  # skipped positions keep the reference exactly
+        assert torch.equal(codec.temporal.decompress(streams, ref, ref, True, skip), y_hat)
+        # z of a partly skipped block is coded: the same z stream as a whole-block mask of block (0, 0)
+        whole = torch.tensor([[True, False], [False, False]])
+        streams_whole, _ = codec.temporal.compress(ys[1], ref, ref, True, skip=whole)
+        assert streams_whole[0] == streams[0]
+        # side data, z and y in one stream
+        enc = RangeEncoder()
+        size = np.full((8, 8), 64)
+        split.encode_side(enc.raw, size, np.zeros((8, 8), bool), np.zeros((8, 8, 2), np.int64))
+        _, y_joint = codec.temporal.compress(ys[1], ref, ref, True, skip=skip, coder=enc)
+        data = enc.finish()
+        dec = RangeDecoder(data)
+        split.decode_side(dec.raw, 8, 8)
+        assert torch.equal(codec.temporal.decompress_from(dec, ref, ref, True, skip), y_joint)
+        with pytest.raises(StreamError, match="trailing"):
+            dec = RangeDecoder(data + b"\x00" * 8)
+            split.decode_side(dec.raw, 8, 8)
+            codec.temporal.decompress_from(dec, ref, ref, True, skip)
+
+
+def _moving_clip(n: int) -> list[np.ndarray]:
+    """A still picture with a small object moving across it and a little noise: parts of blocks move."""
+    base = _photo()[60:204, 40:296].astype(int)  # 144 x 256: 3 x 4 blocks, the last row partly outside
+    patch = _photo()[300:332, 500:532].astype(int)
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        f = base.copy()
+        f[40 : 72, 20 + 12 * i : 52 + 12 * i] = patch
+        out.append(np.clip(f + rng.integers(-2, 3, f.shape), 0, 255).astype(np.uint8))
+    return out
+
+
+@pytest.mark.parametrize("min_leaf, reprice", [(16, True), (32, False)])
+def test_version_4_round_trip_splits_and_reports(codec, tmp_path, min_leaf, reprice):
+    frames = _moving_clip(4)
+    h, w = frames[0].shape[:2]
+    saved = codec.reprice
+    codec.min_leaf, codec.reprice = min_leaf, reprice
+    try:
+        buf = io.BytesIO()
+        stats = codec.encode(iter(frames), buf, w, h, 4.0, -1)
+    finally:
+        codec.min_leaf, codec.reprice = split.MIN_LEAF, saved
+    data = buf.getvalue()
+    assert data[4] == VERSION == 4 and [s.type for s in stats] == ["I", "P", "P", "P"]
+    records = list(VideoReader(io.BytesIO(data)).records())
+    assert all(len(r.streams) == 1 for r in records)
+    info = VideoCodec.info(io.BytesIO(data))
+    assert info["format_version"] == 4
+    for st, row in zip(stats[1:], info["frames"][1:]):
+        assert row["skipped_cells"] == st.skipped and row["cells"] == st.units == 12 * 16
+        assert row["motion_bytes"] == st.motion_bytes > 0 and row["motion_bytes"] + row["latent_bytes"] < row["bytes"]
+        assert 0 < row["skipped_cells"] < row["cells"]
+    assert any(row["split_blocks"] > 0 for row in info["frames"][1:])
+    decoded = [f for _, f in codec.decode(io.BytesIO(data))]
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, (f for _, f in codec.decode(io.BytesIO(data)))))
+    psnr = [10 * np.log10(255**2 / np.mean((a.astype(float) - b) ** 2)) for a, b in zip(decoded, frames)]
+    assert min(psnr) > 25, psnr
+    (idx, last), = list(codec.decode(io.BytesIO(data), first=3, last=3))
+    assert idx == 3 and np.array_equal(last, decoded[3])
+    path = tmp_path / "s.lcd"
+    path.write_bytes(data)
+    res = CliRunner().invoke(main, ["info", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["frames"][2]["skipped_cells"] == stats[2].skipped
+
+
+def test_version_3_file_still_decodes_byte_for_byte(codec):
+    h = hashlib.sha256()
+    for _, rgb in codec.decode(io.BytesIO(V3_FILE.read_bytes())):
+        h.update(rgb.tobytes())
+    assert h.hexdigest() == V3_DECODED
+    info = VideoCodec.info(io.BytesIO(V3_FILE.read_bytes()))
+    assert info["format_version"] == 3 and info["frames"][1]["skipped_blocks"] > 0
+
+
+def test_corrupt_side_data_is_a_format_error(codec, tmp_path):
+    frames = _moving_clip(2)
+    h, w = frames[0].shape[:2]
+    buf = io.BytesIO()
+    codec.encode(iter(frames), buf, w, h, 4.0, -1)
+    data = bytearray(buf.getvalue())
+    rec = list(VideoReader(io.BytesIO(bytes(data))).records())[1]
+    stream = bytearray(rec.streams[0])
+    stream[:4] = b"\xff\xff\xff\xff"  # same length, valid CRC: the side data at the start is wrong
+    forged = FrameRecord(rec.type, rec.index, rec.quality, [bytes(stream)]).pack()
+    data[rec.offset : rec.offset + len(forged)] = forged
+    with pytest.raises(FormatError, match="frame 1 .P-frame.: corrupt stream"):
+        list(codec.decode(io.BytesIO(bytes(data))))
+    path = tmp_path / "bad.lcd"
+    path.write_bytes(bytes(data))
+    res = CliRunner().invoke(main, ["decode", str(path), "-o", str(tmp_path / "out.y4m")])
+    assert res.exit_code != 0 and "frame 1 (P-frame)" in res.output and "Traceback" not in res.output
+
+
+def test_fuzzer_seeds_cover_version_4_and_the_versions_still_read(codec):
+    from lcodec.bench.fuzz_video import fuzz_video, video_seeds
+
+    seeds = video_seeds(codec, np.random.default_rng(0))
+    assert [s[4] for s in seeds] == [4, 4, 3, 2, 1]
+    d = fuzz_video(60, seed=5, codec=codec, time_limit=10.0).to_dict()
+    assert d["cases"] == 60 and d["finding_count"] == 0, d["findings"][:3]
