@@ -18,8 +18,24 @@ to its settings and to gain at a few hundred iterations already, and our CPU bud
 hundreds of iterations. Values are rounded around the entropy model's predicted means, exactly
 where the coder rounds them. With so few steps a long cool-down does not pay: on 128x128 crops at
 q4, 60 steps gained -2.3 % hard loss with tau 0.5 -> 0.4, -2.1 % with 0.5 -> 0.3 and -1.9 % with
-0.5 -> 0.2, and 100 steps with 0.5 -> 0.05 only -1.7 % (Adam at 0.01; 0.02 did worse, 0.05 never
-improved on effort 0).
+0.5 -> 0.2, and 100 steps with 0.5 -> 0.05 only -1.7 % (Adam at a fixed 0.01).
+
+The Adam step grows with the quality, as lr * g ** 0.6 with g the quality's mean gain (0.012 at q1,
+0.020 at q4, 0.039 at q8). Adam moves every latent by about the step, but at high qualities the
+search mostly lowers the distortion, smoothly and far from the rounding decisions, over a fine grid:
+a step small enough for q1's coarse choices crawls there (the hard loss still falls steadily at the
+last iteration). On 256x256 crops of two training photos at 60 steps (`tools/effort_study.py`,
+`bench/results/effort/study.json`) the best fixed step was 0.01 to 0.02 at q1, 0.02 to 0.04 at q4
+and 0.04 at q8 (q8 -10.8 % and -10.1 % hard loss against -5.6 % and -6.5 % at 0.01; 0.04 at q1
+never beat effort 0 on one crop); on two other training crops the scaled step gained -6.4 % mean
+hard loss against -5.6 % at a fixed 0.01 (q8 -14.7 % and -4.4 % against -11.0 % and -3.0 %,
+q1 and q4 within half a point). Decaying the step (0.04 -> 0.01, 0.02 -> 0.005) helped at q1 and
+cost at q8, so it stays constant.
+
+A hard-rounded check costs about half a step (mostly g_s forward at full resolution; g_s forward
+and backward are 73-88 % of a step, compute-bound convolutions: `tools/effort_profile.py`). The loss
+falls almost monotonically: in the study's 48 searches the best hard-rounded iterate came in the
+second half (or never, when nothing beat effort 0), so the checks run only over the second half.
 
 The search is seeded, so the same input, quality and effort give the same latents (and file) on the
 same machine and thread count. The chosen latents are then coded by the ordinary exact path
@@ -52,17 +68,33 @@ class SearchConfig:
     """Settings of one latent search."""
 
     iterations: int
-    lr: float = 0.01  # Adam step on the gained latents
+    lr: float = 0.025  # Adam step on the gained latents at a mean gain of 1 ...
+    gain_power: float = 0.6  # ... times (mean gain of the quality) ** gain_power
+    lr_end: float | None = None  # if set, the step decays geometrically to lr_end / lr of it at the end
     tau_start: float = 0.5  # soft-rounding temperature, decayed geometrically ...
     tau_end: float = 0.4  # ... to this at the last iteration
     sharpness: float = 2.3  # SGA+ sigmoid-scaled-logit factor a (1: linear, large: near-hard rounding)
-    check_every: int = 4  # hard-rounded loss every this many iterations (and at the last)
+    check_every: int = 4  # hard-rounded loss every this many iterations (and at the last) ...
+    check_after: float = 0.5  # ... once this fraction of the iterations has run
     seed: int = 0
 
     def tau(self, t: int) -> float:
         """Temperature at iteration t (0-based)."""
         frac = t / max(self.iterations - 1, 1)
         return self.tau_start * (self.tau_end / self.tau_start) ** frac
+
+    def checks(self, t: int) -> bool:
+        """Whether the hard-rounded loss is measured after iteration t (0-based)."""
+        done = t + 1
+        return done == self.iterations or (done % self.check_every == 0 and done > self.check_after * self.iterations)
+
+    def step(self, t: int, gain: float) -> float:
+        """Adam step for y at iteration t (0-based) when the quality's mean gain is `gain`."""
+        lr = self.lr * gain**self.gain_power
+        if self.lr_end is None:
+            return lr
+        frac = t / max(self.iterations - 1, 1)
+        return lr * (self.lr_end / self.lr) ** frac
 
 
 def config_for_effort(effort: int) -> SearchConfig:
@@ -92,6 +124,7 @@ class _Problem:
     x: torch.Tensor  # [1, 3, h, w] pixels in [0, 1], unpadded
     inv_gain: torch.Tensor
     lam: float
+    gain: float = 1.0  # mean over the channels of the quality's gain (sets the Adam step)
 
     def z_start(self, y: torch.Tensor) -> torch.Tensor:
         """The hyper-latent the encoder would code for y without a search."""
@@ -131,7 +164,8 @@ def hard_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, z: torch
 
 def _problem(model: torch.nn.Module, x: torch.Tensor, quality: float) -> _Problem:
     q = torch.tensor([quality], dtype=torch.float32, device=x.device)
-    return _Problem(model, x, model.gain.inverse_gain(q).detach(), float(lambda_for(q)))
+    return _Problem(model, x, model.gain.inverse_gain(q).detach(), float(lambda_for(q)),
+                    float(model.gain.gain(q).detach().mean()))
 
 
 @torch.no_grad()
@@ -171,9 +205,10 @@ def _search(p: _Problem, y: torch.Tensor, config: SearchConfig,
     gen = torch.Generator().manual_seed(config.seed)
     y_var = y0.clone().requires_grad_(True)
     z_var = z0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([y_var, z_var], lr=config.lr)
+    opt = torch.optim.Adam([y_var, z_var], lr=config.step(0, p.gain))
     for t in range(config.iterations):
         tau = config.tau(t)
+        opt.param_groups[0]["lr"] = config.step(t, p.gain)
         soft = lambda v, mean: mean + _soft_round(v - mean, tau, config.sharpness, gen)  # noqa: E731
         loss = p.loss(y_var, _soft_round(z_var, tau, config.sharpness, gen), soft, table_scales=False)
         if not math.isfinite(loss.item()):
@@ -181,7 +216,7 @@ def _search(p: _Problem, y: torch.Tensor, config: SearchConfig,
         grads = torch.autograd.grad(loss, [y_var, z_var])
         y_var.grad, z_var.grad = grads
         opt.step()
-        if (t + 1) % config.check_every == 0 or t + 1 == config.iterations:
+        if config.checks(t):
             value, snapped = _hard(p, y_var.detach(), z_var.detach())
             history.append((t + 1, value))
             if value < best_loss:

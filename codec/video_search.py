@@ -61,8 +61,8 @@ def search_p_frame(model: torch.nn.Module, temporal: torch.nn.Module, x: torch.T
     """Search a P-frame's gained latent y (g_a(x) * gain, padded) and its z for the pixels x [1, 3, h, w]
     with the references fixed; the result's y is what to pass to `compress` (with its z)."""
     base = _problem(model, x, quality)
-    p = _PFrameProblem(base.model, base.x, base.inv_gain, base.lam, temporal, ref1.detach(), ref2.detach(),
-                       coder_mean(temporal, ref1, ref2))
+    p = _PFrameProblem(**vars(base), temporal=temporal, ref1=ref1.detach(), ref2=ref2.detach(),
+                       mean_t=coder_mean(temporal, ref1, ref2))
     with torch.enable_grad():
         return _search(p, y, config, None)
 

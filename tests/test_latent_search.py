@@ -130,3 +130,15 @@ def test_sigint_during_effort_encode_leaves_no_output(tmp_path, eval_images):
     assert proc.returncode != 0, err
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_search_schedule_checks_late_and_steps_with_the_gain():
+    c = latent_search.SearchConfig(iterations=20, check_every=4)
+    assert [t + 1 for t in range(20) if c.checks(t)] == [12, 16, 20]  # the second half, and the last
+    assert latent_search.SearchConfig(iterations=6, check_every=4).checks(5)  # the last always
+    # higher qualities (larger gains) take larger steps; gain_power 0 is a fixed step
+    assert c.step(0, 2.0) > c.step(0, 1.0) > c.step(0, 0.3)
+    assert c.step(0, 1.0) == pytest.approx(c.lr)
+    fixed = latent_search.SearchConfig(iterations=5, lr=0.02, gain_power=0.0, lr_end=0.005)
+    assert fixed.step(0, 3.0) == pytest.approx(0.02) and fixed.step(4, 3.0) == pytest.approx(0.005)
+
