@@ -16,7 +16,7 @@ split flag (context: how many of the left and above cells lie in smaller leaves 
 model set per node size); per leaf a skip flag (context: skipped left + skipped above cell, one set per
 leaf size); per skipped leaf its vector, each component a residual against the component-wise median of
 the left, above and above-right cells' vectors (above-left where above-right is not decoded yet; zero
-where a cell is outside the frame, not decoded or not skipped).
+where a cell is outside the cell grid, not decoded yet or not skipped).
 """
 
 from __future__ import annotations
@@ -169,13 +169,6 @@ def _up(a: np.ndarray, k: int) -> np.ndarray:
 
 #: A node's options: coded, skipped, split (each quarter its best), split with every leaf skipped.
 CODED, SKIP, SPLIT, SPLIT_SKIP = 0, 1, 2, 3
-
-
-def choose(rgb: np.ndarray, shown: np.ndarray, rec: np.ndarray, z_bits: np.ndarray, y_bits: np.ndarray,
-           lam: float, min_leaf: int = MIN_LEAF) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The quadtree of least rate + `lam` * distortion: (size, skip, vec) on the cell grid, `rec` being
-    the frame coded with nothing skipped (see `Chooser`)."""
-    return Chooser(rgb, shown, lam, min_leaf).choose(motion.block_sse(rgb, rec, CELL), z_bits, y_bits)
 
 
 class Chooser:
