@@ -93,7 +93,8 @@ class VideoCodec:
         #: Smallest skip leaf the version-4 encoder uses (16, 32 or 64 pixels; any decodes).
         self.min_leaf = split.MIN_LEAF
         #: Version 4: price coded cells again under the first choice (a third coding pass) and choose again;
-        #: without it 16 px leaves measured +19.8 % on bikes, with it -5.8 % (BD-rate against format 3).
+        #: without it 16 px leaves measured +19.8 % on bikes, with it -5.8 % (BD-rate against format 3, vector
+        #: price 1; bench/results/video-motion/leaf-size.json).
         self.reprice = True
 
     @classmethod

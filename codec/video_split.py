@@ -32,9 +32,13 @@ CELL = 16
 #: Leaf sides from the whole block down.
 SIZES = (motion.BLOCK, motion.BLOCK // 2, CELL)
 #: Smallest leaf the encoder uses by default (any of SIZES decodes). Measured against format 3 (BD-rate,
-#: PSNR-RGB, 8 frames, q2-8, with the encoder's repricing pass): 16 px bikes -5.8 %, carphone -15.0 %;
-#: 32 px -3.6 %, -9.9 % (bench/results/video-motion/leaf-size.json).
+#: PSNR-RGB, 8 frames, q2-8, with the encoder's repricing pass, vector price 1): 16 px bikes -5.8 %,
+#: carphone -15.0 %; 32 px -3.6 %, -9.9 % (bench/results/video-motion/leaf-size.json).
 MIN_LEAF = 16
+#: The skip choice weighs `video_motion.vector_bits` by this: many small leaves' vectors cost more than
+#: that rough price. Measured (16 px leaves, repricing, against format 3): 2 gave bikes -8.8 %, carphone
+#: -14.8 %; 1 gave -5.8 %, -15.0 % (bench/results/video-motion/leaf-size.json).
+VECTOR_PRICE = 2.0
 _VMAX = motion.MV_RANGE * motion.SUBPEL
 _RES = 2 * _VMAX
 
@@ -211,8 +215,9 @@ class Chooser:
 
 
 def _skip_costs(rgb: np.ndarray, shown: np.ndarray, vecs: dict[int, np.ndarray], lam: float) -> dict[int, np.ndarray]:
-    """Per size, the cost of skipping each node: lam * SSE of its copy + its vector's rough bits."""
-    return {s: lam * motion.block_sse(rgb, motion.compensate(shown, v, s), s) + motion.vector_bits(v)
+    """Per size, the cost of skipping each node: lam * SSE of its copy + VECTOR_PRICE x its vector's rough
+    bits."""
+    return {s: lam * motion.block_sse(rgb, motion.compensate(shown, v, s), s) + VECTOR_PRICE * motion.vector_bits(v)
             for s, v in vecs.items()}
 
 
