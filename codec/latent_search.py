@@ -70,7 +70,7 @@ class SearchConfig:
     iterations: int
     lr: float = 0.025  # Adam step on the gained latents at a mean gain of 1 ...
     gain_power: float = 0.6  # ... times (mean gain of the quality) ** gain_power
-    lr_end: float | None = None  # if set, the step decays geometrically to lr_end / lr of it at the end
+    lr_end: float | None = None  # if set, the step decays geometrically by lr_end / lr over the search
     tau_start: float = 0.5  # soft-rounding temperature, decayed geometrically ...
     tau_end: float = 0.4  # ... to this at the last iteration
     sharpness: float = 2.3  # SGA+ sigmoid-scaled-logit factor a (1: linear, large: near-hard rounding)
@@ -89,7 +89,7 @@ class SearchConfig:
         return done == self.iterations or (done % self.check_every == 0 and done > self.check_after * self.iterations)
 
     def step(self, t: int, gain: float) -> float:
-        """Adam step for y at iteration t (0-based) when the quality's mean gain is `gain`."""
+        """Adam step (y and z) at iteration t (0-based) when the quality's mean gain is `gain`."""
         lr = self.lr * gain**self.gain_power
         if self.lr_end is None:
             return lr
