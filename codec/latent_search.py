@@ -34,7 +34,7 @@ cost at q8, so it stays constant.
 
 A hard-rounded check costs about half a step (mostly g_s forward at full resolution; g_s forward
 and backward are 73-88 % of a step, compute-bound convolutions: `tools/effort_profile.py`). The loss
-falls almost monotonically: in the study's 48 searches the best hard-rounded iterate came in the
+falls almost monotonically: in the study's 60 searches the best hard-rounded iterate came in the
 second half (or never, when nothing beat effort 0), so the checks run only over the second half.
 
 The search is seeded, so the same input, quality and effort give the same latents (and file) on the
