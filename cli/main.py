@@ -160,6 +160,16 @@ def encode(input: Path, output: Path | None, quality: float | None, bpp: float |
                f"{len(blob)} bytes, {8 * len(blob) / (w * h):.4f} bpp")
 
 
+def _motion_summary(fr: dict) -> str:
+    """One P-frame's motion and skip figures for `lcodec info` (format 4: skipped area in 16x16 cells)."""
+    if "motion_bytes" not in fr:
+        return ""
+    if "cells" in fr:
+        return (f"  motion {fr['motion_bytes']} bytes, {fr['skipped_cells']}/{fr['cells']} cells of 16x16 skipped, "
+                f"{fr['skipped_blocks']}/{fr['blocks']} whole blocks")
+    return f"  motion {fr['motion_bytes']} bytes, {fr['skipped_blocks']}/{fr['blocks']} blocks skipped"
+
+
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path),
@@ -213,8 +223,7 @@ def info(input: Path, as_json: bool) -> None:
             for k, v in d.items():
                 click.echo(f"{k:15s} {v}")
             for fr in frames:
-                extra = (f"  motion {fr['motion_bytes']} bytes, {fr['skipped_blocks']}/{fr['blocks']} blocks skipped"
-                         if "motion_bytes" in fr else "")
+                extra = _motion_summary(fr)
                 click.echo(f"frame {fr['index']:6d} {fr['type']} {fr['bytes']:8d} bytes  "
                            f"quality {fr['quality']:g}{extra}")
             return

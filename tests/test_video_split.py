@@ -196,6 +196,8 @@ def test_version_4_round_trip_splits_and_reports(codec, tmp_path, min_leaf, repr
     res = CliRunner().invoke(main, ["info", str(path), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["frames"][2]["skipped_cells"] == stats[2].skipped
+    res = CliRunner().invoke(main, ["info", str(path)])  # the text form counts cells too, not only whole blocks
+    assert res.exit_code == 0 and f"{stats[2].skipped}/192 cells of 16x16 skipped" in res.output, res.output
 
 
 def test_version_3_file_still_decodes_byte_for_byte(codec):
