@@ -8,6 +8,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+#: The photo bundled with the package: real picture content for tests that need no data folder.
+SAMPLE = ROOT / "codec" / "samples" / "flower.png"
 #: Why a test that needs the photo and video data skips (README, "Test data" says where it comes from).
 NO_DATA = (f"needs the test data at {DATA} (evaluation photos, training photos, clips), which is not here; "
            "see the README's 'Test data'")
@@ -61,6 +63,24 @@ def codec():
     from lcodec.codec import ImageCodec
 
     return ImageCodec.default()
+
+
+@pytest.fixture(scope="session")
+def video_codec():
+    """The bundled video codec (one per test session, as `codec`); tests that change its encoder
+    settings put them back."""
+    from lcodec.codec.video_codec import VideoCodec
+
+    return VideoCodec.default()
+
+
+def sample_rgb():
+    """The bundled sample photo as an RGB uint8 array."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(SAMPLE) as im:
+        return np.asarray(im.convert("RGB"))
 
 
 @pytest.fixture(scope="session")

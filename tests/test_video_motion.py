@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
+
+from conftest import sample_rgb
 
 from lcodec.cli.main import main
 from lcodec.codec import video_motion as motion
@@ -20,17 +20,8 @@ from lcodec.codec.video_codec import VideoCodec
 from lcodec.codec.video_container import VERSION, FrameRecord, VideoReader
 from lcodec.entropy_models.range_coder import StreamError
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def _photo() -> np.ndarray:
-    with Image.open(ROOT / "codec" / "samples" / "flower.png") as im:
-        return np.asarray(im.convert("RGB"))
-
-
-@pytest.fixture(scope="module")
-def codec() -> VideoCodec:
-    return VideoCodec.default()
 
 
 def test_side_stream_round_trip_and_corruption():
@@ -51,7 +42,7 @@ def test_side_stream_round_trip_and_corruption():
 
 
 def test_compensation_is_integer_arithmetic_and_search_finds_a_shift():
-    photo = _photo()[:200, :300]
+    photo = sample_rgb()[:200, :300]
     ref = np.ascontiguousarray(photo[20:148, 20:276])  # 128 x 256: 2 x 4 blocks
     cur = np.ascontiguousarray(photo[23:151, 15:271])  # the scene moved by (-3, +5) pixels
     vec = motion.estimate(cur, ref)
@@ -67,26 +58,26 @@ def test_compensation_is_integer_arithmetic_and_search_finds_a_shift():
     assert np.array_equal(p[:, :-1], (r[:, :-1] + r[:, 1:] + 1) >> 1)
 
 
-def test_skipped_blocks_cost_nothing_and_decode_exactly(codec):
-    frames = [np.ascontiguousarray(_photo()[100:228, 100:228]) for _ in range(2)]  # 2 x 2 blocks
-    ys = [codec._latent(f, 4.0) for f in frames]
+def test_skipped_blocks_cost_nothing_and_decode_exactly(video_codec):
+    frames = [np.ascontiguousarray(sample_rgb()[100:228, 100:228]) for _ in range(2)]  # 2 x 2 blocks
+    ys = [video_codec._latent(f, 4.0) for f in frames]
     with torch.no_grad():
-        _, ref = codec.model.compress_latent(ys[0], True)
-        plain, y_plain = codec.temporal.compress(ys[1], ref, ref, True)
-        again, y_again, bits = codec.temporal.compress(ys[1], ref, ref, True, costs=True)
+        _, ref = video_codec.model.compress_latent(ys[0], True)
+        plain, y_plain = video_codec.temporal.compress(ys[1], ref, ref, True)
+        again, y_again, bits = video_codec.temporal.compress(ys[1], ref, ref, True, costs=True)
         assert again == plain and torch.equal(y_again, y_plain) and bits.shape == (2, 2) and (bits > 0).all()
         assert abs(bits.sum() / 8 - sum(map(len, plain))) < 0.1 * sum(map(len, plain)) + 16
         for skip in (torch.tensor([[True, False], [False, True]]), torch.ones(2, 2, dtype=torch.bool)):
-            streams, y_hat = codec.temporal.compress(ys[1], ref, ref, True, skip=skip)
+            streams, y_hat = video_codec.temporal.compress(ys[1], ref, ref, True, skip=skip)
             assert sum(map(len, streams)) < sum(map(len, plain))
-            assert torch.equal(codec.temporal.decompress(streams, ref, ref, True, skip), y_hat)
+            assert torch.equal(video_codec.temporal.decompress(streams, ref, ref, True, skip), y_hat)
         assert streams == [b"", b""]
         with pytest.raises(StreamError):
-            codec.temporal.decompress(streams, ref, ref, True, torch.ones(1, 2, dtype=torch.bool))
+            video_codec.temporal.decompress(streams, ref, ref, True, torch.ones(1, 2, dtype=torch.bool))
 
 
 def _static_clip(n: int) -> list[np.ndarray]:
-    base = _photo()[60:204, 40:296]  # 144 x 256: 3 x 4 blocks, the last row partly outside
+    base = sample_rgb()[60:204, 40:296]  # 144 x 256: 3 x 4 blocks, the last row partly outside
     rng = np.random.default_rng(0)
     out = []
     for i in range(n):  # a still scene with a little sensor noise
@@ -95,17 +86,17 @@ def _static_clip(n: int) -> list[np.ndarray]:
     return out
 
 
-def test_version_3_skips_static_blocks_and_reports_them(codec, tmp_path):
+def test_version_3_skips_static_blocks_and_reports_them(video_codec, tmp_path):
     frames = _static_clip(4)
     h, w = frames[0].shape[:2]
     blobs = {}
     for version in (2, 3):
-        codec.write_version = version
+        video_codec.write_version = version
         try:
             buf = io.BytesIO()
-            stats = codec.encode(iter(frames), buf, w, h, 4.0, -1)
+            stats = video_codec.encode(iter(frames), buf, w, h, 4.0, -1)
         finally:
-            codec.write_version = VERSION
+            video_codec.write_version = VERSION
         blobs[version] = buf.getvalue(), stats
     data, stats = blobs[3]
     assert data[4] == 3 and [s.type for s in stats] == ["I", "P", "P", "P"]
@@ -116,9 +107,9 @@ def test_version_3_skips_static_blocks_and_reports_them(codec, tmp_path):
     p = info["frames"][1]
     assert p["motion_bytes"] == stats[1].motion_bytes and p["skipped_blocks"] == stats[1].skipped
     assert p["blocks"] == 12 and p["motion_bytes"] + p["latent_bytes"] < p["bytes"]
-    decoded = [f for _, f in codec.decode(io.BytesIO(data))]
-    assert all(np.array_equal(a, b) for a, b in zip(decoded, (f for _, f in codec.decode(io.BytesIO(data)))))
-    (idx, last), = list(codec.decode(io.BytesIO(data), first=3, last=3))
+    decoded = [f for _, f in video_codec.decode(io.BytesIO(data))]
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, (f for _, f in video_codec.decode(io.BytesIO(data)))))
+    (idx, last), = list(video_codec.decode(io.BytesIO(data), first=3, last=3))
     assert idx == 3 and np.array_equal(last, decoded[3])
     # the CLI shows the same per-frame fields
     path = tmp_path / "s.lcd"
@@ -130,15 +121,15 @@ def test_version_3_skips_static_blocks_and_reports_them(codec, tmp_path):
     assert res.exit_code == 0 and f"{stats[2].skipped}/12 blocks skipped" in res.output, res.output
 
 
-def test_corrupt_side_stream_is_a_format_error(codec):
+def test_corrupt_side_stream_is_a_format_error(video_codec):
     frames = _static_clip(2)
     h, w = frames[0].shape[:2]
     buf = io.BytesIO()
-    codec.write_version = 3
+    video_codec.write_version = 3
     try:
-        codec.encode(iter(frames), buf, w, h, 4.0, -1)
+        video_codec.encode(iter(frames), buf, w, h, 4.0, -1)
     finally:
-        codec.write_version = VERSION
+        video_codec.write_version = VERSION
     data = bytearray(buf.getvalue())
     rec = list(VideoReader(io.BytesIO(bytes(data))).records())[1]
     side = bytearray(rec.streams[0])
@@ -146,34 +137,35 @@ def test_corrupt_side_stream_is_a_format_error(codec):
     forged = FrameRecord(rec.type, rec.index, rec.quality, [bytes(side), *rec.streams[1:]]).pack()
     data[rec.offset : rec.offset + len(forged)] = forged
     with pytest.raises(FormatError, match="frame 1 .P-frame."):
-        list(codec.decode(io.BytesIO(bytes(data))))
+        list(video_codec.decode(io.BytesIO(bytes(data))))
 
 
 def _cut_clip() -> list[np.ndarray]:
-    photo = _photo()
+    photo = sample_rgb()
     a = np.ascontiguousarray(photo[100:167, 100:201])
     b = np.ascontiguousarray(photo[300:367, 500:601][::-1])  # another scene, nothing in common
     return [np.zeros_like(a), a, a, b, b, b]
 
 
 @pytest.mark.parametrize("version", [2, 3, 4])
-def test_frame_types_by_cost_code_a_cut_as_intra(codec, version):
+def test_frame_types_by_cost_code_a_cut_as_intra(video_codec, version):
     frames = _cut_clip()
     h, w = frames[0].shape[:2]
-    codec.write_version = version
+    video_codec.write_version = version
     try:
         types = {}
         for adaptive in (False, True):
             buf = io.BytesIO()
-            types[adaptive] = "".join(s.type for s in codec.encode(iter(frames), buf, w, h, 4.0, -1, adaptive=adaptive))
+            stats = video_codec.encode(iter(frames), buf, w, h, 4.0, -1, adaptive=adaptive)
+            types[adaptive] = "".join(s.type for s in stats)
         assert types[False] == "IPPPPP"
         assert types[True][1] == "I" and types[True][3] == "I" and types[True][5] == "P", types
         # the intra period is an upper bound counted from the last I-frame, wherever it came from
         a, b = frames[1], frames[3]
         buf = io.BytesIO()
-        t = "".join(s.type for s in codec.encode(iter([a, b, b, b, b, b]), buf, w, h, 4.0, 3))
+        t = "".join(s.type for s in video_codec.encode(iter([a, b, b, b, b, b]), buf, w, h, 4.0, 3))
         assert t == "IIPPIP", t
         buf.seek(0)
-        assert [i for i, _ in codec.decode(buf, first=3)] == [3, 4, 5]
+        assert [i for i, _ in video_codec.decode(buf, first=3)] == [3, 4, 5]
     finally:
-        codec.write_version = VERSION
+        video_codec.write_version = VERSION

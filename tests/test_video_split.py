@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
+
+from conftest import sample_rgb
 
 from lcodec.cli.main import main
 from lcodec.codec import video_motion as motion
@@ -30,14 +31,6 @@ V3_FILE = ROOT / "tests" / "data" / "video" / "v3-skip.lcd"
 V3_DECODED = "98935233d71f4196320aa4db77072017f665a1197ffaf14550c853ac8448c8e1"
 
 
-def _photo() -> np.ndarray:
-    with Image.open(ROOT / "codec" / "samples" / "flower.png") as im:
-        return np.asarray(im.convert("RGB"))
-
-
-@pytest.fixture(scope="module")
-def codec() -> VideoCodec:
-    return VideoCodec.default()
 
 
 def _random_tree(rng: np.random.Generator, gh: int, gw: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -91,7 +84,7 @@ def test_side_data_round_trip_and_corruption():
 
 
 def test_estimates_per_size_match_a_per_block_search():
-    photo = _photo()[:200, :300]
+    photo = sample_rgb()[:200, :300]
     ref = np.ascontiguousarray(photo[20:148, 20:276])
     cur = np.ascontiguousarray(photo[23:151, 15:271])  # the scene moved by (-3, +5) pixels
     for block, vec in zip((64, 32, 16), motion.estimate_sizes(cur, ref, (64, 32, 16))):
@@ -115,45 +108,45 @@ def test_estimates_per_size_match_a_per_block_search():
     assert np.array_equal(motion.compensate(ref, v64), motion.compensate(ref, v64.repeat(4, 0).repeat(4, 1), 16))
 
 
-def test_skipped_positions_cost_nothing_and_one_stream_decodes(codec):
-    frames = [np.ascontiguousarray(_photo()[100:228, 100:228]) for _ in range(2)]  # 2 x 2 blocks, 8 x 8 cells
-    ys = [codec._latent(f, 4.0) for f in frames]
+def test_skipped_positions_cost_nothing_and_one_stream_decodes(video_codec):
+    frames = [np.ascontiguousarray(sample_rgb()[100:228, 100:228]) for _ in range(2)]  # 2 x 2 blocks, 8 x 8 cells
+    ys = [video_codec._latent(f, 4.0) for f in frames]
     with torch.no_grad():
-        _, ref = codec.model.compress_latent(ys[0], True)
-        plain, y_plain = codec.temporal.compress(ys[1], ref, ref, True)
-        _, y_same, (z_bits, y_bits) = codec.temporal.compress(ys[1], ref, ref, True, position_costs=True)
+        _, ref = video_codec.model.compress_latent(ys[0], True)
+        plain, y_plain = video_codec.temporal.compress(ys[1], ref, ref, True)
+        _, y_same, (z_bits, y_bits) = video_codec.temporal.compress(ys[1], ref, ref, True, position_costs=True)
         assert torch.equal(y_same, y_plain) and z_bits.shape == (2, 2) and y_bits.shape == (8, 8)
         skip = torch.zeros(8, 8, dtype=torch.bool)
         skip[:4, :4] = True  # block (0, 0) entirely: no z there
         skip[4:6, 0:2] = True  # a quarter of block (1, 0)
         skip[6, 7] = True  # one cell of block (1, 1)
-        streams, y_hat = codec.temporal.compress(ys[1], ref, ref, True, skip=skip)
+        streams, y_hat = video_codec.temporal.compress(ys[1], ref, ref, True, skip=skip)
         assert sum(map(len, streams)) < sum(map(len, plain))
         assert torch.equal(y_hat[..., skip], ref[..., skip])  # skipped positions keep the reference exactly
-        assert torch.equal(codec.temporal.decompress(streams, ref, ref, True, skip), y_hat)
+        assert torch.equal(video_codec.temporal.decompress(streams, ref, ref, True, skip), y_hat)
         # z of a partly skipped block is coded: the same z stream as a whole-block mask of block (0, 0)
         whole = torch.tensor([[True, False], [False, False]])
-        streams_whole, _ = codec.temporal.compress(ys[1], ref, ref, True, skip=whole)
+        streams_whole, _ = video_codec.temporal.compress(ys[1], ref, ref, True, skip=whole)
         assert streams_whole[0] == streams[0]
         # side data, z and y in one stream
         enc = RangeEncoder()
         size = np.full((8, 8), 64)
         split.encode_side(enc.raw, size, np.zeros((8, 8), bool), np.zeros((8, 8, 2), np.int64))
-        _, y_joint = codec.temporal.compress(ys[1], ref, ref, True, skip=skip, coder=enc)
+        _, y_joint = video_codec.temporal.compress(ys[1], ref, ref, True, skip=skip, coder=enc)
         data = enc.finish()
         dec = RangeDecoder(data)
         split.decode_side(dec.raw, 8, 8)
-        assert torch.equal(codec.temporal.decompress_from(dec, ref, ref, True, skip), y_joint)
+        assert torch.equal(video_codec.temporal.decompress_from(dec, ref, ref, True, skip), y_joint)
         with pytest.raises(StreamError, match="trailing"):
             dec = RangeDecoder(data + b"\x00" * 8)
             split.decode_side(dec.raw, 8, 8)
-            codec.temporal.decompress_from(dec, ref, ref, True, skip)
+            video_codec.temporal.decompress_from(dec, ref, ref, True, skip)
 
 
 def _moving_clip(n: int) -> list[np.ndarray]:
     """A still picture with a small object moving across it and a little noise: parts of blocks move."""
-    base = _photo()[60:204, 40:296].astype(int)  # 144 x 256: 3 x 4 blocks, the last row partly outside
-    patch = _photo()[300:332, 500:532].astype(int)
+    base = sample_rgb()[60:204, 40:296].astype(int)  # 144 x 256: 3 x 4 blocks, the last row partly outside
+    patch = sample_rgb()[300:332, 500:532].astype(int)
     rng = np.random.default_rng(0)
     out = []
     for i in range(n):
@@ -164,16 +157,16 @@ def _moving_clip(n: int) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("min_leaf, reprice", [(16, True), (32, False)])
-def test_version_4_round_trip_splits_and_reports(codec, tmp_path, min_leaf, reprice):
+def test_version_4_round_trip_splits_and_reports(video_codec, tmp_path, min_leaf, reprice):
     frames = _moving_clip(4)
     h, w = frames[0].shape[:2]
-    saved = codec.reprice
-    codec.min_leaf, codec.reprice = min_leaf, reprice
+    saved = video_codec.reprice
+    video_codec.min_leaf, video_codec.reprice = min_leaf, reprice
     try:
         buf = io.BytesIO()
-        stats = codec.encode(iter(frames), buf, w, h, 4.0, -1)
+        stats = video_codec.encode(iter(frames), buf, w, h, 4.0, -1)
     finally:
-        codec.min_leaf, codec.reprice = split.MIN_LEAF, saved
+        video_codec.min_leaf, video_codec.reprice = split.MIN_LEAF, saved
     data = buf.getvalue()
     assert data[4] == VERSION == 4 and [s.type for s in stats] == ["I", "P", "P", "P"]
     records = list(VideoReader(io.BytesIO(data)).records())
@@ -185,11 +178,11 @@ def test_version_4_round_trip_splits_and_reports(codec, tmp_path, min_leaf, repr
         assert row["motion_bytes"] == st.motion_bytes > 0 and row["motion_bytes"] + row["latent_bytes"] < row["bytes"]
         assert 0 < row["skipped_cells"] < row["cells"]
     assert any(row["split_blocks"] > 0 for row in info["frames"][1:])
-    decoded = [f for _, f in codec.decode(io.BytesIO(data))]
-    assert all(np.array_equal(a, b) for a, b in zip(decoded, (f for _, f in codec.decode(io.BytesIO(data)))))
+    decoded = [f for _, f in video_codec.decode(io.BytesIO(data))]
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, (f for _, f in video_codec.decode(io.BytesIO(data)))))
     psnr = [10 * np.log10(255**2 / np.mean((a.astype(float) - b) ** 2)) for a, b in zip(decoded, frames)]
     assert min(psnr) > 25, psnr
-    (idx, last), = list(codec.decode(io.BytesIO(data), first=3, last=3))
+    (idx, last), = list(video_codec.decode(io.BytesIO(data), first=3, last=3))
     assert idx == 3 and np.array_equal(last, decoded[3])
     path = tmp_path / "s.lcd"
     path.write_bytes(data)
@@ -200,20 +193,20 @@ def test_version_4_round_trip_splits_and_reports(codec, tmp_path, min_leaf, repr
     assert res.exit_code == 0 and f"{stats[2].skipped}/192 cells of 16x16 skipped" in res.output, res.output
 
 
-def test_version_3_file_still_decodes_byte_for_byte(codec):
+def test_version_3_file_still_decodes_byte_for_byte(video_codec):
     h = hashlib.sha256()
-    for _, rgb in codec.decode(io.BytesIO(V3_FILE.read_bytes())):
+    for _, rgb in video_codec.decode(io.BytesIO(V3_FILE.read_bytes())):
         h.update(rgb.tobytes())
     assert h.hexdigest() == V3_DECODED
     info = VideoCodec.info(io.BytesIO(V3_FILE.read_bytes()))
     assert info["format_version"] == 3 and info["frames"][1]["skipped_blocks"] > 0
 
 
-def test_corrupt_side_data_is_a_format_error(codec, tmp_path):
+def test_corrupt_side_data_is_a_format_error(video_codec, tmp_path):
     frames = _moving_clip(2)
     h, w = frames[0].shape[:2]
     buf = io.BytesIO()
-    codec.encode(iter(frames), buf, w, h, 4.0, -1)
+    video_codec.encode(iter(frames), buf, w, h, 4.0, -1)
     data = bytearray(buf.getvalue())
     rec = list(VideoReader(io.BytesIO(bytes(data))).records())[1]
     stream = bytearray(rec.streams[0])
@@ -221,17 +214,17 @@ def test_corrupt_side_data_is_a_format_error(codec, tmp_path):
     forged = FrameRecord(rec.type, rec.index, rec.quality, [bytes(stream)]).pack()
     data[rec.offset : rec.offset + len(forged)] = forged
     with pytest.raises(FormatError, match="frame 1 .P-frame.: corrupt stream"):
-        list(codec.decode(io.BytesIO(bytes(data))))
+        list(video_codec.decode(io.BytesIO(bytes(data))))
     path = tmp_path / "bad.lcd"
     path.write_bytes(bytes(data))
     res = CliRunner().invoke(main, ["decode", str(path), "-o", str(tmp_path / "out.y4m")])
     assert res.exit_code != 0 and "frame 1 (P-frame)" in res.output and "Traceback" not in res.output
 
 
-def test_fuzzer_seeds_cover_version_4_and_the_versions_still_read(codec):
+def test_fuzzer_seeds_cover_version_4_and_the_versions_still_read(video_codec):
     from lcodec.bench.fuzz_video import fuzz_video, video_seeds
 
-    seeds = video_seeds(codec, np.random.default_rng(0))
+    seeds = video_seeds(video_codec, np.random.default_rng(0))
     assert [s[4] for s in seeds] == [4, 4, 3, 2, 1]
-    d = fuzz_video(60, seed=5, codec=codec, time_limit=10.0).to_dict()
+    d = fuzz_video(60, seed=5, codec=video_codec, time_limit=10.0).to_dict()
     assert d["cases"] == 60 and d["finding_count"] == 0, d["findings"][:3]
