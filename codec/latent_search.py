@@ -78,10 +78,13 @@ class SearchConfig:
     check_after: float = 0.5  # ... once this fraction of the iterations has run
     seed: int = 0
 
+    def _progress(self, t: int) -> float:
+        """How far iteration t (0-based) is through the search: 0 at the first, 1 at the last."""
+        return t / max(self.iterations - 1, 1)
+
     def tau(self, t: int) -> float:
         """Temperature at iteration t (0-based)."""
-        frac = t / max(self.iterations - 1, 1)
-        return self.tau_start * (self.tau_end / self.tau_start) ** frac
+        return self.tau_start * (self.tau_end / self.tau_start) ** self._progress(t)
 
     def checks(self, t: int) -> bool:
         """Whether the hard-rounded loss is measured after iteration t (0-based)."""
@@ -93,8 +96,7 @@ class SearchConfig:
         lr = self.lr * gain**self.gain_power
         if self.lr_end is None:
             return lr
-        frac = t / max(self.iterations - 1, 1)
-        return lr * (self.lr_end / self.lr) ** frac
+        return lr * (self.lr_end / self.lr) ** self._progress(t)
 
 
 def config_for_effort(effort: int) -> SearchConfig:
