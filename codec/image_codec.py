@@ -203,6 +203,39 @@ class ImageCodec:
                                                                    j : j + (c1 - c0) // s].cpu()
         return y
 
+    def _analyse_fixed(self, rgb: np.ndarray) -> torch.Tensor:
+        """g_a of the replicate-padded image (to a multiple of 64) on the fixed tile grid of `_synthesise`,
+        each tile single-threaded: the same latent whatever the thread count, for a decoder that analyses
+        what it has decoded (video format 5)."""
+        h, w = rgb.shape[:2]
+        ph, pw = h + (-h) % HYPER_STRIDE, w + (-w) % HYPER_STRIDE
+        s, m = LATENT_STRIDE, TRANSFORM_MARGIN
+        t = TRANSFORM_TILE // s
+        y = torch.empty(1, self.model.config.m, ph // s, pw // s)
+        jobs = [(r, c) for r in _balanced(ph // s, t) for c in _balanced(pw // s, t)]
+
+        def run(job: tuple[tuple[int, int], tuple[int, int]]) -> None:
+            (r0, r1), (c0, c1) = job
+            a0, a1 = max(r0 * s - m, 0), min(r1 * s + m, ph)
+            b0, b1 = max(c0 * s - m, 0), min(c1 * s + m, pw)
+            rows = np.minimum(np.arange(a0, a1), h - 1)  # index clamping = replicate padding
+            cols = np.minimum(np.arange(b0, b1), w - 1)
+            x = from_pixels(np.ascontiguousarray(rgb[rows][:, cols]), self.device).unsqueeze(0)
+            with torch.no_grad():
+                yt = self.model.g_a(x)
+            i, j = r0 - a0 // s, c0 - b0 // s
+            y[:, :, r0:r1, c0:c1] = yt[:, :, i : i + r1 - r0, j : j + c1 - c0].cpu()
+
+        workers = torch.get_num_threads() if self.device.type == "cpu" else 1
+        with fixed_threads():
+            if workers > 1 and len(jobs) > 1:
+                with ThreadPoolExecutor(min(workers, len(jobs))) as pool:
+                    list(pool.map(run, jobs))
+            else:
+                for job in jobs:
+                    run(job)
+        return y
+
     def encode_analysis(self, a: Analysis, quality: float, effort: int = 0,
                         progress: Callable[[int, int], None] | None = None) -> tuple[bytes, torch.Tensor]:
         """Code an analysis (from `analyse`) at `quality`: the file, and the gained latent y_hat exactly as

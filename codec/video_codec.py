@@ -8,6 +8,8 @@ the P-frame model is trained on decoded chains to keep that small.
 Encoder and decoder each hold only the two reference latents and the current frame.
 Since video format 3 a P-frame may skip blocks (`video_motion`), since version 4 parts of blocks down
 to 16x16 (`video_split`); a version-4 record is one range-coded stream (I: z, y; P: side data, z, y).
+Version 5 searches vectors up to +-64 pixels and synthesises a P-frame with g_a of its motion-compensated
+copy at the skipped latent positions (`_synthesise_p`).
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ class VideoCodec:
                     yp, zp = search.inter(rgb, y, ref1, ref2)
                     if header.split:
                         streams, y_hat, rec, skipped, side = self._code_p4(yp, ref1, ref2, rgb, shown, quality,
-                                                                           lam, zp)
+                                                                           lam, zp, header.version)
                     elif header.motion:
                         streams, y_hat, rec, skipped = self._code_p(yp, ref1, ref2, rgb, shown, quality, lam, zp)
                         side = len(streams[0])
@@ -219,9 +221,9 @@ class VideoCodec:
         return [side, *streams], y_hat, rec, (int(skip.sum()), int(skip.size))
 
     def _code_p4(self, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor, rgb: np.ndarray, shown: np.ndarray,
-                 quality: float, lam: float, z: torch.Tensor | None = None
+                 quality: float, lam: float, z: torch.Tensor | None = None, version: int = VIDEO_VERSION
                  ) -> tuple[list[bytes], torch.Tensor, np.ndarray, tuple[int, int], int]:
-        """A version-4 P-frame: ([one stream], y_hat, the decoded frame, (skipped cells, cells), side bytes).
+        """A version-4 or 5 P-frame: ([one stream], y_hat, the decoded frame, (skipped cells, cells), side bytes).
 
         As version 3, with the first pass's bits per latent position: `video_split.Chooser` picks each
         block's quadtree (leaves down to `min_leaf`) at lambda' = SKIP_LAMBDA_SCALE * lambda; with
@@ -231,26 +233,44 @@ class VideoCodec:
         h, w = rgb.shape[:2]
         _, y_hat, (z_bits, y_bits) = self.temporal.compress(y, ref1, ref2, True, z=z, position_costs=True)
         rec = self._reconstruct(y_hat, quality, h, w)
-        chooser = split.Chooser(rgb, shown, SKIP_LAMBDA_SCALE * lam, self.min_leaf)
+        chooser = split.Chooser(rgb, shown, SKIP_LAMBDA_SCALE * lam, self.min_leaf, version)
         sse = motion.block_sse(rgb, rec, split.CELL)
         size, skip, vec = chooser.choose(sse, z_bits, y_bits)
         if self.reprice and skip.any() and not skip.all():
-            # g_s of a coded cell beside skipped ones sees their reference latents: price coded cells by
-            # what this plan gives them, and choose again
+            # g_s of a coded cell beside skipped ones sees what stands at their positions: price coded
+            # cells by what this plan gives them, and choose again
             _, y_plan = self.temporal.compress(y, ref1, ref2, True, z=z, skip=torch.from_numpy(skip))
-            planned = motion.paste(self._reconstruct(y_plan, quality, h, w), shown, skip, vec, split.CELL)
+            planned = self._synthesise_p(y_plan, skip, vec, shown, quality, version >= 5)
             sse = np.where(skip, sse, motion.block_sse(rgb, planned, split.CELL))
             size, skip, vec = chooser.choose(sse, z_bits, y_bits)
         enc = RangeEncoder()
-        side_bits = split.encode_side(enc.raw, size, skip, vec)
+        side_bits = split.encode_side(enc.raw, size, skip, vec, version)
         _, y_hat = self.temporal.compress(y, ref1, ref2, True, z=z, skip=torch.from_numpy(skip), coder=enc)
         if skip.any():
-            rec = motion.paste(self._reconstruct(y_hat, quality, h, w), shown, skip, vec, split.CELL)
+            rec = self._synthesise_p(y_hat, skip, vec, shown, quality, version >= 5)
         return [enc.finish()], y_hat, rec, (int(skip.sum()), int(skip.size)), int(round(side_bits / 8))
 
     def _reconstruct(self, y_hat: torch.Tensor, quality: float, height: int, width: int) -> np.ndarray:
         """The frame the decoder will show for latent `y_hat` (the same g_s tiling, so the same pixels here)."""
         return self.images._synthesise(y_hat, quality, height, width)
+
+    def _synthesise_p(self, y_hat: torch.Tensor, skip: np.ndarray, vec: np.ndarray, shown: np.ndarray,
+                      quality: float, reanalyse: bool) -> np.ndarray:
+        """A version-4 or 5 P-frame's pixels: g_s of its latent, skipped cells pasted from the previous
+        frame `shown` under their vectors. With `reanalyse` (version 5), g_s sees at skipped positions the
+        gained g_a of that motion-compensated copy (the previous frame where nothing is skipped) rather
+        than the reference latent they keep for the entropy model: that latent describes where the
+        content was, not where it moved, and g_s spreads it into the coded cells around. Pixels only:
+        the entropy model's inputs stay exact."""
+        h, w = shown.shape[:2]
+        if not skip.any():
+            return self._reconstruct(y_hat, quality, h, w)
+        if reanalyse:
+            copy = motion.paste(shown.copy(), shown, skip, vec, split.CELL)
+            q = torch.tensor([quality], dtype=torch.float32, device=self.device)
+            ya = self.images._analyse_fixed(copy).to(y_hat.device) * self.model.gain.gain(q).to(y_hat.device)
+            y_hat = torch.where(torch.from_numpy(skip).to(y_hat.device), ya, y_hat)
+        return motion.paste(self._reconstruct(y_hat, quality, h, w), shown, skip, vec, split.CELL)
 
     # ---- decoding ------------------------------------------------------------------------------
 
@@ -286,10 +306,13 @@ class VideoCodec:
             self.images.check_stored_quality(record.quality, f"frame {record.index}: corrupt record")
             y_hat, skip, vec, block = self._decode_latent(record, refs, (ph, pw), h)
             refs = [y_hat] if record.type == FRAME_I else [refs[-1], y_hat]
-            if record.index >= first or h.motion:  # versions 3, 4: the next frame may copy blocks of this one
-                rgb = self.images._synthesise(y_hat, record.quality, h.height, h.width)
-                if skip is not None:
-                    rgb = motion.paste(rgb, shown, skip, vec, block)
+            if record.index >= first or h.motion:  # versions 3 to 5: the next frame may copy blocks of this one
+                if skip is not None and h.split:
+                    rgb = self._synthesise_p(y_hat, skip, vec, shown, record.quality, h.reanalyse)
+                else:
+                    rgb = self.images._synthesise(y_hat, record.quality, h.height, h.width)
+                    if skip is not None:
+                        rgb = motion.paste(rgb, shown, skip, vec, block)
                 shown = rgb
             if record.index >= first:
                 yield record.index, rgb
@@ -318,7 +341,8 @@ class VideoCodec:
                     if len(record.streams) != 1:
                         raise StreamError("expected one stream (side data, z and y)")
                     dec = RangeDecoder(record.streams[0])
-                    _, skip, vec, _ = split.decode_side(dec.raw, *split.cell_grid(header.height, header.width))
+                    _, skip, vec, _ = split.decode_side(dec.raw, *split.cell_grid(header.height, header.width),
+                                                        header.version)
                     y_hat = self.temporal.decompress_from(dec, refs[-1], refs[0], exact, torch.from_numpy(skip))
                     return y_hat, skip, vec, split.CELL
                 if len(record.streams) != 3:
@@ -331,8 +355,8 @@ class VideoCodec:
 
     @staticmethod
     def info(f: BinaryIO) -> dict:
-        """Header fields plus one record per frame (index, type, bytes, quality; version 3-4 P-frames also
-        motion_bytes (side data), latent_bytes (z and y) and skipped blocks, `_p4_info` for version 4);
+        """Header fields plus one record per frame (index, type, bytes, quality; version 3-5 P-frames also
+        motion_bytes (side data), latent_bytes (z and y) and skipped blocks, `_p4_info` for versions 4-5);
         all CRCs checked."""
         reader = VideoReader(f)
         head = reader.header
@@ -359,13 +383,13 @@ class VideoCodec:
 
 
 def _p4_info(rec: FrameRecord, head: VideoHeader) -> dict:
-    """What `info` shows of a version-4 P-frame: motion_bytes (the side data's share of the one stream,
+    """What `info` shows of a version-4 or 5 P-frame: motion_bytes (the side data's share of the one stream,
     its symbols' information content rounded to bytes), latent_bytes (the rest of the stream),
     skipped_blocks / blocks (64x64 blocks with every leaf skipped: no z, no y), split_blocks (blocks split
     into smaller leaves), skipped_cells / cells (skipped area in 16x16 cells)."""
     try:
-        size, skip, _, bits = split.decode_side(RangeDecoder(rec.streams[0]).raw, *split.cell_grid(head.height,
-                                                                                                 head.width))
+        size, skip, _, bits = split.decode_side(RangeDecoder(rec.streams[0]).raw,
+                                                *split.cell_grid(head.height, head.width), head.version)
     except StreamError as exc:
         raise FormatError(f"frame {rec.index} (P-frame): corrupt side data: {exc}") from None
     k = motion.BLOCK // split.CELL

@@ -30,11 +30,13 @@ from lcodec.entropy_models.range_coder import StreamError
 
 #: Block side in pixels: one hyper-latent position (the z stride), 4 x 4 latent positions.
 BLOCK = 64
-#: Largest vector component, in pixels (the encoder searches within it; the decoder refuses more).
-MV_RANGE = 16
+#: Largest vector component of any version, in pixels (version 5; the decoder refuses more).
+MV_RANGE = 64
+#: Largest vector component of versions 3 and 4, in pixels: the side stream here is version 3's.
+V3_RANGE = 16
 #: Vector units per pixel (half-pel).
 SUBPEL = 2
-_VMAX = MV_RANGE * SUBPEL
+_VMAX = V3_RANGE * SUBPEL
 _RES = 2 * _VMAX  # a residual lies in [-_RES, _RES]
 _queue = constriction.stream.queue
 _model = constriction.stream.model
@@ -58,9 +60,10 @@ class _Adaptive:
             self.counts = (self.counts + 1) // 2
 
 
-def _residual_model() -> _Adaptive:
-    k = np.abs(np.arange(-_RES, _RES + 1))
-    return _Adaptive(1 + (64 >> np.minimum(k, 6)))
+def _residual_model(res: int = _RES, peak: int = 6) -> _Adaptive:
+    """Initial counts of a vector residual in [-res, res]: 1 + 2^peak halving per step from zero."""
+    k = np.abs(np.arange(-res, res + 1))
+    return _Adaptive(1 + ((1 << peak) >> np.minimum(k, peak)))
 
 
 def _predict(vec: np.ndarray, skip: np.ndarray, r: int, c: int) -> np.ndarray:
@@ -201,31 +204,41 @@ def block_sse(a: np.ndarray, b: np.ndarray, block: int = BLOCK) -> np.ndarray:
     return _block_sums(e.astype(np.float64), bh, bw, block)
 
 
-def _search(cur: np.ndarray, pad: np.ndarray, p: int, cands: list[tuple[int, int]], centre: np.ndarray,
-            bh: int, bw: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best integer offset per block among `cands` around each block's `centre` (SAD; ties: first)."""
-    best = np.full((bh, bw), np.iinfo(np.int64).max, dtype=np.int64)
-    arg = np.zeros((bh, bw, 2), dtype=np.int64)
+def _full_search(cur: np.ndarray, ref: np.ndarray, p: int, sizes: tuple[int, ...]) -> list[np.ndarray]:
+    """Per block size (in samples of these planes), each block's integer offset within +-`p` of least SAD,
+    every offset tried (one difference plane per offset serves every size; ties: the zero offset, then the
+    first in raster order)."""
     H, W = cur.shape
-    for cy, cx in {tuple(v) for v in centre.reshape(-1, 2).tolist()}:
-        sel = (centre[..., 0] == cy) & (centre[..., 1] == cx)
-        for dy, dx in cands:
-            oy, ox = cy + dy, cx + dx
-            if abs(oy) > p or abs(ox) > p:
-                continue
-            sad = _block_sums(np.abs(cur - pad[p + oy : p + oy + H, p + ox : p + ox + W]), bh, bw, b)
-            better = sel & (sad < best)
-            best[better] = sad[better]
-            arg[better] = (oy, ox)
-    return arg, best
+    pad = np.pad(ref, p, mode="edge")
+    best = [np.full((H // b, W // b), np.iinfo(np.int64).max, dtype=np.int64) for b in sizes]
+    arg = [np.zeros((H // b, W // b, 2), dtype=np.int64) for b in sizes]
+    offsets = [(0, 0)] + [(dy, dx) for dy in range(-p, p + 1) for dx in range(-p, p + 1) if dy or dx]
+    for oy, ox in offsets:
+        d = np.abs(cur - pad[p + oy : p + oy + H, p + ox : p + ox + W])
+        for b, bs, ar in zip(sizes, best, arg):
+            sad = _block_sums(d, H // b, W // b, b)
+            better = sad < bs
+            bs[better] = sad[better]
+            ar[better] = (oy, ox)
+    return arg
 
 
-def _patch_sad(cur: np.ndarray, refpad: np.ndarray, block: int, vec: np.ndarray) -> np.ndarray:
-    """Luma SAD of every block of `cur` [gh*b, gw*b] against its prediction from the padded reference
-    `refpad` [.., .., 1] under each of its candidate vectors `vec` [gh, gw, K, 2] (half-pel): the
-    patches are gathered in one indexing step and interpolated per sub-pel phase. Returns [gh, gw, K]."""
+def _refine(cur: np.ndarray, ref: np.ndarray, p: int, block: int, centres: np.ndarray) -> np.ndarray:
+    """Each block's best integer offset among its `centres` [bh, bw, K, 2] and the eight around each, kept
+    within +-`p` (SAD; ties: the first centre, then raster order)."""
+    near = np.array([(0, 0)] + [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+    bh, bw, k = centres.shape[:3]
+    cand = np.clip(centres[:, :, :, None] + near, -p, p).reshape(bh, bw, k * len(near), 2)
+    refpad = np.pad(ref, p + 1, mode="edge")[..., None]
+    return _pick(_patch_sad(cur, refpad, block, SUBPEL * cand, p + 1), cand)
+
+
+def _patch_sad(cur: np.ndarray, refpad: np.ndarray, block: int, vec: np.ndarray, p: int = MV_RANGE + 1) -> np.ndarray:
+    """Luma SAD of every block of `cur` [gh*b, gw*b] against its prediction from the reference `refpad`
+    [.., .., 1] (padded by `p` and more) under each of its candidate vectors `vec` [gh, gw, K, 2] (half-pel):
+    the patches are gathered in one indexing step and interpolated per sub-pel phase. Returns [gh, gw, K]."""
     gh, gw, k = vec.shape[:3]
-    b, p = block, MV_RANGE + 1
+    b = block
     win = np.lib.stride_tricks.sliding_window_view(refpad[..., 0], (b + 1, b + 1))
     iy, fy = np.divmod(vec[..., 0], SUBPEL)
     ix, fx = np.divmod(vec[..., 1], SUBPEL)
@@ -258,42 +271,59 @@ def _pick(sad: np.ndarray, vec: np.ndarray) -> np.ndarray:
     return np.take_along_axis(vec, i[..., None, None], axis=2)[:, :, 0]
 
 
-def estimate(cur: np.ndarray, ref: np.ndarray, block: int = BLOCK) -> np.ndarray:
+def estimate(cur: np.ndarray, ref: np.ndarray, block: int = BLOCK, max_px: int = V3_RANGE) -> np.ndarray:
     """Half-pel vectors [bh, bw, 2] of `cur`'s blocks of `block` pixels against `ref` (both uint8 RGB
-    [h, w, 3]; `block` a divisor of BLOCK, at least 4)."""
-    return estimate_sizes(cur, ref, (block,))[0]
+    [h, w, 3]; `block` a divisor of BLOCK, at least 4), each component within +-`max_px` pixels."""
+    return estimate_sizes(cur, ref, (block,), max_px)[0]
 
 
-def estimate_sizes(cur: np.ndarray, ref: np.ndarray, blocks: tuple[int, ...]) -> list[np.ndarray]:
-    """`estimate` for several block sizes (the padded planes built once).
+def _halve(a: np.ndarray) -> np.ndarray:
+    return a.reshape(a.shape[0] // 2, 2, a.shape[1] // 2, 2).sum(axis=(1, 3))
 
-    Luma SAD, coarse to fine: full search +-MV_RANGE/2 at half resolution, then the zero vector and
-    +-1 pixel around twice the coarse vector at full resolution, then the eight half-pel neighbours of
-    the best; each step vectorised over blocks, ties to the zero vector, then to the first candidate
-    (in sorted order, then the centre)."""
+
+def estimate_sizes(cur: np.ndarray, ref: np.ndarray, blocks: tuple[int, ...],
+                   max_px: int = V3_RANGE) -> list[np.ndarray]:
+    """`estimate` for several block sizes (the planes built and the coarse differences taken once).
+
+    Luma SAD, coarse to fine: a full search at half resolution (+-`max_px`/2) or, for ranges above 16
+    pixels, at quarter resolution (+-`max_px`/4) refined by +-1 at half resolution; then the zero vector
+    and +-1 pixel around twice that at full resolution; then the eight half-pel neighbours of the best.
+    Each step is vectorised over blocks; ties go to the zero vector, then to the earlier candidate."""
+    if not 1 <= max_px <= MV_RANGE or max_px % 4:
+        raise ValueError(f"search range must be a multiple of 4 pixels up to {MV_RANGE}")
     h, w = cur.shape[:2]
     bh, bw = grid(h, w)
     ph, pw = bh * BLOCK, bw * BLOCK
     cy = np.pad(_luma(cur), ((0, ph - h), (0, pw - w)), mode="edge")
     ry = np.pad(_luma(ref), ((0, ph - h), (0, pw - w)), mode="edge")
-    c2 = cy.reshape(ph // 2, 2, pw // 2, 2).sum(axis=(1, 3))
-    r2 = ry.reshape(ph // 2, 2, pw // 2, 2).sum(axis=(1, 3))
-    p2 = MV_RANGE // 2
-    r2p = np.pad(r2, p2, mode="edge")
-    cands = [(dy, dx) for dy in range(-p2, p2 + 1) for dx in range(-p2, p2 + 1)]
+    c2, r2 = _halve(cy), _halve(ry)
+    if max_px > V3_RANGE:
+        # quarter-resolution matches are noisy: the vectors of the block's 64 px block and of that one's
+        # four neighbours, and the zero vector, are refined beside its own
+        sizes = tuple(dict.fromkeys((BLOCK,) + tuple(blocks)))
+        found = dict(zip(sizes, _full_search(_halve(c2), _halve(r2), max_px // 4, tuple(b // 4 for b in sizes))))
+        big = np.pad(found[BLOCK], ((1, 1), (1, 1), (0, 0)), mode="edge")
+        around = [big[1:-1, 1:-1], big[1:-1, :-2], big[:-2, 1:-1], big[1:-1, 2:], big[2:, 1:-1]]
+        coarse = []
+        for b in blocks:
+            k = BLOCK // b
+            cands = [found[b]] + [a.repeat(k, 0).repeat(k, 1) for a in around] + [np.zeros_like(found[b])]
+            coarse.append(_refine(c2, r2, max_px // 2, b // 2, 2 * np.stack(cands, axis=2)))
+    else:
+        coarse = _full_search(c2, r2, max_px // 2, tuple(b // 2 for b in blocks))
     refpad = _padded(ry[:h, :w, None])
     near = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])  # sorted
     half = np.array([(0, 0)] + [tuple(d) for d in near if d.any()])
+    vmax = max_px * SUBPEL
     out = []
-    for block in blocks:
+    for block, c in zip(blocks, coarse):
         gh, gw = ph // block, pw // block
-        coarse, _ = _search(c2, r2p, p2, cands, np.zeros((gh, gw, 2), dtype=np.int64), gh, gw, block // 2)
-        full = SUBPEL * np.clip(2 * coarse[:, :, None] + near, -MV_RANGE, MV_RANGE)
+        full = SUBPEL * np.clip(2 * c[:, :, None] + near, -max_px, max_px)
         full = np.concatenate([np.zeros((gh, gw, 1, 2), dtype=np.int64), full], axis=2)
         best = _pick(_patch_sad(cy, refpad, block, full), full)
         sub = best[:, :, None] + half
-        sad = _patch_sad(cy, refpad, block, np.clip(sub, -_VMAX, _VMAX))
-        sad[(np.abs(sub) > _VMAX).any(axis=-1)] = np.iinfo(np.int64).max
+        sad = _patch_sad(cy, refpad, block, np.clip(sub, -vmax, vmax))
+        sad[(np.abs(sub) > vmax).any(axis=-1)] = np.iinfo(np.int64).max
         out.append(_pick(sad, sub))
     return out
 

@@ -35,12 +35,17 @@ SIZES = (motion.BLOCK, motion.BLOCK // 2, CELL)
 #: PSNR-RGB, 8 frames, q2-8, with the encoder's repricing pass, vector price 1): 16 px bikes -5.8 %,
 #: carphone -15.0 %; 32 px -3.6 %, -9.9 % (bench/results/video-motion/leaf-size.json).
 MIN_LEAF = 16
-#: The skip choice weighs `video_motion.vector_bits` by this: many small leaves' vectors cost more than
-#: that rough price. Measured (16 px leaves, repricing, against format 3): 2 gave bikes -8.8 %, carphone
-#: -14.8 %; 1 gave -5.8 %, -15.0 % (bench/results/video-motion/leaf-size.json).
-VECTOR_PRICE = 2.0
-_VMAX = motion.MV_RANGE * motion.SUBPEL
-_RES = 2 * _VMAX
+#: The skip choice weighs `video_motion.vector_bits` by this, per version: many small leaves' vectors cost
+#: more than that rough price. Measured (16 px leaves, repricing, BD-rate, PSNR-RGB, 8 frames, q2-8):
+#: version 4 against format 3, 2 gave bikes -8.8 %, carphone -14.8 %, 1 gave -5.8 %, -15.0 %
+#: (bench/results/video-motion/leaf-size.json); version 5 against version 4, bikes: 1 gave -35.5 %, 2
+#: -33.7 %, 0.5 -33.2 %, and pricing the difference to the neighbours' median instead -34.8 % at 1.
+VECTOR_PRICE = {4: 2.0, 5: 1.0}
+#: Per version, the largest vector component in pixels and the peak of the residual models' initial
+#: counts (1 + 2^peak halving per step away from zero): version 4 as version 3, version 5 four times the
+#: range (fast motion, e.g. bikes' 18-21 px per frame) with a peak that keeps zero residuals as likely at
+#: the start despite the wider alphabet.
+RANGES = {4: (motion.V3_RANGE, 6), 5: (motion.MV_RANGE, 8)}
 
 
 class _Symbols:
@@ -65,13 +70,16 @@ class _Symbols:
 class _Tree:
     """The adaptive models and the traversal shared by encoder and decoder."""
 
-    def __init__(self, sym: _Symbols, size: np.ndarray, skip: np.ndarray, vec: np.ndarray) -> None:
+    def __init__(self, sym: _Symbols, size: np.ndarray, skip: np.ndarray, vec: np.ndarray,
+                 max_px: int = motion.V3_RANGE, peak: int = 6) -> None:
         self.sym, self.size, self.skip, self.vec = sym, size, skip, vec
+        self.vmax = max_px * motion.SUBPEL
+        self.res = 2 * self.vmax  # a residual lies in [-res, res]
         self.decoding = sym.dec is not None
         self.done = np.zeros(skip.shape, dtype=bool)
         self.split_models = [[motion._Adaptive(np.array([8, 8])) for _ in range(3)] for _ in SIZES[:-1]]
         self.skip_models = [[motion._Adaptive(np.array([8, 8])) for _ in range(3)] for _ in SIZES]
-        self.comps = [motion._residual_model(), motion._residual_model()]
+        self.comps = [motion._residual_model(self.res, peak), motion._residual_model(self.res, peak)]
 
     def run(self) -> None:
         n = motion.BLOCK // CELL
@@ -106,14 +114,14 @@ class _Tree:
             v = [0, 0]
             for j in range(2):
                 if self.decoding:
-                    v[j] = int(pred[j]) + self.sym.code(self.comps[j], None) - _RES
-                    if abs(v[j]) > _VMAX:
-                        raise StreamError(f"motion vector component {v[j]} beyond +-{_VMAX}")
+                    v[j] = int(pred[j]) + self.sym.code(self.comps[j], None) - self.res
+                    if abs(v[j]) > self.vmax:
+                        raise StreamError(f"motion vector component {v[j]} beyond +-{self.vmax}")
                 else:
                     v[j] = int(self.vec[r, c, j])
-                    if abs(v[j]) > _VMAX:
-                        raise ValueError(f"vector component {v[j]} beyond +-{_VMAX}")
-                    self.sym.code(self.comps[j], v[j] - int(pred[j]) + _RES)
+                    if abs(v[j]) > self.vmax:
+                        raise ValueError(f"vector component {v[j]} beyond +-{self.vmax}")
+                    self.sym.code(self.comps[j], v[j] - int(pred[j]) + self.res)
             if self.decoding:
                 self.skip[r : r + n, c : c + n] = True
                 self.vec[r : r + n, c : c + n] = v
@@ -129,17 +137,18 @@ class _Tree:
         return np.median(np.stack(cands), axis=0).astype(np.int64)
 
 
-def encode_side(enc, size: np.ndarray, skip: np.ndarray, vec: np.ndarray) -> float:
-    """Code a frame's quadtree into the constriction queue encoder `enc`; returns its bits (information
-    content). `size`, `skip`, `vec` on the cell grid, as `choose` gives them."""
+def encode_side(enc, size: np.ndarray, skip: np.ndarray, vec: np.ndarray, version: int = 4) -> float:
+    """Code a frame's quadtree into the constriction queue encoder `enc` as video format `version` (4 or 5)
+    codes it; returns its bits (information content). `size`, `skip`, `vec` on the cell grid, as `choose`
+    gives them."""
     sym = _Symbols(enc=enc)
-    _Tree(sym, size, skip, vec).run()
+    _Tree(sym, size, skip, vec, *RANGES[version]).run()
     return sym.bits
 
 
-def decode_side(dec, gh: int, gw: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(size, skip, vec, bits) of a gh x gw cell grid read from the constriction queue decoder `dec`
-    (StreamError if the data is corrupt)."""
+def decode_side(dec, gh: int, gw: int, version: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(size, skip, vec, bits) of a gh x gw cell grid read from the constriction queue decoder `dec` as
+    video format `version` (4 or 5) codes it (StreamError if the data is corrupt)."""
     if gh % (motion.BLOCK // CELL) or gw % (motion.BLOCK // CELL):
         raise ValueError("the cell grid must cover whole 64x64 blocks")
     size = np.zeros((gh, gw), dtype=np.int64)
@@ -147,7 +156,7 @@ def decode_side(dec, gh: int, gw: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     vec = np.zeros((gh, gw, 2), dtype=np.int64)
     sym = _Symbols(dec=dec)
     try:
-        _Tree(sym, size, skip, vec).run()
+        _Tree(sym, size, skip, vec, *RANGES[version]).run()
     except StreamError:
         raise
     except Exception as exc:  # constriction reports invalid data as generic errors
@@ -179,13 +188,15 @@ class Chooser:
     """The encoder's quadtree choice for one P-frame: vectors and skip prices per leaf size once, then
     `choose` for given prices of coding (the encoder may reprice coded cells and choose again)."""
 
-    def __init__(self, rgb: np.ndarray, shown: np.ndarray, lam: float, min_leaf: int = MIN_LEAF) -> None:
+    def __init__(self, rgb: np.ndarray, shown: np.ndarray, lam: float, min_leaf: int = MIN_LEAF,
+                 version: int = 4) -> None:
         if min_leaf not in SIZES:
             raise ValueError(f"smallest leaf must be one of {SIZES}")
         self.lam, self.min_leaf, self.hw = lam, min_leaf, rgb.shape[:2]
         self.sizes = [s for s in SIZES if s >= min_leaf]
-        self.vecs = dict(zip(self.sizes, motion.estimate_sizes(rgb, shown, tuple(self.sizes))))
-        self.skip_costs = _skip_costs(rgb, shown, self.vecs, lam)
+        max_px = RANGES[version][0]
+        self.vecs = dict(zip(self.sizes, motion.estimate_sizes(rgb, shown, tuple(self.sizes), max_px)))
+        self.skip_costs = _skip_costs(rgb, shown, self.vecs, lam, VECTOR_PRICE[version])
 
     def choose(self, coded_sse: np.ndarray, z_bits: np.ndarray,
                y_bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -214,10 +225,10 @@ class Chooser:
         return _apply(plans[::-1], self.vecs, self.hw)
 
 
-def _skip_costs(rgb: np.ndarray, shown: np.ndarray, vecs: dict[int, np.ndarray], lam: float) -> dict[int, np.ndarray]:
-    """Per size, the cost of skipping each node: lam * SSE of its copy + VECTOR_PRICE x its vector's rough
-    bits."""
-    return {s: lam * motion.block_sse(rgb, motion.compensate(shown, v, s), s) + VECTOR_PRICE * motion.vector_bits(v)
+def _skip_costs(rgb: np.ndarray, shown: np.ndarray, vecs: dict[int, np.ndarray], lam: float,
+                price: float) -> dict[int, np.ndarray]:
+    """Per size, the cost of skipping each node: lam * SSE of its copy + `price` x its vector's rough bits."""
+    return {s: lam * motion.block_sse(rgb, motion.compensate(shown, v, s), s) + price * motion.vector_bits(v)
             for s, v in vecs.items()}
 
 

@@ -323,7 +323,7 @@ def test_bench_video_p_and_speed_commands(tmp_path, clip):
     assert res.exit_code == 2 and f"[1, {levels}]" in res.output and "Traceback" not in res.output
     res = r.invoke(main, ["bench", "video-speed", str(clip[0]), "--quality", "0.5"])
     assert res.exit_code == 2 and "0.5" in res.output
-    assert row["format_version"] == 4 and row["min_leaf"] > 0 and 0 <= row["skip_share"] <= 1
+    assert row["format_version"] == 5 and row["min_leaf"] > 0 and 0 <= row["skip_share"] <= 1
     # the same against a format-3 run: BD-rate needs 4 qualities, so one gives per-quality figures only
     v3 = tmp_path / "p3.json"
     res = r.invoke(main, ["bench", "video-p", str(clip[0]), "--frames", "3", "--quality", "4", "--format-version", "3",

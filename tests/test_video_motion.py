@@ -28,7 +28,7 @@ def test_side_stream_round_trip_and_corruption():
     rng = np.random.default_rng(1)
     for bh, bw in ((1, 1), (3, 5), (6, 11)):
         skip = rng.random((bh, bw)) < 0.6
-        vec = rng.integers(-motion.MV_RANGE * motion.SUBPEL, motion.MV_RANGE * motion.SUBPEL + 1, (bh, bw, 2))
+        vec = rng.integers(-motion.V3_RANGE * motion.SUBPEL, motion.V3_RANGE * motion.SUBPEL + 1, (bh, bw, 2))
         vec[rng.random((bh, bw)) < 0.5] = 0
         data = motion.encode_side(skip, vec)
         s2, v2 = motion.decode_side(data, bh, bw)
@@ -38,7 +38,7 @@ def test_side_stream_round_trip_and_corruption():
     with pytest.raises(StreamError):
         motion.decode_side(data + b"\x00" * 8, bh, bw)
     with pytest.raises(ValueError):
-        motion.encode_side(np.ones((1, 1), bool), np.full((1, 1, 2), motion.MV_RANGE * motion.SUBPEL + 1))
+        motion.encode_side(np.ones((1, 1), bool), np.full((1, 1, 2), motion.V3_RANGE * motion.SUBPEL + 1))
 
 
 def test_compensation_is_integer_arithmetic_and_search_finds_a_shift():

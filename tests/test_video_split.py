@@ -1,5 +1,6 @@
-"""Video format 4: skip blocks split down to 16x16 (quadtree side data, per-position skipping in the
-P-frame entropy model, one stream per P-frame), and version-3 files still decoding as before."""
+"""Video formats 4 and 5: skip blocks split down to 16x16 (quadtree side data, per-position skipping in the
+P-frame entropy model, one stream per P-frame; version 5 with vectors up to +-64 px and skipped positions
+re-analysed for synthesis), and version-3 and 4 files still decoding as before."""
 
 from __future__ import annotations
 
@@ -29,16 +30,20 @@ ROOT = Path(__file__).resolve().parents[1]
 #: with vectors) and the SHA-256 of its decoded frames' bytes.
 V3_FILE = ROOT / "tests" / "data" / "video" / "v3-skip.lcd"
 V3_DECODED = "98935233d71f4196320aa4db77072017f665a1197ffaf14550c853ac8448c8e1"
+#: A version-4 file written by the version-4 encoder (`_moving_clip(3)`, q4, low delay: split blocks,
+#: skipped and coded cells) and the SHA-256 of its decoded frames' bytes.
+V4_FILE = ROOT / "tests" / "data" / "video" / "v4-split.lcd"
+V4_DECODED = "1df0f180e727fba26b7918bc3efda1f734729e39c20c1fb96ac69606e79f9392"
 
 
 
 
-def _random_tree(rng: np.random.Generator, gh: int, gw: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A valid quadtree state on a gh x gw cell grid: random splits, skips and vectors."""
+def _random_tree(rng: np.random.Generator, gh: int, gw: int,
+                 vmax: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A valid quadtree state on a gh x gw cell grid: random splits, skips and vectors up to +-`vmax`."""
     size = np.zeros((gh, gw), dtype=np.int64)
     skip = np.zeros((gh, gw), dtype=bool)
     vec = np.zeros((gh, gw, 2), dtype=np.int64)
-    vmax = motion.MV_RANGE * motion.SUBPEL
 
     def leaf(r: int, c: int, n: int) -> None:
         size[r : r + n, c : c + n] = n * split.CELL
@@ -59,15 +64,17 @@ def _random_tree(rng: np.random.Generator, gh: int, gw: int) -> tuple[np.ndarray
     return size, skip, vec
 
 
-def test_side_data_round_trip_and_corruption():
+@pytest.mark.parametrize("version", [4, 5])
+def test_side_data_round_trip_and_corruption(version):
     rng = np.random.default_rng(3)
+    vmax = split.RANGES[version][0] * motion.SUBPEL
     for gh, gw in ((4, 4), (8, 12), (12, 20)):
-        size, skip, vec = _random_tree(rng, gh, gw)
+        size, skip, vec = _random_tree(rng, gh, gw, vmax)
         enc = RangeEncoder()
-        bits = split.encode_side(enc.raw, size, skip, vec)
+        bits = split.encode_side(enc.raw, size, skip, vec, version)
         data = enc.finish()
         assert 0 < bits <= 8 * len(data)
-        s2, k2, v2, bits2 = split.decode_side(RangeDecoder(data).raw, gh, gw)
+        s2, k2, v2, bits2 = split.decode_side(RangeDecoder(data).raw, gh, gw, version)
         assert np.array_equal(s2, size) and np.array_equal(k2, skip) and np.array_equal(v2, vec) and bits2 == bits
     garbage = [b"", b"\xff" * 8, np.random.default_rng(0).bytes(16)]
     outcomes = []
@@ -78,9 +85,10 @@ def test_side_data_round_trip_and_corruption():
         except StreamError:
             outcomes.append("error")
     assert "error" in outcomes
-    with pytest.raises(ValueError):
-        vec = np.full((4, 4, 2), motion.MV_RANGE * motion.SUBPEL + 1)
-        split.encode_side(constriction.stream.queue.RangeEncoder(), np.full((4, 4), 64), np.ones((4, 4), bool), vec)
+    with pytest.raises(ValueError, match="beyond"):  # each version's own range (version 4: +-16 px)
+        vec = np.full((4, 4, 2), vmax + 1)
+        split.encode_side(constriction.stream.queue.RangeEncoder(), np.full((4, 4), 64), np.ones((4, 4), bool), vec,
+                          version)
 
 
 def test_estimates_per_size_match_a_per_block_search():
@@ -168,11 +176,11 @@ def test_version_4_round_trip_splits_and_reports(video_codec, tmp_path, min_leaf
     finally:
         video_codec.min_leaf, video_codec.reprice = split.MIN_LEAF, saved
     data = buf.getvalue()
-    assert data[4] == VERSION == 4 and [s.type for s in stats] == ["I", "P", "P", "P"]
+    assert data[4] == VERSION == 5 and [s.type for s in stats] == ["I", "P", "P", "P"]
     records = list(VideoReader(io.BytesIO(data)).records())
     assert all(len(r.streams) == 1 for r in records)
     info = VideoCodec.info(io.BytesIO(data))
-    assert info["format_version"] == 4
+    assert info["format_version"] == 5
     for st, row in zip(stats[1:], info["frames"][1:]):
         assert row["skipped_cells"] == st.skipped and row["cells"] == st.units == 12 * 16
         assert row["motion_bytes"] == st.motion_bytes > 0 and row["motion_bytes"] + row["latent_bytes"] < row["bytes"]
@@ -221,10 +229,49 @@ def test_corrupt_side_data_is_a_format_error(video_codec, tmp_path):
     assert res.exit_code != 0 and "frame 1 (P-frame)" in res.output and "Traceback" not in res.output
 
 
-def test_fuzzer_seeds_cover_version_4_and_the_versions_still_read(video_codec):
+def test_version_4_file_still_decodes_byte_for_byte(video_codec):
+    h = hashlib.sha256()
+    for _, rgb in video_codec.decode(io.BytesIO(V4_FILE.read_bytes())):
+        h.update(rgb.tobytes())
+    assert h.hexdigest() == V4_DECODED
+    info = VideoCodec.info(io.BytesIO(V4_FILE.read_bytes()))
+    assert info["format_version"] == 4 and info["frames"][1]["split_blocks"] > 0
+    assert 0 < info["frames"][1]["skipped_cells"] < info["frames"][1]["cells"]
+
+
+def test_version_5_finds_long_vectors_and_decodes_alike_on_1_and_2_threads(video_codec):
+    """An object moving 24 px per frame (beyond version 4's +-16 px) is copied with its vector; the frames
+    (whose synthesis runs g_a on the decoded copy) do not depend on the thread count."""
+    base = sample_rgb()[60:188, 40:296].astype(np.uint8)  # 128 x 256
+    patch = sample_rgb()[300:364, 480:544]
+    frames = []
+    for i in range(3):
+        f = base.copy()
+        f[32:96, 16 + 24 * i : 80 + 24 * i] = patch
+        frames.append(f)
+    vec = motion.estimate(frames[1], frames[0], 16, split.RANGES[5][0])
+    assert (vec[2:6, 3:6] == (0, -24 * motion.SUBPEL)).all(axis=-1).mean() > 0.8, vec[..., 1]  # copied from 24 px left
+    buf = io.BytesIO()
+    stats = video_codec.encode(iter(frames), buf, 256, 128, 4.0, -1)
+    assert [s.type for s in stats] == ["I", "P", "P"] and stats[1].skipped > 0
+    data = buf.getvalue()
+    outs = []
+    n = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            outs.append([f for _, f in video_codec.decode(io.BytesIO(data))])
+    finally:
+        torch.set_num_threads(n)
+    assert all(np.array_equal(a, b) for a, b in zip(*outs))
+    psnr = [10 * np.log10(255**2 / np.mean((a.astype(float) - b) ** 2)) for a, b in zip(outs[0], frames)]
+    assert min(psnr) > 30, psnr
+
+
+def test_fuzzer_seeds_cover_version_5_and_the_versions_still_read(video_codec):
     from lcodec.bench.fuzz_video import fuzz_video, video_seeds
 
     seeds = video_seeds(video_codec, np.random.default_rng(0))
-    assert [s[4] for s in seeds] == [4, 4, 3, 2, 1]
+    assert [s[4] for s in seeds] == [5, 5, 4, 3, 2, 1]
     d = fuzz_video(60, seed=5, codec=video_codec, time_limit=10.0).to_dict()
     assert d["cases"] == 60 and d["finding_count"] == 0, d["findings"][:3]
