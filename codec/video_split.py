@@ -38,8 +38,8 @@ MIN_LEAF = 16
 #: The skip choice weighs `video_motion.vector_bits` by this, per version: many small leaves' vectors cost
 #: more than that rough price. Measured (16 px leaves, repricing, BD-rate, PSNR-RGB, 8 frames, q2-8):
 #: version 4 against format 3, 2 gave bikes -8.8 %, carphone -14.8 %, 1 gave -5.8 %, -15.0 %
-#: (bench/results/video-motion/leaf-size.json); version 5 against version 4, bikes: 1 gave -35.5 %, 2
-#: -33.7 %, 0.5 -33.2 %, and pricing the difference to the neighbours' median instead -34.8 % at 1.
+#: (bench/results/video-motion/leaf-size.json); version 5 against version 4, bikes: 1 gave -35.7 %, 2
+#: -34.2 % (bench/results/video-motion/v5-variants-bikes8.json).
 VECTOR_PRICE = {4: 2.0, 5: 1.0}
 #: Per version, the largest vector component in pixels and the peak of the residual models' initial
 #: counts (1 + 2^peak halving per step away from zero): version 4 as version 3, version 5 four times the
