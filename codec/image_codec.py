@@ -7,7 +7,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -203,6 +203,19 @@ class ImageCodec:
                                                                    j : j + (c1 - c0) // s].cpu()
         return y
 
+    def _run_tiles(self, run: Callable[[Any], None], jobs: list) -> None:
+        """Run `run(job)` for every tile job, each on one torch thread, the jobs concurrently on the
+        caller's threads (torch releases the GIL inside its operators): results never depend on the
+        thread count."""
+        workers = torch.get_num_threads() if self.device.type == "cpu" else 1
+        with fixed_threads():
+            if workers > 1 and len(jobs) > 1:
+                with ThreadPoolExecutor(min(workers, len(jobs))) as pool:
+                    list(pool.map(run, jobs))
+            else:
+                for job in jobs:
+                    run(job)
+
     def _analyse_fixed(self, rgb: np.ndarray) -> torch.Tensor:
         """g_a of the replicate-padded image (to a multiple of 64) on the fixed tile grid of `_synthesise`,
         each tile single-threaded: the same latent whatever the thread count, for a decoder that analyses
@@ -226,14 +239,7 @@ class ImageCodec:
             i, j = r0 - a0 // s, c0 - b0 // s
             y[:, :, r0:r1, c0:c1] = yt[:, :, i : i + r1 - r0, j : j + c1 - c0].cpu()
 
-        workers = torch.get_num_threads() if self.device.type == "cpu" else 1
-        with fixed_threads():
-            if workers > 1 and len(jobs) > 1:
-                with ThreadPoolExecutor(min(workers, len(jobs))) as pool:
-                    list(pool.map(run, jobs))
-            else:
-                for job in jobs:
-                    run(job)
+        self._run_tiles(run, jobs)
         return y
 
     def encode_analysis(self, a: Analysis, quality: float, effort: int = 0,
@@ -462,14 +468,7 @@ class ImageCodec:
             i, j = (r0 - a0) * s, (c0 - b0) * s
             out[r0 * s : r0 * s + ph, c0 * s : c0 * s + pw] = to_pixels(x[0, :, i : i + ph, j : j + pw])
 
-        workers = torch.get_num_threads() if self.device.type == "cpu" else 1
-        with fixed_threads():
-            if workers > 1 and len(jobs) > 1:
-                with ThreadPoolExecutor(min(workers, len(jobs))) as pool:
-                    list(pool.map(run, jobs))
-            else:
-                for job in jobs:
-                    run(job)
+        self._run_tiles(run, jobs)
         return out
 
     @classmethod
