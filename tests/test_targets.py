@@ -92,8 +92,10 @@ def test_bd_figures_are_shown_only_in_pairs(tmp_path):
     from lcodec.bench.run_video import video_summary
 
     src = ROOT / "bench" / "results" / "video"
-    for name in ("vvc", "ours", "x265"):
+    for name in ("vvc", "x265"):
         shutil.copy(src / f"{name}.json", tmp_path / f"{name}.json")
+    # format 2's curve, which overlaps vvc's too little in rate (format 5's now overlaps enough)
+    shutil.copy(ROOT / "bench" / "results" / "history" / "video" / "ours-format2-bikes.json", tmp_path / "ours.json")
     table = video_summary(tmp_path, anchor="vvc").read_text()
     rows: dict[str, list[str]] = {}
     for line in table.splitlines():  # the BD table comes first (a description table follows)
