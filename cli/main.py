@@ -97,7 +97,7 @@ def main(threads: int | None) -> None:
 @click.option("--effort", type=click.IntRange(0, 3), default=0, show_default=True,
               help="Search the latents before coding (1-3: slower encode, smaller file at the same quality; "
                    "any decoder reads it; videos: every frame). A 768x512 photo on 2 CPU cores: effort 0 4 s, "
-                   "1 42 s, 2 113 s, 3 about 6 min (docs/benchmarks.md).")
+                   "1 45 s, 2 113 s, 3 400 s (docs/benchmarks.md).")
 @click.option("--model", "model", default=None, help="Bundled model name or weights file (.lcw).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None, help="Refuse larger inputs (default 64 Mpx).")
 @click.option("--frames", type=click.IntRange(min=1), default=None, help="Video: encode at most this many frames.")
