@@ -186,22 +186,28 @@ class ImageCodec:
         """g_a over the replicate-padded image in overlapping pixel tiles (memory of one tile)."""
         h, w = rgb.shape[:2]
         ph, pw = h + (-h) % HYPER_STRIDE, w + (-w) % HYPER_STRIDE
-        s, m = LATENT_STRIDE, TRANSFORM_MARGIN
-        y = torch.empty(1, self.model.config.m, ph // s, pw // s)
-        for r0, r1 in _tiles(ph, ANALYSIS_TILE):
-            a0, a1 = max(r0 - m, 0), min(r1 + m, ph)
-            rows = np.minimum(np.arange(a0, a1), h - 1)  # index clamping = replicate padding
-            for c0, c1 in _tiles(pw, ANALYSIS_TILE):
-                b0, b1 = max(c0 - m, 0), min(c1 + m, pw)
-                cols = np.minimum(np.arange(b0, b1), w - 1)
-                patch = np.ascontiguousarray(rgb[rows][:, cols])
-                x = from_pixels(patch, self.device).unsqueeze(0)
-                with torch.no_grad():
-                    yt = self.model.g_a(x)
-                i, j = (r0 - a0) // s, (c0 - b0) // s
-                y[:, :, r0 // s : r1 // s, c0 // s : c1 // s] = yt[:, :, i : i + (r1 - r0) // s,
-                                                                   j : j + (c1 - c0) // s].cpu()
+        y = torch.empty(1, self.model.config.m, ph // LATENT_STRIDE, pw // LATENT_STRIDE)
+        for rows in _tiles(ph, ANALYSIS_TILE):
+            for cols in _tiles(pw, ANALYSIS_TILE):
+                self._analyse_tile(rgb, y, rows, cols)
         return y
+
+    def _analyse_tile(self, rgb: np.ndarray, y: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> None:
+        """g_a of the pixel rows [r0, r1) x columns [c0, c1) of `rgb` replicate-padded to `y`'s grid (multiples
+        of 16), computed with a TRANSFORM_MARGIN of context and written into the latent `y` there."""
+        (r0, r1), (c0, c1) = rows, cols
+        h, w = rgb.shape[:2]
+        s, m = LATENT_STRIDE, TRANSFORM_MARGIN
+        ph, pw = y.shape[2] * s, y.shape[3] * s
+        a0, a1 = max(r0 - m, 0), min(r1 + m, ph)
+        b0, b1 = max(c0 - m, 0), min(c1 + m, pw)
+        rr = np.minimum(np.arange(a0, a1), h - 1)  # index clamping = replicate padding
+        cc = np.minimum(np.arange(b0, b1), w - 1)
+        x = from_pixels(np.ascontiguousarray(rgb[rr][:, cc]), self.device).unsqueeze(0)
+        with torch.no_grad():
+            yt = self.model.g_a(x)
+        i, j = (r0 - a0) // s, (c0 - b0) // s
+        y[:, :, r0 // s : r1 // s, c0 // s : c1 // s] = yt[:, :, i : i + (r1 - r0) // s, j : j + (c1 - c0) // s].cpu()
 
     def _run_tiles(self, run: Callable[[Any], None], jobs: list) -> None:
         """Run `run(job)` for every tile job, each on one torch thread, the jobs concurrently on the
@@ -222,24 +228,11 @@ class ImageCodec:
         what it has decoded (video format 5)."""
         h, w = rgb.shape[:2]
         ph, pw = h + (-h) % HYPER_STRIDE, w + (-w) % HYPER_STRIDE
-        s, m = LATENT_STRIDE, TRANSFORM_MARGIN
-        t = TRANSFORM_TILE // s
+        s, t = LATENT_STRIDE, TRANSFORM_TILE // LATENT_STRIDE
         y = torch.empty(1, self.model.config.m, ph // s, pw // s)
-        jobs = [(r, c) for r in _balanced(ph // s, t) for c in _balanced(pw // s, t)]
-
-        def run(job: tuple[tuple[int, int], tuple[int, int]]) -> None:
-            (r0, r1), (c0, c1) = job
-            a0, a1 = max(r0 * s - m, 0), min(r1 * s + m, ph)
-            b0, b1 = max(c0 * s - m, 0), min(c1 * s + m, pw)
-            rows = np.minimum(np.arange(a0, a1), h - 1)  # index clamping = replicate padding
-            cols = np.minimum(np.arange(b0, b1), w - 1)
-            x = from_pixels(np.ascontiguousarray(rgb[rows][:, cols]), self.device).unsqueeze(0)
-            with torch.no_grad():
-                yt = self.model.g_a(x)
-            i, j = r0 - a0 // s, c0 - b0 // s
-            y[:, :, r0:r1, c0:c1] = yt[:, :, i : i + r1 - r0, j : j + c1 - c0].cpu()
-
-        self._run_tiles(run, jobs)
+        jobs = [((r0 * s, r1 * s), (c0 * s, c1 * s))
+                for r0, r1 in _balanced(ph // s, t) for c0, c1 in _balanced(pw // s, t)]
+        self._run_tiles(lambda job: self._analyse_tile(rgb, y, *job), jobs)
         return y
 
     def encode_analysis(self, a: Analysis, quality: float, effort: int = 0,

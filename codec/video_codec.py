@@ -161,7 +161,7 @@ class VideoCodec:
                     yp, zp = search.inter(rgb, y, ref1, ref2)
                     if header.split:
                         streams, y_hat, rec, skipped, side = self._code_p4(yp, ref1, ref2, rgb, shown, quality,
-                                                                           lam, zp, header.version)
+                                                                           lam, header, zp)
                     elif header.motion:
                         streams, y_hat, rec, skipped = self._code_p(yp, ref1, ref2, rgb, shown, quality, lam, zp)
                         side = len(streams[0])
@@ -217,11 +217,11 @@ class VideoCodec:
         side = motion.encode_side(skip, vec)
         if skip.any():
             streams, y_hat = self.temporal.compress(y, ref1, ref2, True, z=z, skip=torch.from_numpy(skip))
-            rec = motion.paste(self._reconstruct(y_hat, quality, h, w), shown, skip, vec)
+            rec = self._synthesise_p(y_hat, skip, vec, shown, quality, False, motion.BLOCK)
         return [side, *streams], y_hat, rec, (int(skip.sum()), int(skip.size))
 
     def _code_p4(self, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor, rgb: np.ndarray, shown: np.ndarray,
-                 quality: float, lam: float, z: torch.Tensor | None = None, version: int = VIDEO_VERSION
+                 quality: float, lam: float, header: VideoHeader, z: torch.Tensor | None = None
                  ) -> tuple[list[bytes], torch.Tensor, np.ndarray, tuple[int, int], int]:
         """A version-4 or 5 P-frame: ([one stream], y_hat, the decoded frame, (skipped cells, cells), side bytes).
 
@@ -233,21 +233,24 @@ class VideoCodec:
         h, w = rgb.shape[:2]
         _, y_hat, (z_bits, y_bits) = self.temporal.compress(y, ref1, ref2, True, z=z, position_costs=True)
         rec = self._reconstruct(y_hat, quality, h, w)
-        chooser = split.Chooser(rgb, shown, SKIP_LAMBDA_SCALE * lam, self.min_leaf, version)
+        chooser = split.Chooser(rgb, shown, SKIP_LAMBDA_SCALE * lam, self.min_leaf, header.version)
         sse = motion.block_sse(rgb, rec, split.CELL)
         size, skip, vec = chooser.choose(sse, z_bits, y_bits)
+        plan = None  # (skip, vec, pixels) of the repricing pass: the same plan gives the same frame again
         if self.reprice and skip.any() and not skip.all():
             # g_s of a coded cell beside skipped ones sees what stands at their positions: price coded
             # cells by what this plan gives them, and choose again
             _, y_plan = self.temporal.compress(y, ref1, ref2, True, z=z, skip=torch.from_numpy(skip))
-            planned = self._synthesise_p(y_plan, skip, vec, shown, quality, version >= 5)
-            sse = np.where(skip, sse, motion.block_sse(rgb, planned, split.CELL))
+            plan = skip, vec, self._synthesise_p(y_plan, skip, vec, shown, quality, header.reanalyse)
+            sse = np.where(skip, sse, motion.block_sse(rgb, plan[2], split.CELL))
             size, skip, vec = chooser.choose(sse, z_bits, y_bits)
         enc = RangeEncoder()
-        side_bits = split.encode_side(enc.raw, size, skip, vec, version)
+        side_bits = split.encode_side(enc.raw, size, skip, vec, header.version)
         _, y_hat = self.temporal.compress(y, ref1, ref2, True, z=z, skip=torch.from_numpy(skip), coder=enc)
-        if skip.any():
-            rec = self._synthesise_p(y_hat, skip, vec, shown, quality, version >= 5)
+        if plan is not None and np.array_equal(plan[0], skip) and np.array_equal(plan[1], vec):
+            rec = plan[2]
+        elif skip.any():
+            rec = self._synthesise_p(y_hat, skip, vec, shown, quality, header.reanalyse)
         return [enc.finish()], y_hat, rec, (int(skip.sum()), int(skip.size)), int(round(side_bits / 8))
 
     def _reconstruct(self, y_hat: torch.Tensor, quality: float, height: int, width: int) -> np.ndarray:
@@ -255,9 +258,10 @@ class VideoCodec:
         return self.images._synthesise(y_hat, quality, height, width)
 
     def _synthesise_p(self, y_hat: torch.Tensor, skip: np.ndarray, vec: np.ndarray, shown: np.ndarray,
-                      quality: float, reanalyse: bool) -> np.ndarray:
-        """A version-4 or 5 P-frame's pixels: g_s of its latent, skipped cells pasted from the previous
-        frame `shown` under their vectors. With `reanalyse` (version 5), g_s sees at skipped positions the
+                      quality: float, reanalyse: bool, block: int = split.CELL) -> np.ndarray:
+        """A version-3 to 5 P-frame's pixels: g_s of its latent, skipped blocks of `block` pixels (64 in
+        version 3, 16 px cells since) pasted from the previous frame `shown` under their vectors. With
+        `reanalyse` (version 5, cells), g_s sees at skipped positions the
         gained g_a of that motion-compensated copy (the previous frame where nothing is skipped) rather
         than the reference latent they keep for the entropy model: that latent describes where the
         content was, not where it moved, and g_s spreads it into the coded cells around. Pixels only:
@@ -266,11 +270,11 @@ class VideoCodec:
         if not skip.any():
             return self._reconstruct(y_hat, quality, h, w)
         if reanalyse:
-            copy = motion.paste(shown.copy(), shown, skip, vec, split.CELL)
+            copy = motion.paste(shown.copy(), shown, skip, vec, block)
             q = torch.tensor([quality], dtype=torch.float32, device=self.device)
             ya = self.images._analyse_fixed(copy).to(y_hat.device) * self.model.gain.gain(q).to(y_hat.device)
             y_hat = torch.where(torch.from_numpy(skip).to(y_hat.device), ya, y_hat)
-        return motion.paste(self._reconstruct(y_hat, quality, h, w), shown, skip, vec, split.CELL)
+        return motion.paste(self._reconstruct(y_hat, quality, h, w), shown, skip, vec, block)
 
     # ---- decoding ------------------------------------------------------------------------------
 
@@ -307,12 +311,10 @@ class VideoCodec:
             y_hat, skip, vec, block = self._decode_latent(record, refs, (ph, pw), h)
             refs = [y_hat] if record.type == FRAME_I else [refs[-1], y_hat]
             if record.index >= first or h.motion:  # versions 3 to 5: the next frame may copy blocks of this one
-                if skip is not None and h.split:
-                    rgb = self._synthesise_p(y_hat, skip, vec, shown, record.quality, h.reanalyse)
-                else:
+                if skip is None:
                     rgb = self.images._synthesise(y_hat, record.quality, h.height, h.width)
-                    if skip is not None:
-                        rgb = motion.paste(rgb, shown, skip, vec, block)
+                else:
+                    rgb = self._synthesise_p(y_hat, skip, vec, shown, record.quality, h.reanalyse, block)
                 shown = rgb
             if record.index >= first:
                 yield record.index, rgb

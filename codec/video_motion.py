@@ -204,6 +204,10 @@ def block_sse(a: np.ndarray, b: np.ndarray, block: int = BLOCK) -> np.ndarray:
     return _block_sums(e.astype(np.float64), bh, bw, block)
 
 
+#: A centre and its eight neighbours, the centre first (candidates tie to it).
+_AROUND = np.array([(0, 0)] + [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+
+
 def _full_search(cur: np.ndarray, ref: np.ndarray, p: int, sizes: tuple[int, ...]) -> list[np.ndarray]:
     """Per block size (in samples of these planes), each block's integer offset within +-`p` of least SAD,
     every offset tried (one difference plane per offset serves every size; ties: the zero offset, then the
@@ -226,9 +230,8 @@ def _full_search(cur: np.ndarray, ref: np.ndarray, p: int, sizes: tuple[int, ...
 def _refine(cur: np.ndarray, ref: np.ndarray, p: int, block: int, centres: np.ndarray) -> np.ndarray:
     """Each block's best integer offset among its `centres` [bh, bw, K, 2] and the eight around each, kept
     within +-`p` (SAD; ties: the first centre, then raster order)."""
-    near = np.array([(0, 0)] + [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
     bh, bw, k = centres.shape[:3]
-    cand = np.clip(centres[:, :, :, None] + near, -p, p).reshape(bh, bw, k * len(near), 2)
+    cand = np.clip(centres[:, :, :, None] + _AROUND, -p, p).reshape(bh, bw, k * len(_AROUND), 2)
     refpad = np.pad(ref, p + 1, mode="edge")[..., None]
     return _pick(_patch_sad(cur, refpad, block, SUBPEL * cand, p + 1), cand)
 
@@ -313,7 +316,6 @@ def estimate_sizes(cur: np.ndarray, ref: np.ndarray, blocks: tuple[int, ...],
         coarse = _full_search(c2, r2, max_px // 2, tuple(b // 2 for b in blocks))
     refpad = _padded(ry[:h, :w, None])
     near = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])  # sorted
-    half = np.array([(0, 0)] + [tuple(d) for d in near if d.any()])
     vmax = max_px * SUBPEL
     out = []
     for block, c in zip(blocks, coarse):
@@ -321,7 +323,7 @@ def estimate_sizes(cur: np.ndarray, ref: np.ndarray, blocks: tuple[int, ...],
         full = SUBPEL * np.clip(2 * c[:, :, None] + near, -max_px, max_px)
         full = np.concatenate([np.zeros((gh, gw, 1, 2), dtype=np.int64), full], axis=2)
         best = _pick(_patch_sad(cy, refpad, block, full), full)
-        sub = best[:, :, None] + half
+        sub = best[:, :, None] + _AROUND
         sad = _patch_sad(cy, refpad, block, np.clip(sub, -vmax, vmax))
         sad[(np.abs(sub) > vmax).any(axis=-1)] = np.iinfo(np.int64).max
         out.append(_pick(sad, sub))

@@ -201,12 +201,17 @@ def test_version_4_round_trip_splits_and_reports(video_codec, tmp_path, min_leaf
     assert res.exit_code == 0 and f"{stats[2].skipped}/192 cells of 16x16 skipped" in res.output, res.output
 
 
-def test_version_3_file_still_decodes_byte_for_byte(video_codec):
+def _decoded_digest(codec: VideoCodec, path: Path) -> tuple[str, dict]:
+    """SHA-256 of a video file's decoded frames' bytes, and its `info`."""
     h = hashlib.sha256()
-    for _, rgb in video_codec.decode(io.BytesIO(V3_FILE.read_bytes())):
+    for _, rgb in codec.decode(io.BytesIO(path.read_bytes())):
         h.update(rgb.tobytes())
-    assert h.hexdigest() == V3_DECODED
-    info = VideoCodec.info(io.BytesIO(V3_FILE.read_bytes()))
+    return h.hexdigest(), VideoCodec.info(io.BytesIO(path.read_bytes()))
+
+
+def test_version_3_file_still_decodes_byte_for_byte(video_codec):
+    digest, info = _decoded_digest(video_codec, V3_FILE)
+    assert digest == V3_DECODED
     assert info["format_version"] == 3 and info["frames"][1]["skipped_blocks"] > 0
 
 
@@ -230,11 +235,8 @@ def test_corrupt_side_data_is_a_format_error(video_codec, tmp_path):
 
 
 def test_version_4_file_still_decodes_byte_for_byte(video_codec):
-    h = hashlib.sha256()
-    for _, rgb in video_codec.decode(io.BytesIO(V4_FILE.read_bytes())):
-        h.update(rgb.tobytes())
-    assert h.hexdigest() == V4_DECODED
-    info = VideoCodec.info(io.BytesIO(V4_FILE.read_bytes()))
+    digest, info = _decoded_digest(video_codec, V4_FILE)
+    assert digest == V4_DECODED
     assert info["format_version"] == 4 and info["frames"][1]["split_blocks"] > 0
     assert 0 < info["frames"][1]["skipped_cells"] < info["frames"][1]["cells"]
 
