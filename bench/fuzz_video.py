@@ -19,8 +19,8 @@ import numpy as np
 
 from lcodec.codec.errors import LcodecError
 from lcodec.codec.video_codec import VideoCodec
-from lcodec.codec.video_container import (_FIXED, VERSION_EXACT, VERSION_FLOAT, VERSION_MOTION, VERSION_SPLIT,
-                                          VideoReader)
+from lcodec.codec.video_container import (_FIXED, VERSION, VERSION_EXACT, VERSION_FLOAT, VERSION_MOTION,
+                                          VERSION_REANALYSE, VERSION_SPLIT, VideoReader)
 from lcodec.codec.video_split import CELL
 
 from .fuzz import FuzzReport, run_cases
@@ -30,10 +30,11 @@ _BIG = [0, 1, 2, 3, 7, 8, 255, 256, 4095, 8191, 8192, 65535, 1 << 20, (1 << 32) 
 
 def video_seeds(codec: VideoCodec, rng: np.random.Generator) -> list[bytes]:
     """Valid small video files: a panning noisy gradient, 4 frames low-delay and 5 frames in GOPs of 3
-    (the format version written: 5, skip blocks split down to 16x16 with vectors up to +-64 px, one stream
-    per record; the GOP one with 16x16 leaves allowed), and the low-delay one in the formats still read
-    (version 4, vectors up to +-16 px, no re-analysis; version 3, 64x64 skip blocks; version 2, exact
-    without motion; version 1, float)."""
+    (the newest format version, 6: skip blocks split down to 16x16 with vectors up to +-64 px and P-frames
+    coded against the exactly re-analysed, block-aligned previous frame, one stream per record; the GOP one
+    with 16x16 leaves allowed), and the low-delay one in the other formats (version 5, written by default:
+    no aligned reference; version 4, vectors up to +-16 px, no re-analysis; version 3, 64x64 skip blocks; version 2,
+    exact without motion; version 1, float)."""
     h, w = 40, 56
     yy, xx = np.mgrid[0 : h, 0 : w + 12]
     base = np.stack([xx * 4, yy * 5, (xx + yy) * 2], axis=2).astype(np.float64)
@@ -42,7 +43,8 @@ def video_seeds(codec: VideoCodec, rng: np.random.Generator) -> list[bytes]:
     out = []
     saved, leaf = codec.write_version, codec.min_leaf
     try:
-        for n, period, q, version, min_leaf in ((4, -1, 4.0, saved, leaf), (5, 3, 2.0, saved, CELL),
+        for n, period, q, version, min_leaf in ((4, -1, 4.0, VERSION, leaf), (5, 3, 2.0, VERSION, CELL),
+                                                (4, -1, 4.0, VERSION_REANALYSE, leaf),
                                                 (4, -1, 4.0, VERSION_SPLIT, leaf), (4, -1, 4.0, VERSION_MOTION, leaf),
                                                 (4, -1, 4.0, VERSION_EXACT, leaf),
                                                 (4, -1, 4.0, VERSION_FLOAT, leaf)):

@@ -18,12 +18,14 @@ from .bench_commands import comma_qualities
 @click.option("--model", "models", multiple=True,
               help="Video weights (.lcv) to measure instead of the bundled ones, plus any image weights (.lcw) "
                    "they name that are not bundled; repeatable.")
-@click.option("--format-version", "version", type=click.Choice(["2", "3", "4", "5"]), default="5", show_default=True,
-              help="5: vectors up to 64 px, skipped positions re-analysed for synthesis; 4: skip blocks split "
+@click.option("--format-version", "version", type=click.Choice(["2", "3", "4", "5", "6"]), default="5",
+              show_default=True,
+              help="6: P-frames against the block-aligned previous frame re-analysed exactly (`encode --aligned`); "
+                   "5: vectors up to 64 px, skipped positions re-analysed for synthesis; 4: skip blocks split "
                    "down to 16x16, one stream per frame; 3: skip + motion on 64x64 blocks, frame types by cost; "
                    "2: the encoder before them (no motion, fixed GOP).")
 @click.option("--min-leaf", type=click.Choice(["16", "32", "64"]), default=None,
-              help="Formats 4-5: smallest skip leaf in pixels the encoder uses (default: the codec's).")
+              help="Formats 4-6: smallest skip leaf in pixels the encoder uses (default: the codec's).")
 @click.option("--against", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A video-p JSON of another run (e.g. an older format version): add BD-rate and P-frame bytes "
                    "against it, per clip.")

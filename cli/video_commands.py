@@ -20,12 +20,14 @@ from .signals import Terminated, keep_checkpoint
 
 
 def encode_video(input: Path, output: Path, quality: float, model: str | None, frames: int | None, start: int,
-                 intra_period: int, force: bool, progress: bool = True, effort: int = 0) -> None:
+                 intra_period: int, force: bool, progress: bool = True, effort: int = 0, aligned: bool = False) -> None:
     """Encode a video file (anything PyAV reads) into an lcodec video file, atomically; `effort` > 0
-    searches every frame's latents first (`codec.video_search`)."""
+    searches every frame's latents first (`codec.video_search`); `aligned` writes format 6 (P-frames
+    against the block-aligned, exactly re-analysed previous frame)."""
     from lcodec.codec.errors import OutputError
     from lcodec.codec.image_io import publish
     from lcodec.codec.video_codec import VideoCodec
+    from lcodec.codec.video_container import VERSION as VIDEO_ALIGNED
     from lcodec.codec.video_io import open_video
 
     if output.exists() and not force:
@@ -34,6 +36,8 @@ def encode_video(input: Path, output: Path, quality: float, model: str | None, f
         raise OutputError(f"output folder does not exist: {output.parent}")
     src = open_video(input, start=start, frames=frames)
     codec = VideoCodec.from_model(model) if model else VideoCodec.default()
+    if aligned:
+        codec.write_version = VIDEO_ALIGNED
     bar = tqdm(total=src.total_hint, unit="frame", desc="encode", disable=not progress, dynamic_ncols=True)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)

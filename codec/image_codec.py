@@ -13,12 +13,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lcodec.entropy_models.fixed_point import weights_version
 from lcodec.entropy_models.range_coder import StreamError
 
 from . import metrics
 from .byte_reader import stream_too_short
 from .container import TILE_MAX, TILE_MIN, VERSION, VERSION_FLOAT, ImageHeader, pack_image, unpack_image
 from .errors import FormatError, InputError, TargetError
+from .exact_analysis import ExactAnalysis
 from .image_io import (DEFAULT_MAX_PIXELS, PreparedImage, decode_alpha, encode_alpha, finish, prepare, read_image,
                        with_metadata)
 from .latent_search import TileSearch, config_for_effort
@@ -192,9 +194,11 @@ class ImageCodec:
                 self._analyse_tile(rgb, y, rows, cols)
         return y
 
-    def _analyse_tile(self, rgb: np.ndarray, y: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> None:
+    def _analyse_tile(self, rgb: np.ndarray, y: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int],
+                      analyse: Callable[[np.ndarray], torch.Tensor] | None = None) -> None:
         """g_a of the pixel rows [r0, r1) x columns [c0, c1) of `rgb` replicate-padded to `y`'s grid (multiples
-        of 16), computed with a TRANSFORM_MARGIN of context and written into the latent `y` there."""
+        of 16), computed with a TRANSFORM_MARGIN of context and written into the latent `y` there.
+        `analyse`: latent of a uint8 crop (default: the float g_a)."""
         (r0, r1), (c0, c1) = rows, cols
         h, w = rgb.shape[:2]
         s, m = LATENT_STRIDE, TRANSFORM_MARGIN
@@ -203,9 +207,9 @@ class ImageCodec:
         b0, b1 = max(c0 - m, 0), min(c1 + m, pw)
         rr = np.minimum(np.arange(a0, a1), h - 1)  # index clamping = replicate padding
         cc = np.minimum(np.arange(b0, b1), w - 1)
-        x = from_pixels(np.ascontiguousarray(rgb[rr][:, cc]), self.device).unsqueeze(0)
+        crop = np.ascontiguousarray(rgb[rr][:, cc])
         with torch.no_grad():
-            yt = self.model.g_a(x)
+            yt = self.model.g_a(from_pixels(crop, self.device).unsqueeze(0)) if analyse is None else analyse(crop)
         i, j = (r0 - a0) // s, (c0 - b0) // s
         y[:, :, r0 // s : r1 // s, c0 // s : c1 // s] = yt[:, :, i : i + (r1 - r0) // s, j : j + (c1 - c0) // s].cpu()
 
@@ -222,18 +226,27 @@ class ImageCodec:
                 for job in jobs:
                     run(job)
 
-    def _analyse_fixed(self, rgb: np.ndarray) -> torch.Tensor:
+    def _analyse_fixed(self, rgb: np.ndarray, exact: bool = False) -> torch.Tensor:
         """g_a of the replicate-padded image (to a multiple of 64) on the fixed tile grid of `_synthesise`,
         each tile single-threaded: the same latent whatever the thread count, for a decoder that analyses
-        what it has decoded (video format 5)."""
+        what it has decoded (video formats 5 and 6). `exact`: g_a in fixed point (`codec.exact_analysis`),
+        the same integers (float64, at 2^FRAC) on every device too."""
         h, w = rgb.shape[:2]
         ph, pw = h + (-h) % HYPER_STRIDE, w + (-w) % HYPER_STRIDE
         s, t = LATENT_STRIDE, TRANSFORM_TILE // LATENT_STRIDE
-        y = torch.empty(1, self.model.config.m, ph // s, pw // s)
+        y = torch.empty(1, self.model.config.m, ph // s, pw // s, dtype=torch.float64 if exact else torch.float32)
         jobs = [((r0 * s, r1 * s), (c0 * s, c1 * s))
                 for r0, r1 in _balanced(ph // s, t) for c0, c1 in _balanced(pw // s, t)]
-        self._run_tiles(lambda job: self._analyse_tile(rgb, y, *job), jobs)
+        analyse = self._exact_analysis() if exact else None
+        self._run_tiles(lambda job: self._analyse_tile(rgb, y, *job, analyse), jobs)
         return y
+
+    def _exact_analysis(self) -> ExactAnalysis:
+        """The fixed-point g_a for this codec's device, converted once per weights."""
+        cached = getattr(self, "_exact_g_a", None)
+        if cached is None or cached.version != weights_version(self.model.g_a) or cached.device != self.device:
+            cached = self._exact_g_a = ExactAnalysis(self.model.g_a, self.device)
+        return cached
 
     def encode_analysis(self, a: Analysis, quality: float, effort: int = 0,
                         progress: Callable[[int, int], None] | None = None) -> tuple[bytes, torch.Tensor]:

@@ -9,7 +9,9 @@ Encoder and decoder each hold only the two reference latents and the current fra
 Since video format 3 a P-frame may skip blocks (`video_motion`), since version 4 parts of blocks down
 to 16x16 (`video_split`); a version-4 record is one range-coded stream (I: z, y; P: side data, z, y).
 Version 5 searches vectors up to +-64 pixels and synthesises a P-frame with g_a of its motion-compensated
-copy at the skipped latent positions (`_synthesise_p`).
+copy at the skipped latent positions (`_synthesise_p`). Version 6 codes a P-frame's latent against the
+previous decoded frame aligned by one vector per 64x64 block and analysed by g_a in exact fixed point
+(`_aligned_reference`), with the previous latent as the second reference.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 import numpy as np
 import torch
 
+from lcodec.entropy_models.fixed_point import exact_scale, to_real
 from lcodec.entropy_models.range_coder import RangeDecoder, RangeEncoder, StreamError
 
 from .byte_reader import stream_too_short
@@ -34,7 +37,7 @@ from .video_container import (
     FRAME_I,
     FRAME_P,
     MAX_VIDEO_SIDE,
-    VERSION as VIDEO_VERSION,
+    VERSION_REANALYSE,
     FrameRecord,
     VideoHeader,
     VideoReader,
@@ -57,6 +60,9 @@ TRY_INTRA_SHARE = 0.7
 #: Measured against format 2 (BD-rate, PSNR-RGB, qualities 2-8): scale 1 gave -16.1 % on bikes (6 frames)
 #: and -6.2 % on carphone (8 frames), scale 3 -17.1 % and -7.5 %.
 SKIP_LAMBDA_SCALE = 3.0
+#: The format version a new codec writes: 5. Version 6 (`lcodec encode --aligned`) is smaller where
+#: things move fast (bikes) but decodes at about 0.4x the speed, so it is the user's choice.
+DEFAULT_VERSION = VERSION_REANALYSE
 
 
 def rd_cost(nbytes: int, decoded: np.ndarray, source: np.ndarray, lam: float) -> float:
@@ -89,9 +95,11 @@ class VideoCodec:
         self.images = ImageCodec(loaded.image, self.device)
         self.model = self.images.model
         self.temporal = loaded.temporal.to(self.device)
-        #: Video format version written: 4 (skip blocks split down to 16x16, one stream per P-frame),
-        #: 3 (skip and motion on 64x64 blocks), 2 (exact entropy parameters, no motion) or 1 (float path).
-        self.write_version = VIDEO_VERSION
+        #: Video format version written: 6 (P-frames against the exactly re-analysed, block-aligned previous
+        #: frame: smaller on fast motion, about 2.5x slower to decode; `lcodec encode --aligned`), 5 (the
+        #: default), 4 (skip blocks split down to 16x16, one stream per P-frame), 3 (skip and motion on 64x64
+        #: blocks), 2 (exact entropy parameters, no motion) or 1 (float path).
+        self.write_version = DEFAULT_VERSION
         #: Smallest skip leaf the version-4 encoder uses (16, 32 or 64 pixels; any decodes).
         self.min_leaf = split.MIN_LEAF
         #: Version 4: price coded cells again under the first choice (a third coding pass) and choose again;
@@ -157,11 +165,14 @@ class VideoCodec:
             skipped, rec, side = (0, 0), None, 0
             with torch.no_grad(), fixed_threads(not exact):
                 if not intra:
-                    ref1, ref2 = refs[-1], refs[0]
+                    ref1, ref2, chooser = refs[-1], refs[0], None
+                    if header.aligned:
+                        chooser = split.Chooser(rgb, shown, SKIP_LAMBDA_SCALE * lam, self.min_leaf, header.version)
+                        ref1, ref2 = self._aligned_reference(shown, chooser.vecs[motion.BLOCK], quality), refs[-1]
                     yp, zp = search.inter(rgb, y, ref1, ref2)
                     if header.split:
                         streams, y_hat, rec, skipped, side = self._code_p4(yp, ref1, ref2, rgb, shown, quality,
-                                                                           lam, header, zp)
+                                                                           lam, header, zp, chooser)
                     elif header.motion:
                         streams, y_hat, rec, skipped = self._code_p(yp, ref1, ref2, rgb, shown, quality, lam, zp)
                         side = len(streams[0])
@@ -175,7 +186,7 @@ class VideoCodec:
                         rec = self._reconstruct(y_hat, quality, height, width) if rec is None else rec
                         if rd_cost(i_bytes, i_rec, rgb, lam) < rd_cost(p_bytes, rec, rgb, lam):
                             intra, streams, y_hat, rec, skipped, side = True, i_streams, i_hat, i_rec, (0, 0), 0
-                    refs = [y_hat] if intra else [ref1, y_hat]
+                    refs = [y_hat] if intra else [refs[-1], y_hat]
                 else:
                     y, z = search.intra(rgb, y)
                     streams, y_hat = self.model.compress_latent(y, exact, header.split, z=z)
@@ -221,19 +232,23 @@ class VideoCodec:
         return [side, *streams], y_hat, rec, (int(skip.sum()), int(skip.size))
 
     def _code_p4(self, y: torch.Tensor, ref1: torch.Tensor, ref2: torch.Tensor, rgb: np.ndarray, shown: np.ndarray,
-                 quality: float, lam: float, header: VideoHeader, z: torch.Tensor | None = None
+                 quality: float, lam: float, header: VideoHeader, z: torch.Tensor | None = None,
+                 chooser: split.Chooser | None = None
                  ) -> tuple[list[bytes], torch.Tensor, np.ndarray, tuple[int, int], int]:
-        """A version-4 or 5 P-frame: ([one stream], y_hat, the decoded frame, (skipped cells, cells), side bytes).
+        """A version-4 to 6 P-frame: ([one stream], y_hat, the decoded frame, (skipped cells, cells), side bytes).
 
         As version 3, with the first pass's bits per latent position: `video_split.Chooser` picks each
         block's quadtree (leaves down to `min_leaf`) at lambda' = SKIP_LAMBDA_SCALE * lambda; with
         `reprice`, the frame is coded under that choice once more (no stream kept), its coded cells are
         priced by the SSE they got there, and the quadtree is chosen again; the side data, z and y are then
-        coded into one stream. Side bytes: the side symbols' information content."""
+        coded into one stream. Side bytes: the side symbols' information content. Version 6: `chooser` is
+        the one whose 64x64 block vectors aligned the reference `ref1`; they go into the side data."""
         h, w = rgb.shape[:2]
         _, y_hat, (z_bits, y_bits) = self.temporal.compress(y, ref1, ref2, True, z=z, position_costs=True)
         rec = self._reconstruct(y_hat, quality, h, w)
-        chooser = split.Chooser(rgb, shown, SKIP_LAMBDA_SCALE * lam, self.min_leaf, header.version)
+        if chooser is None:
+            chooser = split.Chooser(rgb, shown, SKIP_LAMBDA_SCALE * lam, self.min_leaf, header.version)
+        ref_vec = chooser.vecs[motion.BLOCK] if header.aligned else None
         sse = motion.block_sse(rgb, rec, split.CELL)
         size, skip, vec = chooser.choose(sse, z_bits, y_bits)
         plan = None  # (skip, vec, pixels) of the repricing pass: the same plan gives the same frame again
@@ -245,13 +260,24 @@ class VideoCodec:
             sse = np.where(skip, sse, motion.block_sse(rgb, plan[2], split.CELL))
             size, skip, vec = chooser.choose(sse, z_bits, y_bits)
         enc = RangeEncoder()
-        side_bits = split.encode_side(enc.raw, size, skip, vec, header.version)
+        side_bits = split.encode_side(enc.raw, size, skip, vec, header.version, ref_vec)
         _, y_hat = self.temporal.compress(y, ref1, ref2, True, z=z, skip=torch.from_numpy(skip), coder=enc)
         if plan is not None and np.array_equal(plan[0], skip) and np.array_equal(plan[1], vec):
             rec = plan[2]
         elif skip.any():
             rec = self._synthesise_p(y_hat, skip, vec, shown, quality, header.reanalyse)
         return [enc.finish()], y_hat, rec, (int(skip.sum()), int(skip.size)), int(round(side_bits / 8))
+
+    def _aligned_reference(self, shown: np.ndarray, ref_vec: np.ndarray, quality: float) -> torch.Tensor:
+        """Version 6: the gained latent of the previous decoded frame `shown` motion-compensated by each
+        64x64 block's vector `ref_vec` [bh, bw, 2] (half-pel), by g_a in exact fixed point on fixed tiles:
+        the same values on every device and thread count, so the entropy model may take it as its
+        reference. The gain is rounded to 2^-14 from float64 on the host, as `exact_scale` takes it."""
+        copy = motion.compensate(shown, ref_vec)
+        ya = self.images._analyse_fixed(copy, exact=True)
+        q = torch.tensor([quality], dtype=torch.float64)
+        gain = self.model.gain._interp(self.model.gain.log_gain.detach().double().cpu(), q).view(1, -1, 1, 1)
+        return to_real(exact_scale(ya, gain)).to(self.device)
 
     def _reconstruct(self, y_hat: torch.Tensor, quality: float, height: int, width: int) -> np.ndarray:
         """The frame the decoder will show for latent `y_hat` (the same g_s tiling, so the same pixels here)."""
@@ -308,9 +334,9 @@ class VideoCodec:
         shown: np.ndarray | None = None
         for record in reader.records(offset, start_frame):
             self.images.check_stored_quality(record.quality, f"frame {record.index}: corrupt record")
-            y_hat, skip, vec, block = self._decode_latent(record, refs, (ph, pw), h)
+            y_hat, skip, vec, block = self._decode_latent(record, refs, (ph, pw), h, shown)
             refs = [y_hat] if record.type == FRAME_I else [refs[-1], y_hat]
-            if record.index >= first or h.motion:  # versions 3 to 5: the next frame may copy blocks of this one
+            if record.index >= first or h.motion:  # versions 3 to 6: the next frame may copy blocks of this one
                 if skip is None:
                     rgb = self.images._synthesise(y_hat, record.quality, h.height, h.width)
                 else:
@@ -322,9 +348,10 @@ class VideoCodec:
                 return
 
     def _decode_latent(self, record: FrameRecord, refs: list[torch.Tensor], padded: tuple[int, int],
-                       header: VideoHeader) -> tuple[torch.Tensor, np.ndarray | None, np.ndarray | None, int]:
-        """y_hat of a record, and for a version-3 or 4 P-frame its skip flags and vectors (else None) and
-        the pixels each flag covers (64 or 16)."""
+                       header: VideoHeader, shown: np.ndarray | None = None
+                       ) -> tuple[torch.Tensor, np.ndarray | None, np.ndarray | None, int]:
+        """y_hat of a record, and for a version-3 to 6 P-frame its skip flags and vectors (else None) and
+        the pixels each flag covers (64 or 16). `shown`: the previous decoded frame (version 6 aligns it)."""
         kind = record.type_name
         exact = header.exact
         try:
@@ -343,10 +370,12 @@ class VideoCodec:
                     if len(record.streams) != 1:
                         raise StreamError("expected one stream (side data, z and y)")
                     dec = RangeDecoder(record.streams[0])
-                    _, skip, vec, _ = split.decode_side(dec.raw, *split.cell_grid(header.height, header.width),
-                                                        header.version)
-                    y_hat = self.temporal.decompress_from(dec, refs[-1], refs[0], exact, torch.from_numpy(skip))
-                    return y_hat, skip, vec, split.CELL
+                    side = split.decode_side(dec.raw, *split.cell_grid(header.height, header.width), header.version)
+                    ref1, ref2 = refs[-1], refs[0]
+                    if header.aligned:
+                        ref1, ref2 = self._aligned_reference(shown, side.ref, record.quality), refs[-1]
+                    y_hat = self.temporal.decompress_from(dec, ref1, ref2, exact, torch.from_numpy(side.skip))
+                    return y_hat, side.skip, side.vec, split.CELL
                 if len(record.streams) != 3:
                     raise StreamError("expected a side stream, a z stream and a y stream")
                 skip, vec = motion.decode_side(record.streams[0], *motion.grid(header.height, header.width))
@@ -385,13 +414,13 @@ class VideoCodec:
 
 
 def _p4_info(rec: FrameRecord, head: VideoHeader) -> dict:
-    """What `info` shows of a version-4 or 5 P-frame: motion_bytes (the side data's share of the one stream,
+    """What `info` shows of a version-4 to 6 P-frame: motion_bytes (the side data's share of the one stream,
     its symbols' information content rounded to bytes), latent_bytes (the rest of the stream),
     skipped_blocks / blocks (64x64 blocks with every leaf skipped: no z, no y), split_blocks (blocks split
     into smaller leaves), skipped_cells / cells (skipped area in 16x16 cells)."""
     try:
-        size, skip, _, bits = split.decode_side(RangeDecoder(rec.streams[0]).raw,
-                                                *split.cell_grid(head.height, head.width), head.version)
+        size, skip, _, bits, _ = split.decode_side(RangeDecoder(rec.streams[0]).raw,
+                                                   *split.cell_grid(head.height, head.width), head.version)
     except StreamError as exc:
         raise FormatError(f"frame {rec.index} (P-frame): corrupt side data: {exc}") from None
     k = motion.BLOCK // split.CELL

@@ -1,11 +1,13 @@
-"""The lcodec video file format (kind 1, version 5): a header, one record per frame, an I-frame index.
+"""The lcodec video file format (kind 1, versions 5 and 6): a header, one record per frame, an I-frame index.
 
 Written and read as a stream, so neither side holds more than one frame's bytes. Integers are
 little-endian, ``varint`` is unsigned LEB128::
 
     header
       magic          4 bytes  b"LCDC"
-      version        u8       5: as 4, with vectors up to +-64 pixels, and a P-frame's pixels synthesised
+      version        u8       6: as 5, with a reference vector per 64x64 block in the side data and
+                              P-frames coded against the exact g_a of the previous frame aligned by them;
+                              5: as 4, with vectors up to +-64 pixels, and a P-frame's pixels synthesised
                               with g_a of its motion-compensated copy at the skipped latent positions;
                               4: as 3, with skip blocks split down to 16x16 and one stream per P-frame;
                               3: as 2, and P-frames carry skip flags and motion vectors;
@@ -28,7 +30,7 @@ little-endian, ``varint`` is unsigned LEB128::
       quality        u16      round(quality * 4096)
       streams        u8       2 (z, y); version-3 P-frames 3 (side, z, y), the side stream holding
                               the skip flags and vectors of the 64x64 blocks (`codec.video_motion`);
-                              version-4 and 5 P-frames 1: side data, z and y in one range-coded stream
+                              version-4 to 6 P-frames 1: side data, z and y in one range-coded stream
                               (`codec.video_split`)
       lengths        varint   one per stream
       payloads
@@ -60,8 +62,9 @@ VERSION_FLOAT = 1  # float entropy parameters (read only)
 VERSION_EXACT = 2  # exact fixed-point entropy parameters and temporal mean
 VERSION_MOTION = 3  # P-frames carry a side stream first: skip flags and motion vectors (`codec.video_motion`)
 VERSION_SPLIT = 4  # skip blocks split down to 16x16 pixels; a P-frame is one stream (`codec.video_split`)
-VERSION = 5  # vectors up to +-64 px; skipped latent positions synthesised from the re-analysed copy
-VERSIONS = (VERSION_FLOAT, VERSION_EXACT, VERSION_MOTION, VERSION_SPLIT, VERSION)
+VERSION_REANALYSE = 5  # vectors up to +-64 px; skipped latent positions synthesised from the re-analysed copy
+VERSION = 6  # P-frames coded against exact g_a of the previous frame aligned by per-block vectors
+VERSIONS = (VERSION_FLOAT, VERSION_EXACT, VERSION_MOTION, VERSION_SPLIT, VERSION_REANALYSE, VERSION)
 KIND_VIDEO = 1
 FRAME_SYNC = b"FR"
 INDEX_MAGIC = b"LIDX"
@@ -99,23 +102,29 @@ class VideoHeader:
 
     @property
     def exact(self) -> bool:
-        """Entropy parameters in exact fixed point (versions 2 to 5) rather than float (1)."""
+        """Entropy parameters in exact fixed point (versions 2 to 6) rather than float (1)."""
         return self.version >= VERSION_EXACT
 
     @property
     def motion(self) -> bool:
-        """P-frames carry skipped blocks and their vectors (versions 3 to 5)."""
+        """P-frames carry skipped blocks and their vectors (versions 3 to 6)."""
         return self.version >= VERSION_MOTION
 
     @property
     def split(self) -> bool:
-        """P-frames are one stream of quadtree side data, z and y (versions 4 and 5)."""
+        """P-frames are one stream of quadtree side data, z and y (versions 4 to 6)."""
         return self.version >= VERSION_SPLIT
 
     @property
     def reanalyse(self) -> bool:
         """A P-frame's g_s sees, at its skipped latent positions, g_a of the motion-compensated copy
-        rather than the reference latent (version 5)."""
+        rather than the reference latent (versions 5 and 6)."""
+        return self.version >= VERSION_REANALYSE
+
+    @property
+    def aligned(self) -> bool:
+        """A P-frame's temporal references are the exact g_a of the previous decoded frame, aligned by
+        one vector per 64x64 block (coded in its side data), and the previous latent (version 6)."""
         return self.version >= VERSION
 
     def pack(self) -> bytes:

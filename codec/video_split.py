@@ -1,4 +1,4 @@
-"""Split skip blocks for P-frames (video format version 4): the side data and the encoder's choice.
+"""Split skip blocks for P-frames (video format versions 4 to 6): the side data and the encoder's choice.
 
 Each 64x64 block (one z position, as in version 3) is a quadtree: a leaf, or split into four 32x32
 quarters, each a leaf or split into four 16x16 cells (one latent position each). A leaf is coded or
@@ -17,9 +17,18 @@ model set per node size); per leaf a skip flag (context: skipped left + skipped 
 leaf size); per skipped leaf its vector, each component a residual against the component-wise median of
 the left, above and above-right cells' vectors (above-left where above-right is not decoded yet; zero
 where a cell is outside the cell grid, not decoded yet or not skipped).
+
+Version 6 codes before each block's quadtree the block's reference vector (half-pel, as a skip vector):
+the decoder aligns the previous decoded frame by it for the P-frame's temporal reference
+(`VideoCodec._aligned_reference`). Each component is a residual against the component-wise median of
+the left, above and above-right blocks' reference vectors (above-left on the last column; zero outside
+the grid), with models of its own; a skipped leaf's neighbours that are not skipped or not there count
+as that reference vector in its vector's prediction (as zero before).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,12 +49,25 @@ MIN_LEAF = 16
 #: version 4 against format 3, 2 gave bikes -8.8 %, carphone -14.8 %, 1 gave -5.8 %, -15.0 %
 #: (bench/results/video-motion/leaf-size.json); version 5 against version 4, bikes: 1 gave -35.7 %, 2
 #: -34.2 % (bench/results/video-motion/v5-variants-bikes8.json).
-VECTOR_PRICE = {4: 2.0, 5: 1.0}
+VECTOR_PRICE = {4: 2.0, 5: 1.0, 6: 1.0}
 #: Per version, the largest vector component in pixels and the peak of the residual models' initial
 #: counts (1 + 2^peak halving per step away from zero): version 4 as version 3, version 5 four times the
 #: range (fast motion, e.g. bikes' 18-21 px per frame) with a peak that keeps zero residuals as likely at
 #: the start despite the wider alphabet.
-RANGES = {4: (motion.V3_RANGE, 6), 5: (motion.MV_RANGE, 8)}
+RANGES = {4: (motion.V3_RANGE, 6), 5: (motion.MV_RANGE, 8), 6: (motion.MV_RANGE, 8)}
+#: First version whose blocks carry a reference vector.
+REF_VECTORS = 6
+
+
+class Side(NamedTuple):
+    """A P-frame's decoded side data on the cell grid (`ref`: [bh, bw, 2] reference vectors per 64x64
+    block, version 6; None before) and its information content in bits."""
+
+    size: np.ndarray
+    skip: np.ndarray
+    vec: np.ndarray
+    bits: float
+    ref: np.ndarray | None = None
 
 
 class _Symbols:
@@ -71,8 +93,8 @@ class _Tree:
     """The adaptive models and the traversal shared by encoder and decoder."""
 
     def __init__(self, sym: _Symbols, size: np.ndarray, skip: np.ndarray, vec: np.ndarray,
-                 max_px: int = motion.V3_RANGE, peak: int = 6) -> None:
-        self.sym, self.size, self.skip, self.vec = sym, size, skip, vec
+                 max_px: int = motion.V3_RANGE, peak: int = 6, ref: np.ndarray | None = None) -> None:
+        self.sym, self.size, self.skip, self.vec, self.ref = sym, size, skip, vec, ref
         self.vmax = max_px * motion.SUBPEL
         self.res = 2 * self.vmax  # a residual lies in [-res, res]
         self.decoding = sym.dec is not None
@@ -80,13 +102,36 @@ class _Tree:
         self.split_models = [[motion._Adaptive(np.array([8, 8])) for _ in range(3)] for _ in SIZES[:-1]]
         self.skip_models = [[motion._Adaptive(np.array([8, 8])) for _ in range(3)] for _ in SIZES]
         self.comps = [motion._residual_model(self.res, peak), motion._residual_model(self.res, peak)]
+        self.ref_comps = [motion._residual_model(self.res, peak), motion._residual_model(self.res, peak)]
 
     def run(self) -> None:
         n = motion.BLOCK // CELL
         gh, gw = self.skip.shape
         for r in range(0, gh, n):
             for c in range(0, gw, n):
+                if self.ref is not None:
+                    self._ref_vector(r // n, c // n)
                 self._node(r, c, n, 0)
+
+    def _ref_vector(self, br: int, bc: int) -> None:
+        """Code block (br, bc)'s reference vector against the median of its left, above and above-right
+        (else above-left) blocks' (zero outside the grid); blocks go in raster order, so all are known."""
+        bh, bw = self.ref.shape[:2]
+        corner = (br - 1, bc + 1) if bc + 1 < bw else (br - 1, bc - 1)
+        cands = [self.ref[rr, cc] if 0 <= rr < bh and 0 <= cc < bw else np.zeros(2, dtype=np.int64)
+                 for rr, cc in ((br, bc - 1), (br - 1, bc), corner)]
+        pred = np.median(np.stack(cands), axis=0).astype(np.int64)
+        for j in range(2):
+            if self.decoding:
+                v = int(pred[j]) + self.sym.code(self.ref_comps[j], None) - self.res
+                if abs(v) > self.vmax:
+                    raise StreamError(f"reference vector component {v} beyond +-{self.vmax}")
+                self.ref[br, bc, j] = v
+            else:
+                v = int(self.ref[br, bc, j])
+                if abs(v) > self.vmax:
+                    raise ValueError(f"reference vector component {v} beyond +-{self.vmax}")
+                self.sym.code(self.ref_comps[j], v - int(pred[j]) + self.res)
 
     def _at(self, r: int, c: int) -> bool:
         return 0 <= r < self.skip.shape[0] and 0 <= c < self.skip.shape[1] and bool(self.done[r, c])
@@ -128,40 +173,48 @@ class _Tree:
         self.done[r : r + n, c : c + n] = True
 
     def _predict(self, r: int, c: int, n: int) -> np.ndarray:
-        """Median of the left, above and above-right (else above-left) cells' vectors."""
+        """Median of the left, above and above-right (else above-left) cells' vectors; a cell that is not
+        skipped or not there counts as zero, from version 6 on as the leaf's block's reference vector."""
         corner = (r - 1, c + n) if self._at(r - 1, c + n) else (r - 1, c - 1)
+        k = motion.BLOCK // CELL
+        absent = np.zeros(2, dtype=np.int64) if self.ref is None else self.ref[r // k, c // k]
         cands = []
         for rr, cc in ((r, c - 1), (r - 1, c), corner):
             ok = self._at(rr, cc) and self.skip[rr, cc]
-            cands.append(self.vec[rr, cc] if ok else np.zeros(2, dtype=np.int64))
+            cands.append(self.vec[rr, cc] if ok else absent)
         return np.median(np.stack(cands), axis=0).astype(np.int64)
 
 
-def encode_side(enc, size: np.ndarray, skip: np.ndarray, vec: np.ndarray, version: int = 4) -> float:
-    """Code a frame's quadtree into the constriction queue encoder `enc` as video format `version` (4 or 5)
+def encode_side(enc, size: np.ndarray, skip: np.ndarray, vec: np.ndarray, version: int = 4,
+                ref: np.ndarray | None = None) -> float:
+    """Code a frame's quadtree into the constriction queue encoder `enc` as video format `version` (4 to 6)
     codes it; returns its bits (information content). `size`, `skip`, `vec` on the cell grid, as `choose`
-    gives them."""
+    gives them; `ref` (version 6 only): [bh, bw, 2] reference vectors of the 64x64 blocks."""
+    if (ref is not None) != (version >= REF_VECTORS):
+        raise ValueError(f"reference vectors are coded in version {REF_VECTORS} on, and only there")
     sym = _Symbols(enc=enc)
-    _Tree(sym, size, skip, vec, *RANGES[version]).run()
+    _Tree(sym, size, skip, vec, *RANGES[version], ref=ref).run()
     return sym.bits
 
 
-def decode_side(dec, gh: int, gw: int, version: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(size, skip, vec, bits) of a gh x gw cell grid read from the constriction queue decoder `dec` as
-    video format `version` (4 or 5) codes it (StreamError if the data is corrupt)."""
-    if gh % (motion.BLOCK // CELL) or gw % (motion.BLOCK // CELL):
+def decode_side(dec, gh: int, gw: int, version: int = 4) -> Side:
+    """The side data of a gh x gw cell grid read from the constriction queue decoder `dec` as video
+    format `version` (4 to 6) codes it (StreamError if the data is corrupt)."""
+    n = motion.BLOCK // CELL
+    if gh % n or gw % n:
         raise ValueError("the cell grid must cover whole 64x64 blocks")
     size = np.zeros((gh, gw), dtype=np.int64)
     skip = np.zeros((gh, gw), dtype=bool)
     vec = np.zeros((gh, gw, 2), dtype=np.int64)
+    ref = np.zeros((gh // n, gw // n, 2), dtype=np.int64) if version >= REF_VECTORS else None
     sym = _Symbols(dec=dec)
     try:
-        _Tree(sym, size, skip, vec, *RANGES[version]).run()
+        _Tree(sym, size, skip, vec, *RANGES[version], ref=ref).run()
     except StreamError:
         raise
     except Exception as exc:  # constriction reports invalid data as generic errors
         raise StreamError(f"side data does not decode: {exc}") from None
-    return size, skip, vec, sym.bits
+    return Side(size, skip, vec, sym.bits, ref)
 
 
 def cell_grid(height: int, width: int) -> tuple[int, int]:

@@ -12,13 +12,16 @@ Here those networks run on fixed-point integers instead:
   an integer below 2^53 (checked per layer when the weights are converted), so each convolution or
   matrix product is exact whatever order a device sums in;
 * every rescale is a division by a power of two followed by floor, and the one true division (the
-  attention normaliser) is an int64 floor division: both exact on every device;
+  attention normaliser) is an int64 floor division: both exact on every device; GDN (in the exact
+  analysis transform a video decoder runs) takes a square root and a division of exact float64
+  integers, which IEEE 754 rounds correctly, hence identically, on every conforming device;
 * nonlinearities (GELU, elu + 1, tanh, softplus + scale-table lookup) are lookup tables indexed by the
   integer input, computed once on the host in float64 and checked against a fixed SHA-256, so a
   platform whose libm rounds differently fails loudly instead of decoding garbage.
 
-Only multiply-adds of integers, power-of-two shifts, floor, clamps, int64 division and table lookups
-remain, so encoder and decoder agree bit for bit on any device, with any number of threads.
+Only multiply-adds of integers, power-of-two shifts, floor, clamps, int64 division, table lookups
+and GDN's correctly rounded square root and division remain, so encoder and decoder agree bit for bit
+on any device, with any number of threads.
 """
 
 from __future__ import annotations
@@ -250,6 +253,45 @@ class ExactConv:
             acc = int_matmul(self.weight, cols) + self.bias
             out[0, :, r0:r1] = acc.view(self.out_channels, r1 - r0, wo)
         return _shift_round(out, WFRAC).clamp_(-ACT_MAX, ACT_MAX)
+
+
+#: Fractional bits of GDN's gamma (beta at 2^(FRAC + GFRAC)); FRAC + GFRAC is even, so the
+#: normaliser's square root rescales by a power of two.
+GFRAC = 20
+#: Inputs of `ExactGDN` are clamped to +-GDN_ACT (real +-256), which bounds its sums below 2^53.
+GDN_ACT = float(1 << (FRAC + 8))
+
+
+class ExactGDN:
+    """Forward GDN, y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2), on fixed-point integers.
+
+    The normaliser is an integer sum below 2^53 (exact in any order); its square root and the one
+    division per value are IEEE 754 operations on exact operands, which every conforming device
+    rounds the same way (correctly), so the result is the same integer everywhere. `beta`, `gamma`:
+    the layer's effective (non-negative) parameters."""
+
+    def __init__(self, beta: torch.Tensor, gamma: torch.Tensor, device: torch.device) -> None:
+        g = torch.round(gamma.detach().double().cpu() * (1 << GFRAC))
+        b = torch.round(beta.detach().double().cpu() * (1 << (FRAC + GFRAC)))
+        if float(b.min()) < 1:
+            raise ValueError("GDN beta too small for exact fixed-point arithmetic")
+        worst = g.sum(1) * (GDN_ACT * GDN_ACT / ONE) + b
+        if float(worst.max()) >= EXACT:
+            raise ValueError("GDN gamma too large for exact fixed-point arithmetic")
+        # GDN's gamma is often diagonal (off-diagonal entries clamped to zero): the same integers then
+        # come from a per-channel product, without the matrix product over channels
+        self.diagonal = bool(torch.equal(g, torch.diag(torch.diag(g))))
+        self.gamma = (torch.diag(g).view(-1, 1) if self.diagonal else g).to(device)
+        self.beta = b.view(-1, 1).to(device)
+        self.scale = float(1 << ((FRAC + GFRAC) // 2))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [1, C, H, W] fixed-point integers (float64) -> the same shape, fixed point."""
+        x = x.clamp(-GDN_ACT, GDN_ACT)
+        sq = _shift_round(x * x, FRAC).flatten(2)[0]
+        norm = (self.gamma * sq if self.diagonal else int_matmul(self.gamma, sq)) + self.beta  # at 2^(FRAC + GFRAC)
+        y = torch.floor(x.flatten(2)[0] * self.scale / torch.sqrt(norm) + 0.5)
+        return y.view_as(x).clamp_(-ACT_MAX, ACT_MAX)
 
 
 def exact_scale(x: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:

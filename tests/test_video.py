@@ -79,6 +79,22 @@ def test_cli_round_trip_info_and_quality(encoded, clip, tmp_path):
         assert psnr(dec, src) > 24
 
 
+def test_cli_aligned_writes_format_6_that_decodes(clip, tmp_path):
+    r = CliRunner()
+    out = tmp_path / "aligned.lcd"
+    res = r.invoke(main, ["encode", str(clip[0]), "-o", str(out), "-q", "5", "--frames", "3", "--aligned"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(r.invoke(main, ["info", str(out), "--json"]).output)
+    assert info["format_version"] == 6 and [f["type"] for f in info["frames"]] == ["I", "P", "P"]
+    res = r.invoke(main, ["decode", str(out), "-o", str(tmp_path / "f" / "%03d.png")])
+    assert res.exit_code == 0, res.output
+    for p, src in zip(sorted((tmp_path / "f").glob("*.png")), clip[1]):
+        assert psnr(np.asarray(Image.open(p)), src) > 24
+    photo = ROOT / "codec" / "samples" / "flower.png"
+    res = r.invoke(main, ["encode", str(photo), "-o", str(tmp_path / "p.lcd"), "--aligned"])
+    assert res.exit_code != 0 and "--aligned is for videos" in res.output
+
+
 def test_y4m_mkv_mp4_outputs(encoded, tmp_path):
     r = CliRunner()
     for name, extra in (("a.y4m", []), ("b.y4m", ["--chroma", "444"]), ("c.mkv", []), ("d.mp4", ["--chroma", "444"])):

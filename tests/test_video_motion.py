@@ -16,8 +16,8 @@ from conftest import sample_rgb
 from lcodec.cli.main import main
 from lcodec.codec import video_motion as motion
 from lcodec.codec.errors import FormatError
-from lcodec.codec.video_codec import VideoCodec
-from lcodec.codec.video_container import VERSION, FrameRecord, VideoReader
+from lcodec.codec.video_codec import DEFAULT_VERSION, VideoCodec
+from lcodec.codec.video_container import FrameRecord, VideoReader
 from lcodec.entropy_models.range_coder import StreamError
 
 
@@ -96,7 +96,7 @@ def test_version_3_skips_static_blocks_and_reports_them(video_codec, tmp_path):
             buf = io.BytesIO()
             stats = video_codec.encode(iter(frames), buf, w, h, 4.0, -1)
         finally:
-            video_codec.write_version = VERSION
+            video_codec.write_version = DEFAULT_VERSION
         blobs[version] = buf.getvalue(), stats
     data, stats = blobs[3]
     assert data[4] == 3 and [s.type for s in stats] == ["I", "P", "P", "P"]
@@ -129,7 +129,7 @@ def test_corrupt_side_stream_is_a_format_error(video_codec):
     try:
         video_codec.encode(iter(frames), buf, w, h, 4.0, -1)
     finally:
-        video_codec.write_version = VERSION
+        video_codec.write_version = DEFAULT_VERSION
     data = bytearray(buf.getvalue())
     rec = list(VideoReader(io.BytesIO(bytes(data))).records())[1]
     side = bytearray(rec.streams[0])
@@ -147,7 +147,7 @@ def _cut_clip() -> list[np.ndarray]:
     return [np.zeros_like(a), a, a, b, b, b]
 
 
-@pytest.mark.parametrize("version", [2, 3, 4])
+@pytest.mark.parametrize("version", [2, 3, 4, 6])
 def test_frame_types_by_cost_code_a_cut_as_intra(video_codec, version):
     frames = _cut_clip()
     h, w = frames[0].shape[:2]
@@ -168,4 +168,4 @@ def test_frame_types_by_cost_code_a_cut_as_intra(video_codec, version):
         buf.seek(0)
         assert [i for i, _ in video_codec.decode(buf, first=3)] == [3, 4, 5]
     finally:
-        video_codec.write_version = VERSION
+        video_codec.write_version = DEFAULT_VERSION

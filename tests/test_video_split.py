@@ -34,6 +34,10 @@ V3_DECODED = "98935233d71f4196320aa4db77072017f665a1197ffaf14550c853ac8448c8e1"
 #: skipped and coded cells) and the SHA-256 of its decoded frames' bytes.
 V4_FILE = ROOT / "tests" / "data" / "video" / "v4-split.lcd"
 V4_DECODED = "1df0f180e727fba26b7918bc3efda1f734729e39c20c1fb96ac69606e79f9392"
+#: A version-5 file written by the version-5 encoder (`_moving_clip(3)`, q4, low delay) and the SHA-256 of
+#: its decoded frames' bytes (skipped positions synthesised from the re-analysed copy).
+V5_FILE = ROOT / "tests" / "data" / "video" / "v5-reanalyse.lcd"
+V5_DECODED = "efdbf03224648a1e51e4bd75456b4f727326a30311fb29db7b2a6b4a6448159e"
 
 
 
@@ -64,18 +68,26 @@ def _random_tree(rng: np.random.Generator, gh: int, gw: int,
     return size, skip, vec
 
 
-@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize("version", [4, 5, 6])
 def test_side_data_round_trip_and_corruption(version):
     rng = np.random.default_rng(3)
     vmax = split.RANGES[version][0] * motion.SUBPEL
     for gh, gw in ((4, 4), (8, 12), (12, 20)):
         size, skip, vec = _random_tree(rng, gh, gw, vmax)
+        ref = rng.integers(-vmax, vmax + 1, (gh // 4, gw // 4, 2)) if version >= 6 else None
         enc = RangeEncoder()
-        bits = split.encode_side(enc.raw, size, skip, vec, version)
+        bits = split.encode_side(enc.raw, size, skip, vec, version, ref)
         data = enc.finish()
         assert 0 < bits <= 8 * len(data)
-        s2, k2, v2, bits2 = split.decode_side(RangeDecoder(data).raw, gh, gw, version)
-        assert np.array_equal(s2, size) and np.array_equal(k2, skip) and np.array_equal(v2, vec) and bits2 == bits
+        side = split.decode_side(RangeDecoder(data).raw, gh, gw, version)
+        assert np.array_equal(side.size, size) and np.array_equal(side.skip, skip) and np.array_equal(side.vec, vec)
+        assert side.bits == bits
+        assert side.ref is None if ref is None else np.array_equal(side.ref, ref)
+    if version >= 6:  # reference vectors belong to version 6 on, and only there
+        with pytest.raises(ValueError, match="reference vectors"):
+            split.encode_side(RangeEncoder().raw, size, skip, vec, version)
+        with pytest.raises(ValueError, match="reference vectors"):
+            split.encode_side(RangeEncoder().raw, size, skip, vec, 5, ref)
     garbage = [b"", b"\xff" * 8, np.random.default_rng(0).bytes(16)]
     outcomes = []
     for g in garbage:
@@ -88,7 +100,11 @@ def test_side_data_round_trip_and_corruption(version):
     with pytest.raises(ValueError, match="beyond"):  # each version's own range (version 4: +-16 px)
         vec = np.full((4, 4, 2), vmax + 1)
         split.encode_side(constriction.stream.queue.RangeEncoder(), np.full((4, 4), 64), np.ones((4, 4), bool), vec,
-                          version)
+                          version, np.zeros((1, 1, 2), np.int64) if version >= 6 else None)
+    if version >= 6:
+        with pytest.raises(ValueError, match="reference vector component"):
+            split.encode_side(RangeEncoder().raw, np.full((4, 4), 64), np.zeros((4, 4), bool),
+                              np.zeros((4, 4, 2), np.int64), version, np.full((1, 1, 2), vmax + 1))
 
 
 def test_estimates_per_size_match_a_per_block_search():
@@ -176,7 +192,7 @@ def test_version_4_round_trip_splits_and_reports(video_codec, tmp_path, min_leaf
     finally:
         video_codec.min_leaf, video_codec.reprice = split.MIN_LEAF, saved
     data = buf.getvalue()
-    assert data[4] == VERSION == 5 and [s.type for s in stats] == ["I", "P", "P", "P"]
+    assert data[4] == video_codec.write_version == 5 and [s.type for s in stats] == ["I", "P", "P", "P"]
     records = list(VideoReader(io.BytesIO(data)).records())
     assert all(len(r.streams) == 1 for r in records)
     info = VideoCodec.info(io.BytesIO(data))
@@ -241,6 +257,13 @@ def test_version_4_file_still_decodes_byte_for_byte(video_codec):
     assert 0 < info["frames"][1]["skipped_cells"] < info["frames"][1]["cells"]
 
 
+def test_version_5_file_still_decodes_byte_for_byte(video_codec):
+    digest, info = _decoded_digest(video_codec, V5_FILE)
+    assert digest == V5_DECODED
+    assert info["format_version"] == 5 and info["frames"][1]["split_blocks"] > 0
+    assert 0 < info["frames"][1]["skipped_cells"] < info["frames"][1]["cells"]
+
+
 def test_version_5_finds_long_vectors_and_decodes_alike_on_1_and_2_threads(video_codec):
     """An object moving 24 px per frame (beyond version 4's +-16 px) is copied with its vector; the frames
     (whose synthesis runs g_a on the decoded copy) do not depend on the thread count."""
@@ -270,10 +293,42 @@ def test_version_5_finds_long_vectors_and_decodes_alike_on_1_and_2_threads(video
     assert min(psnr) > 30, psnr
 
 
-def test_fuzzer_seeds_cover_version_5_and_the_versions_still_read(video_codec):
+def test_version_6_aligns_its_reference_by_the_coded_block_vectors(video_codec, monkeypatch):
+    """A camera pan of 20 px per frame: the P-frames' reference vectors (side data) find it; the aligned
+    reference is the exact g_a of the previous decoded frame moved by them, so a decoder on another thread
+    count whose exact arithmetic sums in other splits (other BLAS blocking) decodes the same frames."""
+    photo = sample_rgb()
+    frames = [np.ascontiguousarray(photo[100:228, 60 + 20 * i : 316 + 20 * i]) for i in range(3)]
+    buf = io.BytesIO()
+    monkeypatch.setattr(video_codec, "write_version", VERSION)
+    stats = video_codec.encode(iter(frames), buf, 256, 128, 4.0, -1)
+    assert [s.type for s in stats] == ["I", "P", "P"]
+    data = buf.getvalue()
+    assert data[4] == VERSION == 6 and VideoCodec.info(io.BytesIO(data))["format_version"] == 6
+    rec = list(VideoReader(io.BytesIO(data)).records())[1]
+    side = split.decode_side(RangeDecoder(rec.streams[0]).raw, 8, 16, 6)
+    assert side.ref.shape == (2, 4, 2)
+    # within a pixel of the pan (the reference is the decoded, lossy frame); the last column looks past the edge
+    assert np.abs(side.ref[:, :3] - (0, 20 * motion.SUBPEL)).max() <= motion.SUBPEL, side.ref
+    from lcodec.entropy_models import fixed_point
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        first = [f for _, f in video_codec.decode(io.BytesIO(data))]
+        torch.set_num_threads(2)
+        monkeypatch.setattr(fixed_point.ExactConv, "CHUNK", 61)
+        second = [f for _, f in video_codec.decode(io.BytesIO(data))]
+    finally:
+        torch.set_num_threads(n)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    psnr = [10 * np.log10(255**2 / np.mean((a.astype(float) - b) ** 2)) for a, b in zip(first, frames)]
+    assert min(psnr) > 28, psnr
+
+
+def test_fuzzer_seeds_cover_version_6_and_the_versions_still_read(video_codec):
     from lcodec.bench.fuzz_video import fuzz_video, video_seeds
 
     seeds = video_seeds(video_codec, np.random.default_rng(0))
-    assert [s[4] for s in seeds] == [5, 5, 4, 3, 2, 1]
+    assert [s[4] for s in seeds] == [6, 6, 5, 4, 3, 2, 1]
     d = fuzz_video(60, seed=5, codec=video_codec, time_limit=10.0).to_dict()
     assert d["cases"] == 60 and d["finding_count"] == 0, d["findings"][:3]
