@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lcodec.entropy_models.fixed_point import ExactConv, ExactGDN, to_fixed, weights_version
+from lcodec.entropy_models.fixed_point import ExactConv, ExactGDN, to_fixed
 
 from .transforms import GDN, AnalysisTransform, from_pixels
 
@@ -26,11 +26,11 @@ def _gdn_parameters(layer: GDN) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class ExactAnalysis:
-    """`AnalysisTransform` on fixed-point integers for one device (weights converted once)."""
+    """`AnalysisTransform` on fixed-point integers for one device (weights converted once; the transform's
+    `exact_engine(device)` keeps one per device and weights)."""
 
     def __init__(self, g_a: AnalysisTransform, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
-        self.version = weights_version(g_a)
         self.layers: list = []
         for layer in g_a.net:
             if isinstance(layer, nn.Conv2d):

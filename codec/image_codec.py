@@ -13,14 +13,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lcodec.entropy_models.fixed_point import weights_version
 from lcodec.entropy_models.range_coder import StreamError
 
 from . import metrics
 from .byte_reader import stream_too_short
 from .container import TILE_MAX, TILE_MIN, VERSION, VERSION_FLOAT, ImageHeader, pack_image, unpack_image
 from .errors import FormatError, InputError, TargetError
-from .exact_analysis import ExactAnalysis
 from .image_io import (DEFAULT_MAX_PIXELS, PreparedImage, decode_alpha, encode_alpha, finish, prepare, read_image,
                        with_metadata)
 from .latent_search import TileSearch, config_for_effort
@@ -237,16 +235,9 @@ class ImageCodec:
         y = torch.empty(1, self.model.config.m, ph // s, pw // s, dtype=torch.float64 if exact else torch.float32)
         jobs = [((r0 * s, r1 * s), (c0 * s, c1 * s))
                 for r0, r1 in _balanced(ph // s, t) for c0, c1 in _balanced(pw // s, t)]
-        analyse = self._exact_analysis() if exact else None
+        analyse = self.model.g_a.exact_engine(self.device) if exact else None
         self._run_tiles(lambda job: self._analyse_tile(rgb, y, *job, analyse), jobs)
         return y
-
-    def _exact_analysis(self) -> ExactAnalysis:
-        """The fixed-point g_a for this codec's device, converted once per weights."""
-        cached = getattr(self, "_exact_g_a", None)
-        if cached is None or cached.version != weights_version(self.model.g_a) or cached.device != self.device:
-            cached = self._exact_g_a = ExactAnalysis(self.model.g_a, self.device)
-        return cached
 
     def encode_analysis(self, a: Analysis, quality: float, effort: int = 0,
                         progress: Callable[[int, int], None] | None = None) -> tuple[bytes, torch.Tensor]:

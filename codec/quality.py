@@ -66,5 +66,11 @@ class GainUnit(nn.Module):
         """[B, C, 1, 1] gains for qualities q [B]."""
         return self._interp(self.log_gain, q)
 
+    def host_gain(self, quality: float) -> torch.Tensor:
+        """[1, C, 1, 1] gains for one quality in float64 on the host: the same numbers wherever the
+        model lives, for fixed-point arithmetic that must agree across devices."""
+        q = torch.tensor([quality], dtype=torch.float64)
+        return self._interp(self.log_gain.detach().double().cpu(), q)
+
     def inverse_gain(self, q: torch.Tensor) -> torch.Tensor:
         return self._interp(self.log_inv_gain, q)

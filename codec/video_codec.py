@@ -276,9 +276,7 @@ class VideoCodec:
         reference. The gain is rounded to 2^-14 from float64 on the host, as `exact_scale` takes it."""
         copy = motion.compensate(shown, ref_vec)
         ya = self.images._analyse_fixed(copy, exact=True)
-        q = torch.tensor([quality], dtype=torch.float64)
-        gain = self.model.gain._interp(self.model.gain.log_gain.detach().double().cpu(), q).view(1, -1, 1, 1)
-        return to_real(exact_scale(ya, gain)).to(self.device)
+        return to_real(exact_scale(ya, self.model.gain.host_gain(quality))).to(self.device)
 
     def _reconstruct(self, y_hat: torch.Tensor, quality: float, height: int, width: int) -> np.ndarray:
         """The frame the decoder will show for latent `y_hat` (the same g_s tiling, so the same pixels here)."""

@@ -121,17 +121,24 @@ class _Tree:
         cands = [self.ref[rr, cc] if 0 <= rr < bh and 0 <= cc < bw else np.zeros(2, dtype=np.int64)
                  for rr, cc in ((br, bc - 1), (br - 1, bc), corner)]
         pred = np.median(np.stack(cands), axis=0).astype(np.int64)
+        self.ref[br, bc] = self._vector(self.ref_comps, pred, self.ref[br, bc], "reference vector")
+
+    def _vector(self, models: list, pred: np.ndarray, value: np.ndarray, name: str) -> list[int]:
+        """Code (encoder: `value`) or read a half-pel vector as residuals against `pred` under `models`,
+        one per component; a component beyond the version's range is a ValueError (encoder) or a
+        StreamError (decoder)."""
+        v = [0, 0]
         for j in range(2):
             if self.decoding:
-                v = int(pred[j]) + self.sym.code(self.ref_comps[j], None) - self.res
-                if abs(v) > self.vmax:
-                    raise StreamError(f"reference vector component {v} beyond +-{self.vmax}")
-                self.ref[br, bc, j] = v
+                v[j] = int(pred[j]) + self.sym.code(models[j], None) - self.res
             else:
-                v = int(self.ref[br, bc, j])
-                if abs(v) > self.vmax:
-                    raise ValueError(f"reference vector component {v} beyond +-{self.vmax}")
-                self.sym.code(self.ref_comps[j], v - int(pred[j]) + self.res)
+                v[j] = int(value[j])
+            if abs(v[j]) > self.vmax:
+                msg = f"{name} component {v[j]} beyond +-{self.vmax}"
+                raise StreamError(msg) if self.decoding else ValueError(msg)
+            if not self.decoding:
+                self.sym.code(models[j], v[j] - int(pred[j]) + self.res)
+        return v
 
     def _at(self, r: int, c: int) -> bool:
         return 0 <= r < self.skip.shape[0] and 0 <= c < self.skip.shape[1] and bool(self.done[r, c])
@@ -155,18 +162,7 @@ class _Tree:
         ctx = int(self._at(r, c - 1) and self.skip[r, c - 1]) + int(self._at(r - 1, c) and self.skip[r - 1, c])
         s = self.sym.code(self.skip_models[level][ctx], None if self.decoding else int(self.skip[r, c]))
         if s:
-            pred = self._predict(r, c, n)
-            v = [0, 0]
-            for j in range(2):
-                if self.decoding:
-                    v[j] = int(pred[j]) + self.sym.code(self.comps[j], None) - self.res
-                    if abs(v[j]) > self.vmax:
-                        raise StreamError(f"motion vector component {v[j]} beyond +-{self.vmax}")
-                else:
-                    v[j] = int(self.vec[r, c, j])
-                    if abs(v[j]) > self.vmax:
-                        raise ValueError(f"vector component {v[j]} beyond +-{self.vmax}")
-                    self.sym.code(self.comps[j], v[j] - int(pred[j]) + self.res)
+            v = self._vector(self.comps, self._predict(r, c, n), self.vec[r, c], "motion vector")
             if self.decoding:
                 self.skip[r : r + n, c : c + n] = True
                 self.vec[r : r + n, c : c + n] = v
