@@ -46,3 +46,19 @@ def test_report_per_image_and_latent_optimisation(tmp_path, eval_images):
     assert crop["side"] == 64 and crop["optimised_psnr"] >= crop["g_a_psnr"]  # the best iterate counts
     assert sum("crop" in d for d in images.values()) == 1
     assert result["training_detail"]["patches"] == 3
+
+
+def test_texture_report_ranks_by_detail_and_reports_each_model(tmp_path):
+    from tools.texture_report import markdown, most_textured
+
+    rng = np.random.default_rng(1)
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(tmp_path / "flat.png")
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
+    Image.fromarray(np.tile(np.arange(32, dtype=np.uint8)[None, :, None] * 4, (32, 1, 3))).save(tmp_path / "ramp.png")
+    ranked = most_textured(tmp_path, 2)
+    assert [n for n, _ in ranked] == ["noise.png", "ramp.png"] and ranked[0][1] > ranked[1][1] > 0
+    level = {"quality": 12.0, "bpp": 1.5, "coded_psnr": 30.0, "unquantized_psnr": 31.0}
+    result = {"images": [{"image": "noise.png", "detail": ranked[0][1]}], "qualities": [12.0],
+              "models": [{"weights_hash": "ab" * 16, "levels": {"noise.png": [level]},
+                          "bd_vs_jpeg": {"noise.png": -5.0}}]}
+    assert "1.500, 30.00 (31.00)" in markdown(result) and "-5.00 %" in markdown(result)
