@@ -105,72 +105,71 @@ def _bd_curve(book: dict, prefix: str = "ema_") -> list[tuple[float, float]]:
     return [(0.0, 0.0)] + [(h, v) for h, v in pts if v is not None]
 
 
-def plot(book: dict, out: Path, summary: dict | None = None) -> None:
-    """Learning curve of one campaign: BD-rate against JPEG and HEIF of the acceptance measurements
-    over training hours (when there are any), and the validation as BD-rate against the starting
-    weights (when the book has their validation) or as EMA PSNR per quality."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    accepted, val = book.get("accepted", []), (summary or book)["val"]
+    return plt
+
+
+def _finish(ax, ylabel: str, title: str) -> None:
+    """Hours on x, a grid, and a legend when something was labelled."""
+    ax.set_xlabel("campaign training hours (CPU)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+
+
+def _save(plt, fig, out: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def plot(book: dict, out: Path) -> None:
+    """Learning curve of one campaign: BD-rate against JPEG and HEIF of the acceptance measurements
+    over training hours (when there are any), and the validation as BD-rate against the starting
+    weights (when the book has their validation) or as EMA PSNR per quality."""
+    plt = _pyplot()
+    accepted, val = book.get("accepted", []), book["val"]
     fig, axes = plt.subplots(1, 2 if accepted else 1, figsize=(11 if accepted else 6, 4), squeeze=False)
     if accepted:
         a = axes[0][0]
         h = [r["hours"] for r in accepted]
         a.plot(h, [r["bd_jpeg"] for r in accepted], "o-", label="vs JPEG 4:2:0, q1-q12")
         a.plot(h, [r["bd_heif"] for r in accepted], "s-", label="vs HEIF, q1-q8")
-        a.set_xlabel("campaign training hours (CPU)")
-        a.set_ylabel("BD-rate (%)")
-        a.set_title("Evaluation set, real files")
-        a.grid(alpha=0.3)
-        a.legend()
+        _finish(a, "BD-rate (%)", "Evaluation set, real files")
     b = axes[0][-1]
     if book.get("start_val"):
         for prefix, label in (("ema_", "EMA weights"), ("", "raw weights")):
-            pts = _bd_curve({**book, "val": val}, prefix)
+            pts = _bd_curve(book, prefix)
             if len(pts) > 1:
                 b.plot(*zip(*pts), "o-", label=label)
         b.axhline(0.0, color="grey", lw=0.8)
-        b.set_ylabel("validation BD-rate vs start (%, 4 images)")
+        _finish(b, "validation BD-rate vs start (%, 4 images)", "Validation while training (lower is better)")
     else:
         for q in _val_qualities(val[0], "ema_") if val else []:
             pts = [(r["hours"], r[f"ema_{q}_psnr"]) for r in val if f"ema_{q}_psnr" in r]
             b.plot(*zip(*pts), "o-", label=f"EMA {q}")
-        b.set_ylabel("validation PSNR (dB, 4 images)")
-    b.set_xlabel("campaign training hours (CPU)")
-    b.set_title("Validation while training (lower is better)" if book.get("start_val") else "Validation while training")
-    b.grid(alpha=0.3)
-    if b.get_legend_handles_labels()[0]:
-        b.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+        _finish(b, "validation PSNR (dB, 4 images)", "Validation while training")
+    _save(plt, fig, out)
 
 
 def plot_compare(books: dict[str, dict], out: Path) -> None:
     """Validation BD-rate of each campaign's EMA weights against its starting weights over hours."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, book in books.items():
         pts = _bd_curve(book)
         if len(pts) > 1:
             ax.plot(*zip(*pts), "o-", label=label)
     ax.axhline(0.0, color="grey", lw=0.8)
-    ax.set_xlabel("campaign training hours (CPU)")
-    ax.set_ylabel("validation BD-rate vs start, EMA (%)")
-    ax.set_title("Campaigns from the same weights (lower is better)")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    _finish(ax, "validation BD-rate vs start, EMA (%)", "Campaigns from the same weights (lower is better)")
+    _save(plt, fig, out)
 
 
 def main() -> None:
