@@ -28,21 +28,28 @@ from lcodec.codec import ImageCodec
 from lcodec.codec.latent_search import SearchConfig, search_latents
 from lcodec.codec.transforms import HYPER_STRIDE, from_pixels, pad_to_multiple
 
-#: Named variants: overrides of the default `SearchConfig`.
+#: Named variants: overrides of the default `SearchConfig` (those measured before z had its own step
+#: keep z at y's step, z_scale 1.0, so that they reproduce `bench/results/effort/study.json`).
 VARIANTS: dict[str, dict] = {
     "default": {},
-    "lr005": {"lr": 0.005, "gain_power": 0.0},
-    "lr01": {"lr": 0.01, "gain_power": 0.0},
-    "lr02": {"lr": 0.02, "gain_power": 0.0},
-    "lr04": {"lr": 0.04, "gain_power": 0.0},
-    "lr02to005": {"lr": 0.02, "lr_end": 0.005, "gain_power": 0.0},
-    "lr04to01": {"lr": 0.04, "lr_end": 0.01, "gain_power": 0.0},
-    "gain05": {"gain_power": 0.5},
-    "gain08": {"gain_power": 0.8},
-    "tau06to03": {"tau_start": 0.6, "tau_end": 0.3},
-    "tau04": {"tau_start": 0.4, "tau_end": 0.4},
-    "sharp15": {"sharpness": 1.5},
-    "sharp35": {"sharpness": 3.5},
+    "lr005": {"lr": 0.005, "gain_power": 0.0, "z_scale": 1.0},
+    "lr01": {"lr": 0.01, "gain_power": 0.0, "z_scale": 1.0},
+    "lr02": {"lr": 0.02, "gain_power": 0.0, "z_scale": 1.0},
+    "lr04": {"lr": 0.04, "gain_power": 0.0, "z_scale": 1.0},
+    "lr02to005": {"lr": 0.02, "lr_end": 0.005, "gain_power": 0.0, "z_scale": 1.0},
+    "lr04to01": {"lr": 0.04, "lr_end": 0.01, "gain_power": 0.0, "z_scale": 1.0},
+    "gain05": {"gain_power": 0.5, "z_scale": 1.0},
+    "gain08": {"gain_power": 0.8, "z_scale": 1.0},
+    "tau06to03": {"tau_start": 0.6, "tau_end": 0.3, "z_scale": 1.0},
+    "tau04": {"tau_start": 0.4, "tau_end": 0.4, "z_scale": 1.0},
+    "sharp15": {"sharpness": 1.5, "z_scale": 1.0},
+    "sharp35": {"sharpness": 3.5, "z_scale": 1.0},
+    "z1": {"z_scale": 1.0},  # the default until z got its own step
+    "z0": {"z_scale": 0.0},
+    "decay4": {"z_scale": 1.0, "lr_end": 0.025 / 4},
+    "z01decay4": {"lr_end": 0.025 / 4},
+    "z01half": {"lr": 0.0125},
+    "z01g03": {"gain_power": 0.3},
 }
 
 
