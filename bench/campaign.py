@@ -91,7 +91,7 @@ def start_validation(run: Path) -> dict:
     from ..codec.training.validate import validate
 
     cfg = json.loads((run / "config.json").read_text())
-    codec = ImageCodec.default() if cfg["init"] in (None, "default") else ImageCodec.from_model(cfg["init"])
+    codec = ImageCodec.from_model(cfg["init"] or "default")
     res = validate(codec.model, cfg["val"], cfg["val_images"], torch.device("cpu"))
     return {**res, "init": cfg["init"], "weights_hash": codec.loaded.weights_hash.hex()}
 

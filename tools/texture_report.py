@@ -15,8 +15,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from lcodec.bench.bd_rate import bd_rate
-from lcodec.bench.report import load_result, show_and_save
+from lcodec.bench.report import BDUnavailable, bd_value, load_result, show_and_save
 from lcodec.bench.run_images import list_images, read_rgb
 
 from tools.top_end import detail
@@ -31,28 +30,33 @@ def most_textured(folder: Path, top: int) -> list[tuple[str, float]]:
     return sorted(scored, key=lambda s: -s[1])[:top]
 
 
-def image_bd_vs_jpeg(bench: Path, name: str) -> float | None:
-    """One image's BD-rate (%) against JPEG from a bench JSON of real files (None if the image is absent)."""
-    test, anchor = load_result(bench)["per_image"].get(name), load_result(JPEG)["per_image"].get(name)
-    if test is None or anchor is None:
+def image_bd(anchor: dict, test: dict, name: str) -> float | None:
+    """One image's BD-rate (%) of bench result `test` against `anchor` (None where there is none)."""
+    a, t = anchor["per_image"].get(name), test["per_image"].get(name)
+    if a is None or t is None:
         return None
-    return round(bd_rate(anchor["bpp"], anchor["psnr-rgb"], test["bpp"], test["psnr-rgb"]), 2)
+    try:
+        return round(bd_value(a, t, "psnr-rgb"), 2)
+    except BDUnavailable:
+        return None
 
 
 def run(folder: Path, models: list[str], benches: list[Path], qualities: tuple[float, ...], top: int) -> dict:
     images = most_textured(folder, top)
     result: dict = {"images": [{"image": n, "detail": d} for n, d in images], "qualities": list(qualities),
                     "models": []}
+    jpeg = load_result(JPEG) if benches else None
     with tempfile.TemporaryDirectory() as tmp:
         for name, _ in images:
             (Path(tmp) / name).symlink_to((folder / name).resolve())
         for i, model in enumerate(models):
-            c = ceiling_run(Path(tmp), qualities=qualities, model=None if model == "default" else model)
+            c = ceiling_run(Path(tmp), qualities=qualities, model=model)
             entry = {"model": model, "weights_hash": c["weights_hash"],
                      "levels": {n: [dict(quality=r["quality"], **r["per_image"][n]) for r in c["rows"]]
                                 for n, _ in images}}
             if i < len(benches):
-                entry["bd_vs_jpeg"] = {n: image_bd_vs_jpeg(benches[i], n) for n, _ in images}
+                test = load_result(benches[i])
+                entry["bd_vs_jpeg"] = {n: image_bd(jpeg, test, n) for n, _ in images}
             result["models"].append(entry)
     return result
 
