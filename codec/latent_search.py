@@ -42,10 +42,22 @@ two textured training crops at 60 steps, the mean hard loss fell -4.55 % (smooth
 (textured, q1/4/8) against -3.43 % and -7.58 % (z frozen: -4.34 % and -7.58 %; y's step halved as
 well: -4.71 % and -6.19 %; a step decaying to a quarter: better on smooth, -1.2 points on textured).
 
+On smooth photos a fixed step overshoots later in a long search: on the smooth Kite crop at 200 steps
+the hard-rounded loss was lowest near step 90 (q5 -3.18 %, q8 -3.86 %) and then rose again, to -0.63 %
+and -1.98 % at step 200, while on textured crops it still fell at step 200 (a larger step, 0.035,
+gained there and lost everything on Kite q5). Annealing does not cure it: the temperature falling
+to 0.1 with the step decaying to a quarter gained less everywhere (Kite q1 -3.95 % against -5.89 %,
+flightgear q4 -7.67 % against -9.88 %). So the search backs off where it has to: after four
+hard-rounded checks in a row without a new best it returns to the best iterate and halves the step.
+Over the four training crops (12 searches of 200 steps, `bench/results/effort/study-patience.json`)
+the mean hard loss fell -9.35 % against -9.12 % (Kite q8 -5.21 % against -3.86 %, FreshFlower q5 / q8
+-11.12 / -12.79 % against -9.90 / -11.41 %; the textured crops unchanged within 0.3 points); with a
+first step twice as large -9.45 %, not worth a second setting.
+
 A hard-rounded check costs about half a step (mostly g_s forward at full resolution; g_s forward
-and backward are 73-88 % of a step, compute-bound convolutions: `tools/effort_profile.py`). The loss
-falls almost monotonically: in the study's 60 searches the best hard-rounded iterate came in the
-second half (or never, when nothing beat effort 0), so the checks run only over the second half.
+and backward are 73-88 % of a step, compute-bound convolutions: `tools/effort_profile.py`). Checks run
+from a quarter of the search on (before that the loss often sits above effort 0's while the latents
+leave g_a's rounding decisions, which would spend the patience too early).
 
 The search is seeded, so the same input, quality and effort give the same latents (and file) on the
 same machine and thread count. The chosen latents are then coded by the ordinary exact path
@@ -86,7 +98,9 @@ class SearchConfig:
     tau_end: float = 0.4  # ... to this at the last iteration
     sharpness: float = 2.3  # SGA+ sigmoid-scaled-logit factor a (1: linear, large: near-hard rounding)
     check_every: int = 4  # hard-rounded loss every this many iterations (and at the last) ...
-    check_after: float = 0.5  # ... once this fraction of the iterations has run
+    check_after: float = 0.25  # ... once this fraction of the iterations has run
+    patience: int = 4  # if > 0: this many checks in a row without a new best return to the best
+    # iterate and halve the step
     seed: int = 0
 
     def _progress(self, t: int) -> float:
@@ -219,10 +233,11 @@ def _search(p: _Problem, y: torch.Tensor, config: SearchConfig,
     y_var = y0.clone().requires_grad_(True)
     z_var = z0.clone().requires_grad_(True)
     opt = torch.optim.Adam([{"params": [y_var]}, {"params": [z_var]}], lr=config.step(0, p.gain))
+    best_vars, stale, scale = (y0, z0), 0, 1.0
     for t in range(config.iterations):
         tau = config.tau(t)
-        opt.param_groups[0]["lr"] = config.step(t, p.gain)
-        opt.param_groups[1]["lr"] = config.step(t, p.gain) * config.z_scale
+        opt.param_groups[0]["lr"] = config.step(t, p.gain) * scale
+        opt.param_groups[1]["lr"] = config.step(t, p.gain) * scale * config.z_scale
         soft = lambda v, mean: mean + _soft_round(v - mean, tau, config.sharpness, gen)  # noqa: E731
         loss = p.loss(y_var, _soft_round(z_var, tau, config.sharpness, gen), soft, table_scales=False)
         if not math.isfinite(loss.item()):
@@ -235,6 +250,14 @@ def _search(p: _Problem, y: torch.Tensor, config: SearchConfig,
             history.append((t + 1, value))
             if value < best_loss:
                 best_loss, best_y, best_z, best_it = value, snapped, torch.round(z_var.detach()), t + 1
+                best_vars, stale = (y_var.detach().clone(), z_var.detach().clone()), 0
+            elif config.patience:
+                stale += 1
+                if stale >= config.patience:
+                    with torch.no_grad():
+                        y_var.copy_(best_vars[0])
+                        z_var.copy_(best_vars[1])
+                    stale, scale = 0, scale / 2
         if progress is not None:
             progress(1)
     return SearchResult(best_y, best_z, best_loss, start_loss, best_it, history)

@@ -3,6 +3,7 @@ rate-distortion trade-off than effort 0; --effort on the command line."""
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -134,7 +135,7 @@ def test_sigint_during_effort_encode_leaves_no_output(tmp_path, eval_images):
 
 def test_search_schedule_checks_late_and_steps_with_the_gain():
     c = latent_search.SearchConfig(iterations=20, check_every=4)
-    assert [t + 1 for t in range(20) if c.checks(t)] == [12, 16, 20]  # the second half, and the last
+    assert [t + 1 for t in range(20) if c.checks(t)] == [8, 12, 16, 20]  # from a quarter on, and the last
     assert latent_search.SearchConfig(iterations=6, check_every=4).checks(5)  # the last always
     # higher qualities (larger gains) take larger steps; gain_power 0 is a fixed step
     assert c.step(0, 2.0) > c.step(0, 1.0) > c.step(0, 0.3)
@@ -142,3 +143,18 @@ def test_search_schedule_checks_late_and_steps_with_the_gain():
     fixed = latent_search.SearchConfig(iterations=5, lr=0.02, gain_power=0.0, lr_end=0.005)
     assert fixed.step(0, 3.0) == pytest.approx(0.02) and fixed.step(4, 3.0) == pytest.approx(0.005)
 
+
+
+def test_patience_returns_to_the_best_iterate_with_a_smaller_step(codec, crop):
+    from lcodec.codec.transforms import HYPER_STRIDE, from_pixels, pad_to_multiple
+
+    m = codec.model
+    x = from_pixels(np.asarray(crop), "cpu").unsqueeze(0)
+    with torch.no_grad():
+        y = m.g_a(pad_to_multiple(x, HYPER_STRIDE)) * m.gain.gain(torch.tensor([QUALITY]))
+    # a step far too large for these latents: every iterate is worse than g_a's ...
+    wild = latent_search.SearchConfig(iterations=24, lr=40.0, check_every=1, check_after=0.0)
+    assert latent_search.search_latents(m, x, y, QUALITY, wild).best_iteration == 0
+    # ... unless each failed check returns to the best iterate and halves the step, until it is small enough
+    tamed = latent_search.search_latents(m, x, y, QUALITY, dataclasses.replace(wild, patience=1))
+    assert tamed.best_iteration > 0 and tamed.loss < tamed.start_loss

@@ -9,7 +9,8 @@ scaled down to 512, so a crop holds about as much detail as a crop of a 768x512 
         --variants base,lr02 --out bench/results/effort/study.json
 
 The metric is the relative change of the best hard-rounded loss against the start (effort 0) after
-n iterations, `gain[n]`, for n at every check (here from the first iterations on); lower is better.
+n iterations, `gain[n]`, for n at every check (from the first iterations on for the variants without
+the patience rule, from the search's own first check for those with it); lower is better.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from lcodec.codec import ImageCodec
 from lcodec.codec.latent_search import SearchConfig, search_latents
 from lcodec.codec.transforms import HYPER_STRIDE, from_pixels, pad_to_multiple
 
-#: Named variants: overrides of the default `SearchConfig` (those measured before z had its own step
-#: keep z at y's step, z_scale 1.0, so that they reproduce `bench/results/effort/study.json`).
-VARIANTS: dict[str, dict] = {
-    "default": {},
+#: Named variants: overrides of the default `SearchConfig`. Those measured before the patience rule
+#: run without it (patience 0, their checks recorded from the start), and those measured before z had
+#: its own step keep z at y's step (z_scale 1.0), so that each reproduces the study file it was
+#: measured for (`bench/results/effort/study.json`, `study-z-step.json`, `study-patience.json`).
+_BEFORE_PATIENCE: dict[str, dict] = {
     "lr005": {"lr": 0.005, "gain_power": 0.0, "z_scale": 1.0},
     "lr01": {"lr": 0.01, "gain_power": 0.0, "z_scale": 1.0},
     "lr02": {"lr": 0.02, "gain_power": 0.0, "z_scale": 1.0},
@@ -44,12 +46,20 @@ VARIANTS: dict[str, dict] = {
     "tau04": {"tau_start": 0.4, "tau_end": 0.4, "z_scale": 1.0},
     "sharp15": {"sharpness": 1.5, "z_scale": 1.0},
     "sharp35": {"sharpness": 3.5, "z_scale": 1.0},
-    "z1": {"z_scale": 1.0},  # the default until z got its own step
+    "z1": {"z_scale": 1.0},  # the search until z got its own step
     "z0": {"z_scale": 0.0},
     "decay4": {"z_scale": 1.0, "lr_end": 0.025 / 4},
+    "z01": {},  # the search until the patience rule
     "z01decay4": {"lr_end": 0.025 / 4},
     "z01half": {"lr": 0.0125},
     "z01g03": {"gain_power": 0.3},
+    "tau01decay4": {"tau_end": 0.1, "lr_end": 0.025 / 4},
+    "lr035": {"lr": 0.035},
+}
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    **{name: {"patience": 0, "check_after": 0.0, **v} for name, v in _BEFORE_PATIENCE.items()},
+    "lr05pat4": {"lr": 0.05},  # twice the first step, with the patience rule
 }
 
 
@@ -96,8 +106,7 @@ def main() -> None:
     qualities = [float(q) for q in args.qualities.split(",")]
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for name in args.variants.split(","):
-        config = dataclasses.replace(SearchConfig(iterations=args.iterations, check_every=args.check_every,
-                                                  check_after=0.0),
+        config = dataclasses.replace(SearchConfig(iterations=args.iterations, check_every=args.check_every),
                                      **VARIANTS[name])
         for stem, rgb in crops.items():
             for q in qualities:
