@@ -248,12 +248,67 @@ def tiling_seams(results: Path) -> str:
     return _rows(header, body)
 
 
+#: Reference codecs the effort table compares every effort with (their sweeps in images/).
+EFFORT_REFERENCES = ("jxl", "heif", "vvc")
+
+
+def _on_images(data: dict, images: list[str]) -> dict:
+    """A codec result narrowed to `images` (its mean curve recomputed over them), for a like-for-like BD."""
+    from lcodec.bench.report import mean
+
+    absent = [name for name in images if name not in data["per_image"]]
+    if absent:
+        raise TableError(f"{data['name']}: no result for {absent[0]}")
+    items = [data["per_image"][name] for name in images]
+    results = {key: [mean([item[key][i] for item in items]) for i in range(len(items[0]["bpp"]))]
+               for key in ("bpp", "psnr-rgb", "ms-ssim", "enc_s", "dec_s")}
+    return {"name": data["name"], "results": results, "per_image": {n: data["per_image"][n] for n in images}}
+
+
+def effort_levels(results: Path) -> str:
+    """Every encoder effort measured on the evaluation images (effort/eval/) against effort 0 and
+    reference codecs, each over the images that effort has covered so far."""
+    from lcodec.bench.report import bd_cell, load_results, per_image_bd_cell
+    from lcodec.codec.latent_search import EFFORT_ITERATIONS
+
+    runs = load_results(results / "effort" / "eval")
+    refs = load_results(results / "images")
+    if "ours" not in runs:
+        raise TableError(f"{results / 'effort' / 'eval' / 'ours.json'}: missing")
+    missing = [name for name in EFFORT_REFERENCES if name not in refs]
+    if missing:
+        raise TableError(f"{results / 'images'}: no {missing[0]}.json")
+    base = runs["ours"]
+    body = []
+    for effort, steps in sorted(EFFORT_ITERATIONS.items()):
+        run = runs.get("ours" if effort == 0 else f"ours-e{effort}")
+        if run is None:
+            continue
+        shared = [n for n, item in run["per_image"].items()
+                  if base["per_image"].get(n, {}).get("sha1") == item["sha1"]]
+        if not shared:
+            raise TableError(f"ours-e{effort}: no image shared with effort 0")
+        test, zero = _on_images(run, shared), _on_images(base, shared)
+        against = [bd_cell(_on_images(refs[name], shared), test, "psnr-rgb") for name in EFFORT_REFERENCES]
+        if effort == 0:
+            own = ["0", "0", "0"]
+        else:
+            own = [bd_cell(zero, test, "psnr-rgb"), bd_cell(zero, test, "psnr-rgb", kind="quality"),
+                   per_image_bd_cell(zero, test, "psnr-rgb").split(" (")[0]]
+        seconds = sum(test["results"]["enc_s"]) / len(test["results"]["enc_s"])
+        body.append([str(effort), str(steps), f"{len(shared)}/{base['images']}", *own, *against, f"{seconds:.1f}"])
+    header = ["effort", "steps", "images", "BD-rate vs effort 0", "BD-PSNR", "per-image mean"]
+    header += [f"vs {name}" for name in EFFORT_REFERENCES] + ["encode s per image"]
+    return _rows(header, body)
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
     "images-summary": images_summary, "video-summary": video_summary,
     "video-carphone-summary": video_carphone_summary, "ours-vs-all": ours_vs_all, "per-point": per_point,
     "ceiling": ceiling,
     "p-vs-intra": p_vs_intra, "video-speed": video_speed, "speed": speed, "rate-gap": rate_gap,
     "determinism": determinism, "huge-image": huge_image, "tiling-seams": tiling_seams,
+    "effort-levels": effort_levels,
 }
 
 

@@ -150,3 +150,32 @@ def test_per_point_names_each_point_by_its_level_whatever_the_json_order(results
         res[key] = [res[key][i] for i in order]
     path.write_text(json.dumps(ours))
     assert readme_tables.per_point(results_copy) == readme_tables.per_point(RESULTS)
+
+
+def test_effort_levels_compare_each_effort_over_the_images_it_covered(results_copy: Path):
+    folder = results_copy / "effort" / "eval"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.json"):
+        old.unlink()
+    base = json.loads((results_copy / "images" / "ours.json").read_text())
+    base["images"] = len(base["per_image"])
+    (folder / "ours.json").write_text(json.dumps(base))
+    # effort 2 so far on two images, where it spends 10 % fewer bits for the same pictures
+    two = json.loads(json.dumps(dict(list(base["per_image"].items())[:2])))
+    for item in two.values():
+        item["bpp"] = [0.9 * b for b in item["bpp"]]
+        item["enc_s"] = [100.0 for _ in item["enc_s"]]
+    (folder / "ours-e2.json").write_text(json.dumps({**base, "name": "ours-e2", "per_image": two}))
+    rows = [line.split(" | ") for line in readme_tables.effort_levels(results_copy).splitlines()[2:]]
+    assert [r[0] for r in rows] == ["| 0", "| 2"]  # effort 1 and 3 not measured: no row
+    assert rows[0][2] == f"{base['images']}/{base['images']}" and rows[1][2] == f"2/{base['images']}"
+    assert rows[1][3] == "-10.0 %" and rows[1][5] == "-10.0 %"  # mean curve and per-image mean
+    assert rows[1][-1] == "100.0 |"
+    # against a reference codec, effort 2 counts over its two images only, 10 % below effort 0 there
+    jxl = json.loads((results_copy / "images" / "jxl.json").read_text())
+    narrowed = readme_tables._on_images(jxl, list(two))
+    from lcodec.bench.report import bd_value
+
+    e0_two = readme_tables._on_images(base, list(two))
+    expected = (1 + bd_value(narrowed, e0_two, "psnr-rgb") / 100) * 0.9 - 1
+    assert float(rows[1][6].rstrip(" %")) == pytest.approx(100 * expected, abs=0.06)
