@@ -153,7 +153,7 @@ def test_patience_returns_to_the_best_iterate_with_a_smaller_step(codec, crop):
     with torch.no_grad():
         y = m.g_a(pad_to_multiple(x, HYPER_STRIDE)) * m.gain.gain(torch.tensor([QUALITY]))
     # a step far too large for these latents: every iterate is worse than g_a's ...
-    wild = latent_search.SearchConfig(iterations=24, lr=40.0, check_every=1, check_after=0.0)
+    wild = latent_search.SearchConfig(iterations=16, lr=40.0, check_every=1, check_after=0.0)
     assert latent_search.search_latents(m, x, y, QUALITY, wild).best_iteration == 0
     # ... unless each failed check returns to the best iterate and halves the step, until it is small enough
     tamed = latent_search.search_latents(m, x, y, QUALITY, dataclasses.replace(wild, patience=1))
