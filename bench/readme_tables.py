@@ -254,14 +254,13 @@ EFFORT_REFERENCES = ("jxl", "heif", "vvc")
 
 def _on_images(data: dict, images: list[str]) -> dict:
     """A codec result narrowed to `images` (its mean curve recomputed over them), for a like-for-like BD."""
-    from lcodec.bench.report import mean
+    from lcodec.bench.report import mean_curve
 
     absent = [name for name in images if name not in data["per_image"]]
     if absent:
         raise TableError(f"{data['name']}: no result for {absent[0]}")
     items = [data["per_image"][name] for name in images]
-    results = {key: [mean([item[key][i] for item in items]) for i in range(len(items[0]["bpp"]))]
-               for key in ("bpp", "psnr-rgb", "ms-ssim", "enc_s", "dec_s")}
+    results = mean_curve(items, ("bpp", "psnr-rgb", "ms-ssim", "enc_s", "dec_s"), len(items[0]["bpp"]))
     return {"name": data["name"], "results": results, "per_image": {n: data["per_image"][n] for n in images}}
 
 

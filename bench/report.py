@@ -75,13 +75,17 @@ def mean(values: list[float | None]) -> float | None:
     return float(sum(values) / len(values))
 
 
+def mean_curve(items: list[dict[str, Any]], metric_keys: tuple[str, ...], points: int) -> dict[str, list]:
+    """The mean over items (images) of each metric at each of the `points` settings (CompressAI style)."""
+    return {key: [mean([item[key][i] for item in items]) for i in range(points)] for key in metric_keys}
+
+
 def build_result(name: str, description: str, settings: dict[str, Any], values: list[float],
                  per_item: dict[str, dict[str, Any]], metric_keys: tuple[str, ...],
                  per_item_key: str = "per_image", extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """A codec's JSON: the curve is the mean over items (images) of each metric at each setting."""
-    results: dict[str, list] = {"quality": list(values)}
-    for key in metric_keys:
-        results[key] = [mean([item[key][i] for item in per_item.values()]) for i in range(len(values))]
+    results: dict[str, list] = {"quality": list(values), **mean_curve(list(per_item.values()), metric_keys,
+                                                                      len(values))}
     data = {"name": name, "description": description, "settings": settings, "results": results,
             per_item_key: per_item, "machine": machine_description(), "software": software_versions(),
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}

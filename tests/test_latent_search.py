@@ -144,7 +144,6 @@ def test_search_schedule_checks_late_and_steps_with_the_gain():
     assert fixed.step(0, 3.0) == pytest.approx(0.02) and fixed.step(4, 3.0) == pytest.approx(0.005)
 
 
-
 def test_patience_returns_to_the_best_iterate_with_a_smaller_step(codec, crop):
     from lcodec.codec.transforms import HYPER_STRIDE, from_pixels, pad_to_multiple
 

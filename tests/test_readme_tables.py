@@ -10,6 +10,7 @@ import pytest
 
 from lcodec.bench import readme_tables
 from lcodec.bench.readme_tables import TableError, main, render
+from lcodec.bench.report import bd_value
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -174,8 +175,6 @@ def test_effort_levels_compare_each_effort_over_the_images_it_covered(results_co
     # against a reference codec, effort 2 counts over its two images only, 10 % below effort 0 there
     jxl = json.loads((results_copy / "images" / "jxl.json").read_text())
     narrowed = readme_tables._on_images(jxl, list(two))
-    from lcodec.bench.report import bd_value
-
     e0_two = readme_tables._on_images(base, list(two))
     expected = (1 + bd_value(narrowed, e0_two, "psnr-rgb") / 100) * 0.9 - 1
     assert float(rows[1][6].rstrip(" %")) == pytest.approx(100 * expected, abs=0.06)
