@@ -129,10 +129,12 @@ def make_pool(jobs: int) -> ProcessPoolExecutor | None:
 
 
 def run_codec(codec: ImageCodecAdapter, images: list[Path], out: Path, pool: ProcessPoolExecutor | None = None,
-              progress: bool = True) -> Path:
+              progress: bool = True, finished_only: bool = False) -> Path | None:
     """Measure one codec on all images at all its settings; write and return `out/<name>.json`.
 
     Points run in `pool` when given (one task per image and setting), else in this process.
+    `finished_only` encodes nothing: the JSON covers the images whose points are all measured already
+    (by an earlier or a still running run in `out`); None when there is none.
     """
     from tqdm import tqdm
 
@@ -140,6 +142,12 @@ def run_codec(codec: ImageCodecAdapter, images: list[Path], out: Path, pool: Pro
     sig = signature(settings)
     sums = {p: _sha1(p) for p in images}
     cache = _cached_points(out, codec.name, sig)
+    if finished_only:
+        images = [p for p in images if all((sums[p], float(v)) in cache for v in codec.values)]
+        if not images:
+            return None
+        points = {(str(p), float(v)): cache[(sums[p], float(v))] for p in images for v in codec.values}
+        return _write_codec_result(codec, images, sums, points, settings, sig, out)
     points: dict[tuple[str, float], dict[str, Any]] = {}
     todo = []
     for p in images:
@@ -169,6 +177,15 @@ def run_codec(codec: ImageCodecAdapter, images: list[Path], out: Path, pool: Pro
             for fut in as_completed(futures):
                 record(*fut.result())
     bar.close()
+    path = _write_codec_result(codec, images, sums, points, settings, sig, out)
+    partial.unlink(missing_ok=True)
+    return path
+
+
+def _write_codec_result(codec: ImageCodecAdapter, images: list[Path], sums: dict[Path, str],
+                        points: dict[tuple[str, float], dict[str, Any]], settings: dict[str, Any], sig: str,
+                        out: Path) -> Path:
+    """`out/<name>.json` from one measured point per image and setting."""
     per_image = {}
     for p in images:
         item: dict[str, Any] = {"sha1": sums[p], "quality": list(codec.values)}
@@ -181,15 +198,16 @@ def run_codec(codec: ImageCodecAdapter, images: list[Path], out: Path, pool: Pro
                         extra={"signature": sig, "images": len(images)})
     path = out / f"{codec.name}.json"
     write_json(path, data)
-    partial.unlink(missing_ok=True)
     return path
 
 
 def run_images(folder: Path, codecs: str | Iterable[str], out: Path, jobs: int = 1, progress: bool = True,
-               anchor: str | None = None, notice: Callable[[str], None] = print) -> Path:
+               anchor: str | None = None, notice: Callable[[str], None] = print,
+               finished_only: bool = False) -> Path:
     """Run the image bench and rebuild the summary; returns the summary path.
 
-    Unavailable codecs are skipped with a one-line notice through `notice`.
+    Unavailable codecs are skipped with a one-line notice through `notice`. `finished_only` encodes
+    nothing and reports each codec over the images it has finished so far (see `run_codec`).
     """
     names = parse_codecs(codecs, IMAGE_CODECS)
     images = list_images(folder)
@@ -197,10 +215,11 @@ def run_images(folder: Path, codecs: str | Iterable[str], out: Path, jobs: int =
         read_rgb(p)
     out = Path(out)
     codecs_ok = usable_codecs(names, IMAGE_CODECS, "image", notice)
-    pool = make_pool(jobs) if codecs_ok else None
+    pool = make_pool(jobs) if codecs_ok and not finished_only else None
     try:
         for codec in codecs_ok:
-            run_codec(codec, images, out, pool=pool, progress=progress)
+            if run_codec(codec, images, out, pool=pool, progress=progress, finished_only=finished_only) is None:
+                notice(f"{codec.name}: no image has all its points measured in {out} yet")
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

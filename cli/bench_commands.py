@@ -75,9 +75,12 @@ def bench() -> None:
 @click.option("--qualities", default=None, metavar="LIST",
               help="Qualities of the ours codecs, e.g. 1-8 or 1,3,5,8 (default: every level of the model).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--finished-only", is_flag=True,
+              help="Encode nothing: report each codec over the images whose points are all measured in --out "
+                   "(by an earlier or a still running bench), e.g. to look at a long run half-way.")
 @bench_errors
 def images(folder: Path, codecs: str, out: Path, jobs: int, anchor: str | None, model: str | None,
-           qualities: str | None, no_progress: bool) -> None:
+           qualities: str | None, no_progress: bool, finished_only: bool) -> None:
     """Image RD bench on every image in FOLDER."""
     import os
 
@@ -93,7 +96,8 @@ def images(folder: Path, codecs: str, out: Path, jobs: int, anchor: str | None, 
             raise click.BadParameter(str(exc), param_hint="--qualities") from None
         os.environ[QUALITIES_ENV] = qualities
 
-    summary = run_images(folder, codecs, out, jobs=jobs, progress=not no_progress, anchor=anchor, notice=_notice)
+    summary = run_images(folder, codecs, out, jobs=jobs, progress=not no_progress, anchor=anchor, notice=_notice,
+                         finished_only=finished_only)
     click.echo(summary.read_text().split("\n| codec | description")[0].rstrip())
     click.echo(f"\nwrote {summary}")
 

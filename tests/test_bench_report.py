@@ -59,6 +59,31 @@ def test_codec_json_schema_and_cache(tiny_folder: Path, tmp_path: Path, monkeypa
     assert not (tmp_path / ".jpeg.points.jsonl").exists()
 
 
+def test_finished_only_reports_whole_images_of_a_running_bench(tiny_folder: Path, tmp_path: Path,
+                                                               monkeypatch) -> None:
+    codec = make_image_codec("jpeg")
+    images = list_images(tiny_folder)
+    full = json.loads(run_codec(codec, images, tmp_path / "full", progress=False).read_text())
+    # A bench stopped half-way: every point of c0, one of c1, only in its points log.
+    sig, c0, c1 = full["signature"], full["per_image"]["c0.png"], full["per_image"]["c1.png"]
+    keys = ("bytes", "bpp", "psnr-rgb", "ms-ssim", "enc_s", "dec_s")
+    lines = [{"signature": sig, "sha1": item["sha1"], "value": v, "point": {k: item[k][i] for k in keys}}
+             for item, n in ((c0, len(codec.values)), (c1, 1)) for i, v in enumerate(item["quality"][:n])]
+    run = tmp_path / "run"
+    run.mkdir()
+    log = run / ".jpeg.points.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    monkeypatch.setattr(type(codec), "encode", lambda self, *a: pytest.fail("encoded"))
+    data = json.loads(run_codec(codec, images, run, progress=False, finished_only=True).read_text())
+    assert set(data["per_image"]) == {"c0.png"} and data["images"] == 1
+    assert data["per_image"]["c0.png"] == c0 and data["results"]["bpp"] == c0["bpp"]
+    assert log.read_text().count("\n") == len(lines)  # the running bench's log is left as it was
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_codec(codec, images, empty, progress=False, finished_only=True) is None
+    assert not list(empty.iterdir())
+
+
 def test_summary_uses_every_codec_json(tiny_folder: Path, tmp_path: Path) -> None:
     images = list_images(tiny_folder)
     for name in ("jpeg", "jpeg444"):
