@@ -25,7 +25,7 @@ from .train_speed_command import train_speed
 from .threads_command import threads
 from .pack_command import pack_patches
 from .video_bench_commands import video_p, video_speed
-from .signals import Terminated, install as install_signal_handlers, keep_checkpoint
+from .signals import Terminated, install as install_signal_handlers, run_training
 from .video_commands import train_video
 
 EXIT_USAGE = 2
@@ -322,14 +322,7 @@ def train(no_resume: bool, arch: str | None, train_only: str | None, **opts) -> 
             raise click.BadParameter("needs --init (the frozen parts would stay at random values)",
                                      param_hint="--train-only")
     cfg = TrainConfig(**config_values(TrainConfig, opts), model=model, train_only=parts)
-    try:
-        path = run(cfg, resume=not no_resume)
-    except (FileNotFoundError, ValueError) as exc:
-        raise InputError(str(exc)) from None
-    except (KeyboardInterrupt, Terminated) as exc:
-        keep_checkpoint(exc, Path(cfg.out))
-        raise
-    click.echo(f"checkpoint: {path}")
+    click.echo(f"checkpoint: {run_training(run, cfg, resume=not no_resume)}")
 
 
 @main.command()

@@ -7,7 +7,9 @@ sends SIGHUP. Without a handler Python dies at once and leaves partial outputs b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import signal
 
@@ -41,3 +43,17 @@ def keep_checkpoint(exc: BaseException, out: Path) -> None:
     finished steps before the interruption goes on) and that the same command resumes it."""
     if (out / "last.pt").exists():
         exc.kept = f"checkpoint {out / 'last.pt'} kept; the same command resumes it"
+
+
+def run_training(train: Callable[..., Path], cfg: Any, resume: bool) -> Path:
+    """`train(cfg, resume=...)` with a user's bad data or config as one-line errors, and an interruption
+    that says the checkpoint stays (`cfg.out`)."""
+    from lcodec.codec.errors import InputError
+
+    try:
+        return train(cfg, resume=resume)
+    except (FileNotFoundError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+    except (KeyboardInterrupt, Terminated) as exc:
+        keep_checkpoint(exc, Path(cfg.out))
+        raise

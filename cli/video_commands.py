@@ -16,7 +16,7 @@ from tqdm import tqdm
 from lcodec.codec.training.config import VideoTrainConfig
 
 from .config_options import config_options, config_values
-from .signals import Terminated, keep_checkpoint
+from .signals import run_training
 
 
 def encode_video(input: Path, output: Path, quality: float, model: str | None, frames: int | None, start: int,
@@ -120,11 +120,4 @@ def train_video(no_resume: bool, **opts) -> None:
     if not opts["data"].is_dir():
         raise InputError(f"folder not found: {opts['data']}")
     cfg = VideoTrainConfig(**config_values(VideoTrainConfig, opts))
-    try:
-        path = run(cfg, resume=not no_resume)
-    except (FileNotFoundError, ValueError) as exc:
-        raise InputError(str(exc)) from None
-    except (KeyboardInterrupt, Terminated) as exc:
-        keep_checkpoint(exc, Path(cfg.out))
-        raise
-    click.echo(f"checkpoint: {path}")
+    click.echo(f"checkpoint: {run_training(run, cfg, resume=not no_resume)}")
