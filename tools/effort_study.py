@@ -60,6 +60,11 @@ VARIANTS: dict[str, dict] = {
     "default": {},
     **{name: {"patience": 0, "check_after": 0.0, **v} for name, v in _BEFORE_PATIENCE.items()},
     "lr05pat4": {"lr": 0.05},  # twice the first step, with the patience rule
+    "lr075": {"lr": 0.075},  # for the short searches of effort 1
+    "lr05ce2": {"lr": 0.05, "check_every": 2},
+    "ce2": {"check_every": 2},
+    "ce1": {"check_every": 1},
+    "ce2half": {"check_every": 2, "lr": 0.0125},
 }
 
 
