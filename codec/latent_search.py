@@ -3,67 +3,15 @@
 The decoder never sees how y and z were found, so the encoder may start from g_a(x) and h_a(y) and
 descend the training loss lambda(q) * 255^2 * MSE + bpp of *this* image, through g_s and the whole
 entropy model (hyperprior, slices, checkerboard, attention, LRP), with the latents as the only free
-parameters (Yang, Bamler & Mandt 2020). Rounding has no gradient, so the search rounds softly and
-anneals towards hard rounding; every few steps it rounds for real, rates with the coder's table
-scales and keeps the best hard-rounded iterate, so the result is never worse than effort 0 (the
-g_a latents themselves are the first candidate).
-
-Soft rounding is SGA+ with the sigmoid-scaled-logit probability (Perugachi-Diaz, Gansekoele &
-Bhulai, arXiv 2401.17789), not the original SGA: each value y - mean = n + v (n integer, v in
-[0, 1)) takes n + w, w = sigmoid((a * logit(v) + L) / tau) with logistic noise L (a two-way
-Gumbel-softmax whose class probabilities are sigmoid(-/+ a * logit v)). SGA's logits
-atanh(v) / tau are divided by tau once more inside the Gumbel-softmax, so its gradients blow up
-as tau falls and the result depends strongly on the schedule; SGA+ was shown to be less sensitive
-to its settings and to gain at a few hundred iterations already, and our CPU budgets are tens to
-hundreds of iterations. Values are rounded around the entropy model's predicted means, exactly
-where the coder rounds them. With so few steps a long cool-down does not pay: on 128x128 crops at
-q4, 60 steps gained -2.3 % hard loss with tau 0.5 -> 0.4, -2.1 % with 0.5 -> 0.3 and -1.9 % with
-0.5 -> 0.2, and 100 steps with 0.5 -> 0.05 only -1.7 % (Adam at a fixed 0.01).
-
-The Adam step grows with the quality, as lr * g ** 0.6 with g the quality's mean gain (0.012 at q1,
-0.020 at q4, 0.039 at q8). Adam moves every latent by about the step, but at high qualities the
-search mostly lowers the distortion, smoothly and far from the rounding decisions, over a fine grid:
-a step small enough for q1's coarse choices crawls there (the hard loss still falls steadily at the
-last iteration). On 256x256 crops of two training photos at 60 steps (`tools/effort_study.py`,
-`bench/results/effort/study.json`) the best fixed step was 0.01 to 0.02 at q1, 0.02 to 0.04 at q4
-and 0.04 at q8 (q8 -10.8 % and -10.1 % hard loss against -5.6 % and -6.5 % at 0.01; 0.04 at q1
-never beat effort 0 on one crop); on two other training crops the scaled step gained -6.4 % mean
-hard loss against -5.6 % at a fixed 0.01 (q8 -14.7 % and -4.4 % against -11.0 % and -3.0 %,
-q1 and q4 within half a point). Decaying the step (0.04 -> 0.01, 0.02 -> 0.005) helped at q1 and
-cost at q8, so it stays constant.
-
-The hyper-latent z moves at a tenth of y's step. Every z value sets the scales of the y values
-under it, so on smooth photos, whose y values sit on narrow priors, z moving at y's step raised the
-hard-rounded loss for most of a search: on a 256x256 crop of a smooth training photo (detail 2.3) the
-search at q5 and q8 never beat effort 0 in 60 steps and gained -1.45 % / -0.56 % in 200 (at a tenth:
--3.18 % / -3.86 %), and on the smooth e02 whole image effort 3 coded the effort-0 file at q5 and q8
-(`bench/results/effort/study-z-step.json`). At a tenth, over two smooth and
-two textured training crops at 60 steps, the mean hard loss fell -4.55 % (smooth, q1/5/8) and -7.70 %
-(textured, q1/4/8) against -3.43 % and -7.58 % (z frozen: -4.34 % and -7.58 %; y's step halved as
-well: -4.71 % and -6.19 %; a step decaying to a quarter: better on smooth, -1.2 points on textured).
-
-On smooth photos a fixed step overshoots later in a long search: on the smooth Kite crop at 200 steps
-the hard-rounded loss was lowest near step 90 (q5 -3.18 %, q8 -3.86 %) and then rose again, to -0.63 %
-and -1.98 % at step 200, while on textured crops it still fell at step 200 (a larger step, 0.035,
-gained there and lost everything on Kite q5). Annealing does not cure it: the temperature falling
-to 0.1 with the step decaying to a quarter gained less everywhere (Kite q1 -3.95 % against -5.89 %,
-flightgear q4 -7.67 % against -9.88 %). So the search backs off where it has to: after four
-hard-rounded checks in a row without a new best it returns to the best iterate and halves the step.
-Over the four training crops (12 searches of 200 steps, `bench/results/effort/study-patience.json`)
-the mean hard loss fell -9.35 % against -9.12 % (Kite q8 -5.21 % against -3.86 %, FreshFlower q5 / q8
--11.12 / -12.79 % against -9.90 / -11.41 %; the textured crops unchanged within 0.3 points); with a
-first step twice as large -9.45 %, not worth a second setting.
-
-A hard-rounded check costs about half a step (mostly g_s forward at full resolution; g_s forward
-and backward are 73-88 % of a step, compute-bound convolutions: `tools/effort_profile.py`). Checks run
-from a quarter of the search on (before that the loss often sits above effort 0's while the latents
-leave g_a's rounding decisions, which would spend the patience too early). The short searches of
-efforts 1 and 2 check every 2 steps instead of 4: a smooth photo's best iterate often falls between
-two checks four steps apart (Kite crop, 20 steps: q5 -0.10 % and q8 0.00 %, i.e. nothing found, against
--0.77 % and -1.47 %; over the four crops at 20 / 60 steps mean hard loss -3.14 / -6.29 % against
--2.94 / -6.15 %, textured crops unchanged; `bench/results/effort/study-checks.json`), for about 10 %
-more time. A larger first step did worse at 20 steps (0.05: -2.30 %, 0.075: -1.49 %; smooth crops
-found nothing). Effort 3 keeps 4, the setting its full evaluation run was measured with.
+parameters (Yang, Bamler & Mandt 2020). Rounding has no gradient, so the search rounds softly (SGA+,
+Perugachi-Diaz, Gansekoele & Bhulai, arXiv 2401.17789: less sensitive to its schedule than SGA, and
+gaining within the tens to hundreds of steps a CPU can afford) around the entropy model's predicted
+means, with a slowly cooling temperature; every few steps it rounds for real, rates with the coder's
+table scales and keeps the best hard-rounded iterate, so the result is never worse than effort 0
+(the g_a latents are the first candidate). Adam's step grows with the quality's gain, z moves at a
+tenth of y's step, and after `patience` checks without a new best the search returns to the best
+iterate at half the step. Why each setting, with the measurements behind it: docs/design.md
+("Encoder effort") and docs/benchmarks.md ("Encoder effort").
 
 The search is seeded, so the same input, quality and effort give the same latents (and file) on the
 same machine and thread count. The chosen latents are then coded by the ordinary exact path
