@@ -37,7 +37,7 @@ from .transforms import LATENT_STRIDE, from_pixels
 #: measurements on 256x256 crops of the evaluation images (docs/benchmarks.md, "Encoder effort").
 EFFORT_ITERATIONS: dict[int, int] = {0: 0, 1: 20, 2: 60, 3: 200}
 MAX_EFFORT = max(EFFORT_ITERATIONS)
-#: Settings an effort level runs with other than `SearchConfig`'s defaults (see the module docstring).
+#: Settings an effort level runs with other than `SearchConfig`'s defaults (why: docs/design.md).
 EFFORT_SETTINGS: dict[int, dict[str, float | int]] = {1: {"check_every": 2}, 2: {"check_every": 2}}
 
 
