@@ -301,13 +301,52 @@ def effort_levels(results: Path) -> str:
     return _rows(header, body)
 
 
+def effort_per_image(results: Path) -> str:
+    """Each evaluation image's BD-rate against effort 0 at every effort measured (effort/eval/), and the
+    highest effort's change of bytes and PSNR at each quality."""
+    from lcodec.bench.report import BDUnavailable, bd_value, load_results
+    from lcodec.codec.latent_search import EFFORT_ITERATIONS
+
+    runs = load_results(results / "effort" / "eval")
+    if "ours" not in runs:
+        raise TableError(f"{results / 'effort' / 'eval' / 'ours.json'}: missing")
+    base = runs["ours"]["per_image"]
+    efforts = [(e, runs[f"ours-e{e}"]["per_image"]) for e in sorted(EFFORT_ITERATIONS) if e and f"ours-e{e}" in runs]
+    if not efforts:
+        raise TableError(f"{results / 'effort' / 'eval'}: no ours-e* result")
+    top, top_items = efforts[-1]
+    names = sorted({n for _, items in efforts for n in items})
+    body = []
+    for name in names:
+        zero = base.get(name)
+        if zero is None or any(items[name]["sha1"] != zero["sha1"] for _, items in efforts if name in items):
+            raise TableError(f"{name}: not the image effort 0 measured")
+        row = [name.rsplit(".", 1)[0]]
+        for _, items in efforts:
+            try:
+                row.append(f"{bd_value(zero, items[name], 'psnr-rgb'):+.2f} %" if name in items else "")
+            except BDUnavailable as exc:
+                row.append(f"n/a ({exc})")
+        points = []
+        if name in top_items:
+            item = top_items[name]
+            for q, size, psnr in zip(item["quality"], item["bytes"], item["psnr-rgb"]):
+                i = zero["quality"].index(q)
+                points.append(f"{100 * (size / zero['bytes'][i] - 1):+.1f} %, {psnr - zero['psnr-rgb'][i]:+.2f}")
+        row.append(" / ".join(points))
+        body.append(row)
+    qualities = " / ".join(f"q{q:g}" for q in next(iter(top_items.values()))["quality"])
+    header = ["image", *(f"effort {e} vs 0" for e, _ in efforts), f"effort {top}: bytes, dB ({qualities})"]
+    return _rows(header, body)
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
     "images-summary": images_summary, "video-summary": video_summary,
     "video-carphone-summary": video_carphone_summary, "ours-vs-all": ours_vs_all, "per-point": per_point,
     "ceiling": ceiling,
     "p-vs-intra": p_vs_intra, "video-speed": video_speed, "speed": speed, "rate-gap": rate_gap,
     "determinism": determinism, "huge-image": huge_image, "tiling-seams": tiling_seams,
-    "effort-levels": effort_levels,
+    "effort-levels": effort_levels, "effort-per-image": effort_per_image,
 }
 
 

@@ -178,3 +178,28 @@ def test_effort_levels_compare_each_effort_over_the_images_it_covered(results_co
     e0_two = readme_tables._on_images(base, list(two))
     expected = (1 + bd_value(narrowed, e0_two, "psnr-rgb") / 100) * 0.9 - 1
     assert float(rows[1][6].rstrip(" %")) == pytest.approx(100 * expected, abs=0.06)
+
+
+def test_effort_per_image_gives_each_images_bd_rate_and_the_top_efforts_points(results_copy: Path):
+    folder = results_copy / "effort" / "eval"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.json"):
+        old.unlink()
+    base = json.loads((results_copy / "images" / "ours.json").read_text())
+    (folder / "ours.json").write_text(json.dumps(base))
+    first, second = list(base["per_image"])[:2]
+    e1 = json.loads(json.dumps({n: base["per_image"][n] for n in (first, second)}))
+    for item in e1.values():  # 20 % fewer bytes for the same pictures
+        item["bpp"], item["bytes"] = [0.8 * b for b in item["bpp"]], [0.8 * b for b in item["bytes"]]
+    e3 = json.loads(json.dumps({first: base["per_image"][first]}))
+    e3[first]["psnr-rgb"] = [p + 0.5 for p in e3[first]["psnr-rgb"]]  # same bytes, 0.5 dB better
+    for name, items in (("ours-e1", e1), ("ours-e3", e3)):
+        (folder / f"{name}.json").write_text(json.dumps({**base, "name": name, "per_image": items}))
+    lines = readme_tables.effort_per_image(results_copy).splitlines()
+    assert lines[0].startswith("| image | effort 1 vs 0 | effort 3 vs 0 | effort 3: bytes, dB (q1 / ")
+    rows = {r[0]: r[1:] for r in ([c.strip() for c in line[1:-1].split("|")] for line in lines[2:])}
+    assert list(rows) == sorted(n.rsplit(".", 1)[0] for n in (first, second))
+    top = rows[first.rsplit(".", 1)[0]]
+    assert top[0] == "-20.00 %" and float(top[1].rstrip(" %")) < -5  # effort 3: same rate, higher PSNR
+    assert top[2].split(" / ")[0] == "+0.0 %, +0.50"
+    assert rows[second.rsplit(".", 1)[0]][1:] == ["", ""]  # effort 3 has not reached this image
