@@ -264,16 +264,24 @@ def _on_images(data: dict, images: list[str]) -> dict:
     return {"name": data["name"], "results": results, "per_image": {n: data["per_image"][n] for n in images}}
 
 
+def _effort_runs(results: Path) -> dict[str, dict]:
+    """The effort run's codec results (effort/eval/), effort 0 (`ours`) among them."""
+    from lcodec.bench.report import load_results
+
+    runs = load_results(results / "effort" / "eval")
+    if "ours" not in runs:
+        raise TableError(f"{results / 'effort' / 'eval' / 'ours.json'}: missing")
+    return runs
+
+
 def effort_levels(results: Path) -> str:
     """Every encoder effort measured on the evaluation images (effort/eval/) against effort 0 and
     reference codecs, each over the images that effort has covered so far."""
     from lcodec.bench.report import bd_cell, load_results, per_image_bd_cell
     from lcodec.codec.latent_search import EFFORT_ITERATIONS
 
-    runs = load_results(results / "effort" / "eval")
+    runs = _effort_runs(results)
     refs = load_results(results / "images")
-    if "ours" not in runs:
-        raise TableError(f"{results / 'effort' / 'eval' / 'ours.json'}: missing")
     missing = [name for name in EFFORT_REFERENCES if name not in refs]
     if missing:
         raise TableError(f"{results / 'images'}: no {missing[0]}.json")
@@ -304,12 +312,10 @@ def effort_levels(results: Path) -> str:
 def effort_per_image(results: Path) -> str:
     """Each evaluation image's BD-rate against effort 0 at every effort measured (effort/eval/), and the
     highest effort's change of bytes and PSNR at each quality."""
-    from lcodec.bench.report import BDUnavailable, bd_value, load_results
+    from lcodec.bench.report import BDUnavailable, bd_value
     from lcodec.codec.latent_search import EFFORT_ITERATIONS
 
-    runs = load_results(results / "effort" / "eval")
-    if "ours" not in runs:
-        raise TableError(f"{results / 'effort' / 'eval' / 'ours.json'}: missing")
+    runs = _effort_runs(results)
     base = runs["ours"]["per_image"]
     efforts = [(e, runs[f"ours-e{e}"]["per_image"]) for e in sorted(EFFORT_ITERATIONS) if e and f"ours-e{e}" in runs]
     if not efforts:

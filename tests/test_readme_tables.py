@@ -153,7 +153,8 @@ def test_per_point_names_each_point_by_its_level_whatever_the_json_order(results
     assert readme_tables.per_point(results_copy) == readme_tables.per_point(RESULTS)
 
 
-def test_effort_levels_compare_each_effort_over_the_images_it_covered(results_copy: Path):
+def _effort_run_of(results_copy: Path) -> tuple[Path, dict]:
+    """An empty effort/eval/ folder holding only effort 0: the image bench's `ours` result."""
     folder = results_copy / "effort" / "eval"
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.json"):
@@ -161,6 +162,11 @@ def test_effort_levels_compare_each_effort_over_the_images_it_covered(results_co
     base = json.loads((results_copy / "images" / "ours.json").read_text())
     base["images"] = len(base["per_image"])
     (folder / "ours.json").write_text(json.dumps(base))
+    return folder, base
+
+
+def test_effort_levels_compare_each_effort_over_the_images_it_covered(results_copy: Path):
+    folder, base = _effort_run_of(results_copy)
     # effort 2 so far on two images, where it spends 10 % fewer bits for the same pictures
     two = json.loads(json.dumps(dict(list(base["per_image"].items())[:2])))
     for item in two.values():
@@ -181,12 +187,7 @@ def test_effort_levels_compare_each_effort_over_the_images_it_covered(results_co
 
 
 def test_effort_per_image_gives_each_images_bd_rate_and_the_top_efforts_points(results_copy: Path):
-    folder = results_copy / "effort" / "eval"
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.json"):
-        old.unlink()
-    base = json.loads((results_copy / "images" / "ours.json").read_text())
-    (folder / "ours.json").write_text(json.dumps(base))
+    folder, base = _effort_run_of(results_copy)
     first, second = list(base["per_image"])[:2]
     e1 = json.loads(json.dumps({n: base["per_image"][n] for n in (first, second)}))
     for item in e1.values():  # 20 % fewer bytes for the same pictures
